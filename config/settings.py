@@ -1,0 +1,253 @@
+"""Settings for every environment, read from environment variables.
+
+With nothing set this is the embedded default: SQLite, local-memory cache, Celery
+tasks run eagerly, development keys in a git-ignored file. Production differs only
+by variables (DJANGO_ENV=production) and refuses to start without its secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+if DJANGO_ENV not in {"development", "production"}:
+    raise ImproperlyConfigured("DJANGO_ENV must be 'development' or 'production'.")
+PRODUCTION = DJANGO_ENV == "production"
+DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION)
+
+
+def _required(name: str) -> str:
+    value = env.str(name, default="")
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set when DJANGO_ENV=production.")
+    return value
+
+
+def _decode_key(name: str, value: str) -> bytes:
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImproperlyConfigured(f"{name} is not valid base64.") from exc
+    if len(key) != 32:
+        raise ImproperlyConfigured(f"{name} must decode to 32 bytes, got {len(key)}.")
+    return key
+
+
+def _parse_key_ring(spec: str) -> dict[str, bytes]:
+    """Parse 'id1:base64,id2:base64' into {id: key}."""
+    ring: dict[str, bytes] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key_id, sep, material = part.partition(":")
+        if not sep or not key_id:
+            raise ImproperlyConfigured("VOUCHER_ENCRYPTION_KEYS entries look like 'id:base64key'.")
+        ring[key_id] = _decode_key(f"VOUCHER_ENCRYPTION_KEYS[{key_id}]", material)
+    return ring
+
+
+# --- secrets and keys -------------------------------------------------------------
+
+DEV_KEYS_FILE = Path(env.str("VOUCHER_DEV_KEYS_FILE", default=str(BASE_DIR / ".local" / "dev-keys.json")))
+USING_DEV_KEYS = False
+if PRODUCTION:
+    SECRET_KEY = _required("SECRET_KEY")
+    VOUCHER_ENCRYPTION_KEYS = _parse_key_ring(_required("VOUCHER_ENCRYPTION_KEYS"))
+    VOUCHER_PRIMARY_KEY_ID = _required("VOUCHER_PRIMARY_KEY_ID")
+    VOUCHER_INDEX_KEY = _decode_key("VOUCHER_INDEX_KEY", _required("VOUCHER_INDEX_KEY"))
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_ENV=production.")
+else:
+    if env.str("VOUCHER_ENCRYPTION_KEYS", default=""):
+        SECRET_KEY = env.str("SECRET_KEY", default="") or _required("SECRET_KEY")
+        VOUCHER_ENCRYPTION_KEYS = _parse_key_ring(env.str("VOUCHER_ENCRYPTION_KEYS"))
+        VOUCHER_PRIMARY_KEY_ID = _required("VOUCHER_PRIMARY_KEY_ID")
+        VOUCHER_INDEX_KEY = _decode_key("VOUCHER_INDEX_KEY", _required("VOUCHER_INDEX_KEY"))
+    else:
+        from config.dev_keys import load_or_create
+
+        _dev = load_or_create(DEV_KEYS_FILE)
+        USING_DEV_KEYS = True
+        SECRET_KEY = env.str("SECRET_KEY", default=_dev["secret_key"])
+        VOUCHER_ENCRYPTION_KEYS = {
+            key_id: _decode_key(f"dev key {key_id}", material)
+            for key_id, material in _dev["encryption_keys"].items()
+        }
+        VOUCHER_PRIMARY_KEY_ID = _dev["primary_key_id"]
+        VOUCHER_INDEX_KEY = _decode_key("dev index key", _dev["index_key"])
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+
+if VOUCHER_PRIMARY_KEY_ID not in VOUCHER_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured("VOUCHER_PRIMARY_KEY_ID must name a key in VOUCHER_ENCRYPTION_KEYS.")
+
+# --- applications -----------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "django_ratelimit",
+    "vouchers",
+    "partners",
+    "fraud",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the dev server and an eager task share the file.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache, rate limits -----------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+            },
+        }
+    }
+    SILENCED_SYSTEM_CHECKS: list[str] = []
+else:
+    # Single process only: rate limits and fraud counters are per process here.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # django-ratelimit refuses a non-shared cache; the embedded profile accepts that.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+RATELIMIT_USE_CACHE = "default"
+
+# --- Celery -----------------------------------------------------------------------
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- auth, i18n, static -----------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Large supplier files are streamed to disk, never held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- REST framework and OpenAPI ---------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Voucher inventory storefront API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
+
+# --- product settings -------------------------------------------------------------
+
+# Generation and import refuse a batch whose code space is below count x this factor
+# (10^9 guesses then hit a code with probability at most 1 in 1,000).
+VOUCHER_MIN_SPACE_PER_CODE = 10**12
+VOUCHER_STOCK_SHARDS = env.int("VOUCHER_STOCK_SHARDS", default=16)
+
+# --- logging ----------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- production hardening ---------------------------------------------------------
+
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"

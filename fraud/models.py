@@ -1,0 +1,1 @@
+"""Fraud rules, decisions and events live here (fraud issue)."""

@@ -1,0 +1,75 @@
+"""Reads used by more than one caller: stock figures and code lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from vouchers import codeformat, crypto
+from vouchers.models import Batch, Code, StockCounter
+
+
+def stock_by_state(batch_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """{batch_id: {state: count}} with every state present, from the sharded counters."""
+    batch_ids = list(batch_ids)
+    result: dict[int, dict[str, int]] = {
+        batch_id: dict.fromkeys(Code.State.values, 0) for batch_id in batch_ids
+    }
+    rows = (
+        StockCounter.objects.filter(batch_id__in=batch_ids)
+        .values("batch_id", "state").annotate(total=Sum("count"))
+    )
+    for row in rows:
+        result[row["batch_id"]][row["state"]] = row["total"]
+    return result
+
+
+def sellable_batches_q(now=None) -> Q:
+    """Batches whose codes may be sold now: active and inside their validity window."""
+    now = now or timezone.now()
+    return (
+        Q(status=Batch.Status.ACTIVE)
+        & (Q(valid_from__isnull=True) | Q(valid_from__lte=now))
+        & (Q(valid_until__isnull=True) | Q(valid_until__gt=now))
+    )
+
+
+def available_by_product(product_ids: Iterable[int], *, now=None) -> dict[int, int]:
+    """Codes in stock now per product, over its sellable batches."""
+    product_ids = list(product_ids)
+    result = dict.fromkeys(product_ids, 0)
+    rows = (
+        StockCounter.objects.filter(
+            state=Code.State.AVAILABLE, batch__product_id__in=product_ids
+        )
+        .filter(batch__in=Batch.objects.filter(sellable_batches_q(now)))
+        .values("batch__product_id").annotate(total=Sum("count"))
+    )
+    for row in rows:
+        result[row["batch__product_id"]] = row["total"]
+    return result
+
+
+def counted_stock_by_state(batch_id: int) -> dict[str, int]:
+    """Stock by state counted from the codes themselves (the slow truth, for reconciling)."""
+    result = dict.fromkeys(Code.State.values, 0)
+    for row in Code.objects.filter(batch_id=batch_id).values("state").annotate(n=Count("id")):
+        result[row["state"]] = row["n"]
+    return result
+
+
+def find_code(raw: str, *, select_related: tuple[str, ...] = ("batch__product",)) -> Code | None:
+    """Find a code by what a customer typed, through the blind index; None if unknown."""
+    forms = codeformat.lookup_forms(raw)
+    if not forms:
+        return None
+    indexes = [crypto.blind_index(form) for form in forms]
+    for code in Code.objects.select_related(*select_related).filter(blind_index__in=indexes):
+        # A case-insensitive batch matches only the folded form, a case-sensitive one only
+        # the exact form: the batch decides which spelling is its own.
+        expected = codeformat.normalise(raw, case_sensitive=code.batch.case_sensitive)
+        if bytes(code.blind_index) == crypto.blind_index(expected):
+            return code
+    return None
