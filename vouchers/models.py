@@ -233,8 +233,13 @@ class Code(models.Model):
     )
     state_changed_at = models.DateTimeField(null=True, blank=True)
     redeemed_at = models.DateTimeField(null=True, blank=True)
+    is_canary = models.BooleanField(
+        default=False,
+        help_text="A planted code that is never issued; any use of it means stock leaked.",
+    )
 
     class Meta:
+        permissions = [("reveal_code", "Can reveal a code's plaintext (audited)")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(state__in=["available", "reserved", "issued", "redeemed", "void"]),
@@ -252,6 +257,10 @@ class Code(models.Model):
             models.CheckConstraint(
                 condition=~Q(state="redeemed") | Q(redeemed_at__isnull=False),
                 name="code_redeemed_has_time",
+            ),
+            # Canaries stay out of stock for good: they are void from the start.
+            models.CheckConstraint(
+                condition=Q(is_canary=False) | Q(state="void"), name="code_canary_is_void"
             ),
         ]
         indexes = [
