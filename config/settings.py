@@ -185,7 +185,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "release-expired-reservations": {
+        "task": "vouchers.tasks.release_expired_reservations",
+        "schedule": 30.0,
+    },
+    "purge-idempotency-records": {
+        "task": "vouchers.tasks.purge_idempotency_records",
+        "schedule": 3600.0,
+    },
+}
 
 # --- auth, i18n, static -----------------------------------------------------------
 
@@ -210,14 +219,31 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "vouchers.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voucher inventory storefront API",
+    "DESCRIPTION": (
+        "Issue, reserve, check and redeem secret codes. Authenticate with "
+        "`Authorization: Api-Key <key>`. Errors are application/problem+json with a stable `code`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# --- storefront API ---------------------------------------------------------------
+
+# Per API key, and per connection address (a storefront's server, shared by all its
+# customers): generous, so a busy storefront is not throttled by its own traffic.
+API_RATE_PER_KEY = env.str("API_RATE_PER_KEY", default="6000/m")
+API_RATE_PER_ADDRESS = env.str("API_RATE_PER_ADDRESS", default="12000/m")
+# An in-progress idempotency record older than this whose attempt holds no lock died.
+IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=60)
+IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=48)
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 
 # --- product settings -------------------------------------------------------------

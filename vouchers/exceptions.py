@@ -1,4 +1,10 @@
-"""Domain errors. Each carries the stable machine-readable code of API.md."""
+"""Domain errors. Each carries the stable machine-readable code of API.md.
+
+`rollback` says whether the request's transaction must be rolled back when the error
+reaches the API boundary. It is False only where the service deliberately keeps what
+it did before refusing (a reservation it found expired is released; a failed attempt
+on an unknown code is recorded for lockouts and leak detection).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ class DomainError(Exception):
     code = "domain_error"
     status = 400
     title = "Request refused"
+    rollback = True
 
     def __init__(self, detail: str = "", **extra) -> None:
         super().__init__(detail or self.title)
@@ -29,3 +36,79 @@ class ImportRejected(DomainError):
         super().__init__(detail)
         self.report = report
         self.bad_rows = bad_rows
+
+
+# --- storefront API ---------------------------------------------------------------
+
+class UnknownProduct(DomainError):
+    code = "unknown_product"
+    status = 404
+    title = "Unknown product"
+
+
+class OutOfStock(DomainError):
+    """Fewer codes in stock than requested; carries `available`."""
+
+    code = "out_of_stock"
+    status = 409
+    title = "Out of stock"
+
+
+class NotFound(DomainError):
+    """The object does not exist for this caller (another tenant's looks the same)."""
+
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class InvalidState(DomainError):
+    code = "invalid_state"
+    status = 409
+    title = "Not allowed in the current state"
+
+
+class ReservationExpired(DomainError):
+    code = "reservation_expired"
+    status = 409
+    title = "Reservation expired"
+    rollback = False  # the expired reservation has been released; keep that
+
+
+class UnknownCode(DomainError):
+    code = "unknown_code"
+    status = 404
+    title = "Unknown code"
+    rollback = False  # the failed attempt is recorded for lockouts and leak detection
+
+
+class AlreadyRedeemed(DomainError):
+    """Carries `redeemed_at` of the live redemption."""
+
+    code = "already_redeemed"
+    status = 409
+    title = "Code already redeemed"
+
+
+class CodeExpired(DomainError):
+    code = "code_expired"
+    status = 410
+    title = "Code expired"
+
+
+class CodeVoid(DomainError):
+    code = "code_void"
+    status = 409
+    title = "Code void"
+
+
+class AlreadyReversed(DomainError):
+    code = "already_reversed"
+    status = 409
+    title = "Redemption already reversed"
+
+
+class ReversalWindowClosed(DomainError):
+    code = "reversal_window_closed"
+    status = 409
+    title = "Reversal window closed"

@@ -8,7 +8,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from vouchers import codeformat, crypto
-from vouchers.models import Batch, Code, StockCounter
+from vouchers.models import Batch, Code, Product, StockCounter, Storefront
 
 
 def stock_by_state(batch_ids: Iterable[int]) -> dict[int, dict[str, int]]:
@@ -50,6 +50,21 @@ def available_by_product(product_ids: Iterable[int], *, now=None) -> dict[int, i
     for row in rows:
         result[row["batch__product_id"]] = row["total"]
     return result
+
+
+def storefront_may_sell(*, storefront_id: int, product_id: int) -> bool:
+    """A storefront with no product list sells all its merchant's products; else only those listed."""
+    listed = Storefront.products.through.objects.filter(storefront_id=storefront_id)
+    return not listed.exists() or listed.filter(product_id=product_id).exists()
+
+
+def sellable_products(*, merchant_id: int, storefront_id: int):
+    """Active products of the merchant that the storefront may sell, ordered by SKU."""
+    products = Product.objects.filter(merchant_id=merchant_id, is_active=True).order_by("sku", "pk")
+    listed = Storefront.products.through.objects.filter(storefront_id=storefront_id)
+    if listed.exists():
+        products = products.filter(pk__in=listed.values("product_id"))
+    return products
 
 
 def counted_stock_by_state(batch_id: int) -> dict[str, int]:

@@ -1,0 +1,115 @@
+"""Issuing (selling) codes to a storefront's customer: N codes or none."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from vouchers import locks, selectors
+from vouchers.callers import Caller, CustomerContext
+from vouchers.exceptions import OutOfStock, UnknownProduct
+from vouchers.models import Batch, Code, CodeEvent, Issuance, Product
+from vouchers.services import stock
+
+
+def sellable_product(*, caller: Caller, sku: str) -> Product:
+    """The caller's merchant's active product that this storefront may sell. Raises UnknownProduct."""
+    product = Product.objects.filter(merchant_id=caller.merchant_id, sku=sku, is_active=True).first()
+    if product is None or not selectors.storefront_may_sell(
+        storefront_id=caller.storefront_id, product_id=product.pk
+    ):
+        raise UnknownProduct(f"No product with SKU {sku!r} is sold by this storefront.")
+    return product
+
+
+@transaction.atomic
+def issue_codes(
+    *,
+    caller: Caller,
+    sku: str,
+    quantity: int,
+    customer: str = "",
+    order_ref: str = "",
+    reserve: bool = False,
+    context: CustomerContext | None = None,
+) -> Issuance:
+    """Claim `quantity` codes for one issuance, all of them or none.
+
+    Codes are locked with SKIP LOCKED in primary-key order, batch by batch, first
+    expiring batch first (less expiry waste). No count is read before taking: a short
+    claim raises and the transaction rolls back, releasing every lock.
+    Raises UnknownProduct, OutOfStock.
+    """
+    product = sellable_product(caller=caller, sku=sku)
+    now = timezone.now()
+    context = context or CustomerContext(customer=customer)
+    status = Issuance.Status.RESERVED if reserve else Issuance.Status.ISSUED
+    issuance = Issuance.objects.create(
+        storefront_id=caller.storefront_id, product=product, quantity=quantity,
+        customer=customer, order_ref=order_ref, status=status,
+        reserved_until=now + timedelta(seconds=caller.reservation_ttl_seconds) if reserve else None,
+        context={"ip": context.ip, "device_id": context.device_id, "email": context.email},
+    )
+    claimed = claim_codes(product=product, quantity=quantity, now=now)
+    if len(claimed) < quantity:
+        available = max(selectors.available_by_product([product.pk], now=now)[product.pk], 0)
+        raise OutOfStock(f"{quantity} of {sku} requested, {available} in stock.", available=available)
+    move_codes(
+        codes=claimed, issuance=issuance, from_state=Code.State.AVAILABLE,
+        to_state=Code.State(status.value), actor=caller.identity, now=now,
+        action="issued" if not reserve else "reserved",
+    )
+    return issuance
+
+
+def claim_codes(*, product: Product, quantity: int, now) -> list[Code]:
+    """Lock up to `quantity` available codes of the product's sellable batches."""
+    batch_ids = (
+        Batch.objects.filter(product=product).filter(selectors.sellable_batches_q(now))
+        .order_by(F("valid_until").asc(nulls_last=True), "pk").values_list("pk", flat=True)
+    )
+    claimed: list[Code] = []
+    for batch_id in batch_ids:
+        claimed += locks.lock_available_codes(batch_id=batch_id, count=quantity - len(claimed), now=now)
+        if len(claimed) == quantity:
+            break
+    return claimed
+
+
+def move_codes(
+    *, codes: list[Code], issuance: Issuance, from_state: str, to_state: str, actor: str,
+    now, action: str, details: dict | None = None,
+) -> None:
+    """Move locked codes between states with one conditional UPDATE, stock counters and events.
+
+    The UPDATE names the state it expects; a row count short of len(codes) means a
+    row changed under us, which the locks make impossible, so it is a loud error.
+    """
+    ids = [code.pk for code in codes]
+    holder = None if to_state == Code.State.AVAILABLE else issuance
+    updated = Code.objects.filter(pk__in=ids, state=from_state).update(
+        state=to_state, issuance=holder, state_changed_at=now
+    )
+    if updated != len(ids):
+        raise RuntimeError(f"expected to move {len(ids)} codes {from_state}->{to_state}, moved {updated}")
+    stock.record_moves(Counter((code.batch_id, from_state, to_state) for code in codes))
+    events = [
+        CodeEvent(
+            action=action, actor=actor, batch_id=code.batch_id, code_id=code.pk,
+            issuance_id=issuance.pk, from_state=from_state, to_state=to_state, details=details or {},
+        )
+        for code in codes
+    ]
+    events.append(
+        CodeEvent(
+            action=f"issuance_{action}", actor=actor, issuance_id=issuance.pk,
+            to_state=issuance.status, details={"quantity": len(codes), **(details or {})},
+        )
+    )
+    CodeEvent.objects.bulk_create(events)
+    for code in codes:
+        code.state, code.issuance_id, code.state_changed_at = to_state, holder and holder.pk, now

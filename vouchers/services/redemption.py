@@ -1,0 +1,115 @@
+"""Redeeming an issued code exactly once, and reversing a redemption."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from vouchers import locks
+from vouchers.callers import Caller, CustomerContext
+from vouchers.exceptions import (
+    AlreadyRedeemed,
+    AlreadyReversed,
+    CodeExpired,
+    CodeVoid,
+    NotFound,
+    ReversalWindowClosed,
+)
+from vouchers.models import Batch, Code, Redemption
+from vouchers.services import attempts, stock
+from vouchers.services.events import record_event
+from vouchers.validity import is_expired
+
+
+def redeem_code(
+    *, caller: Caller, code: str, order_ref: str = "", location: str = "",
+    context: CustomerContext | None = None,
+) -> Redemption:
+    """Redeem one issued code; a second redemption of it is refused.
+
+    The conditional UPDATE (`state = 'issued'`) is the check; the unique constraint on
+    a live redemption per code is the backstop. The batch's status and validity window
+    are read at this moment.
+    Raises TooManyAttempts, UnknownCode, AlreadyRedeemed, CodeExpired, CodeVoid.
+    """
+    context = context or CustomerContext()
+    row = attempts.find_usable_code(caller=caller, raw=code, context=context)
+    with transaction.atomic():
+        now = timezone.now()
+        batch = Batch.objects.get(pk=row.batch_id)
+        _refuse_unless_redeemable(row, batch, now)
+        updated = Code.objects.filter(pk=row.pk, state=Code.State.ISSUED).update(
+            state=Code.State.REDEEMED, redeemed_at=now, state_changed_at=now
+        )
+        if updated == 0:
+            row.refresh_from_db(fields=["state", "redeemed_at"])
+            _refuse_unless_redeemable(row, batch, now)
+            raise AlreadyRedeemed("The code has already been redeemed.")
+        try:
+            with transaction.atomic():
+                redemption = Redemption.objects.create(
+                    code=row, storefront_id=caller.storefront_id, partner_id=caller.partner_id,
+                    order_ref=order_ref, location=location, redeemed_at=now,
+                )
+        except IntegrityError:  # unreachable while the UPDATE above holds; the backstop
+            raise AlreadyRedeemed("The code has already been redeemed.") from None
+        stock.record_move(batch_id=row.batch_id, from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED)
+        record_event(
+            action="redeemed", actor=caller.identity, code=row, issuance_id=row.issuance_id,
+            from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED,
+            details={"redemption": str(redemption.pk)},
+        )
+    redemption.code = row
+    row.batch = batch
+    return redemption
+
+
+def _refuse_unless_redeemable(row: Code, batch: Batch, now) -> None:
+    if row.state == Code.State.REDEEMED:
+        live = Redemption.objects.filter(code=row, reversed_at__isnull=True).first()
+        raise AlreadyRedeemed(
+            "The code has already been redeemed.",
+            redeemed_at=live.redeemed_at if live else row.redeemed_at,
+        )
+    if row.state == Code.State.VOID or batch.status == Batch.Status.VOID:
+        raise CodeVoid("The code has been voided.")
+    if is_expired(row, batch, now):
+        raise CodeExpired("The code has expired.")
+
+
+@transaction.atomic
+def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redemption:
+    """Undo a redemption within the merchant's window; the code is redeemable again.
+
+    Raises NotFound, AlreadyReversed, ReversalWindowClosed.
+    """
+    redemption = locks.lock_redemption(redemption_id=redemption_id, storefront_id=caller.storefront_id)
+    if redemption is None:
+        raise NotFound("No such redemption.")
+    if redemption.reversed_at is not None:
+        raise AlreadyReversed("The redemption was already reversed.", reversed_at=redemption.reversed_at)
+    now = timezone.now()
+    window = timedelta(days=redemption.code.batch.product.merchant.reversal_window_days)
+    if redemption.redeemed_at + window < now:
+        raise ReversalWindowClosed(
+            f"Redemptions can be reversed for {window.days} days; this one is older."
+        )
+    updated = Code.objects.filter(pk=redemption.code_id, state=Code.State.REDEEMED).update(
+        state=Code.State.ISSUED, redeemed_at=None, state_changed_at=now
+    )
+    if updated != 1:
+        raise RuntimeError(f"code {redemption.code_id} of a live redemption is not redeemed")
+    redemption.reversed_at = now
+    redemption.reversal_reason = reason
+    redemption.save(update_fields=["reversed_at", "reversal_reason"])
+    stock.record_move(
+        batch_id=redemption.code.batch_id, from_state=Code.State.REDEEMED, to_state=Code.State.ISSUED
+    )
+    record_event(
+        action="redemption_reversed", actor=caller.identity, code=redemption.code,
+        issuance_id=redemption.code.issuance_id, from_state=Code.State.REDEEMED,
+        to_state=Code.State.ISSUED, details={"redemption": str(redemption.pk), "reason": reason[:200]},
+    )
+    return redemption

@@ -1,0 +1,91 @@
+"""Confirming, cancelling and expiring reservations (and reviews' held codes)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from vouchers import locks
+from vouchers.callers import Caller
+from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
+from vouchers.models import Code, Issuance
+from vouchers.services.issuance import move_codes
+
+
+def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
+    """Turn a live reservation into an issuance; the codes become the customer's.
+
+    A reservation found past its time is released on the spot (and that release is
+    kept) before ReservationExpired is raised. Confirming an issued one returns it.
+    Raises NotFound, ReservationExpired, InvalidState.
+    """
+    with transaction.atomic():
+        issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.storefront_id)
+        if issuance is None:
+            raise NotFound("No such issuance.")
+        now = timezone.now()
+        if issuance.status == Issuance.Status.ISSUED:
+            return issuance
+        expired = issuance.status == Issuance.Status.EXPIRED or (
+            issuance.status == Issuance.Status.RESERVED and issuance.reserved_until <= now
+        )
+        if not expired and issuance.status != Issuance.Status.RESERVED:
+            raise InvalidState(f"An issuance in status {issuance.status} cannot be confirmed.")
+        if not expired:
+            _set_status(issuance, Issuance.Status.ISSUED)
+            move_codes(
+                codes=list(issuance.codes.order_by("pk")), issuance=issuance,
+                from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
+                actor=caller.identity, now=now, action="confirmed",
+            )
+            return issuance
+        if issuance.status == Issuance.Status.RESERVED:
+            _release(issuance, to_status=Issuance.Status.EXPIRED, actor=caller.identity, action="expired")
+    raise ReservationExpired("The reservation ran out; its codes are back in stock.")
+
+
+@transaction.atomic
+def cancel_issuance(*, caller: Caller, issuance_id) -> Issuance:
+    """Cancel a reservation; its codes return to stock. Cancelling twice returns it.
+
+    Raises NotFound, InvalidState (issued, expired, in review or denied).
+    """
+    issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.storefront_id)
+    if issuance is None:
+        raise NotFound("No such issuance.")
+    if issuance.status == Issuance.Status.CANCELLED:
+        return issuance
+    if issuance.status != Issuance.Status.RESERVED:
+        raise InvalidState(f"An issuance in status {issuance.status} cannot be cancelled.")
+    _release(issuance, to_status=Issuance.Status.CANCELLED, actor=caller.identity, action="cancelled")
+    return issuance
+
+
+def expire_reservation(*, issuance_id) -> bool:
+    """Release one reservation whose time has run out (used by the beat task).
+
+    Safe to run twice and alongside requests: a reservation being confirmed right now
+    is skipped, one no longer reserved or not yet due is left alone. Returns whether
+    it released anything.
+    """
+    with transaction.atomic():
+        issuance = locks.lock_issuance_for_expiry(issuance_id=issuance_id)
+        if issuance is None or issuance.reserved_until > timezone.now():
+            return False
+        _release(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
+        return True
+
+
+def _set_status(issuance: Issuance, status: str) -> None:
+    issuance.status = status
+    issuance.save(update_fields=["status", "updated_at"])
+
+
+def _release(issuance: Issuance, *, to_status: str, actor: str, action: str) -> None:
+    """Return a held issuance's codes to stock and close it with `to_status`."""
+    _set_status(issuance, to_status)
+    move_codes(
+        codes=list(issuance.codes.order_by("pk").select_for_update(of=("self",))),
+        issuance=issuance, from_state=Code.State.RESERVED, to_state=Code.State.AVAILABLE,
+        actor=actor, now=timezone.now(), action=action,
+    )
