@@ -64,3 +64,13 @@ class StorefrontFactory(factory.django.DjangoModelFactory):
 
     merchant = factory.SubFactory(MerchantFactory)
     name = factory.Sequence(lambda n: f"Storefront {n}")
+
+
+def grant_app_permissions(user, *app_labels: str) -> None:
+    """Give `user` every model permission of the named apps (admin tests act as trusted staff)."""
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=app_labels))
+    # Permissions are cached on the user object; drop the cache so they take effect now.
+    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(cache, None)
