@@ -27,6 +27,7 @@ from partners.models import Partner
 from vouchers.codeformat import CodeFormat
 from vouchers.models import Merchant, MerchantStaff, Product, Storefront
 from vouchers.selectors import available_by_product
+from vouchers.services.api_keys import create_storefront_key
 from vouchers.services.generation import generate_batch
 
 BASE_URL = "http://127.0.0.1:8000"
@@ -78,15 +79,9 @@ def _ensure_user(*, username: str, superuser: bool) -> tuple[object, str]:
 
 def _create_api_key(*, storefront: Storefront, created_by) -> str:
     """A new storefront API key; only its hash is stored, so the plaintext is returned once."""
-    name = f"demo {timezone.now():%Y-%m-%d %H:%M:%S}"
-    try:
-        from vouchers.services.api_keys import create_storefront_key
-    except ImportError:  # until the API key service lands
-        from vouchers.models import StorefrontAPIKey
-
-        _, key = StorefrontAPIKey.objects.create_key(name=name, storefront=storefront)
-        return key
-    _, key = create_storefront_key(storefront=storefront, name=name, created_by=created_by)
+    _, key = create_storefront_key(
+        storefront=storefront, name=f"demo {timezone.now():%Y-%m-%d %H:%M:%S}", created_by=created_by
+    )
     return key
 
 
