@@ -1,16 +1,25 @@
 """Writing sealed codes into the codes table, fast, inside the caller's transaction.
 
 Used by generation and import. On PostgreSQL rows go in with COPY (binary format);
-elsewhere with multi-row INSERTs. The plaintext never reaches this module's output:
-it is sealed in `seal_code` and dropped.
+elsewhere with multi-row INSERTs in bounded chunks. Both stream: rows are pulled
+from the caller's iterable as they are written, so memory does not grow with the
+number of rows. The plaintext never reaches this module's output: it is sealed and
+dropped.
+
+Database errors (a blind index already stored, above all) come out as Django's
+`IntegrityError`, also from COPY, so callers can catch one exception on every database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
+from django.conf import settings
 from django.db import connection
 
 from vouchers import crypto
@@ -18,10 +27,14 @@ from vouchers.models import Code
 
 COPY_COLUMNS = (
     "batch_id", "ciphertext", "nonce", "key_id", "blind_index", "last4", "serial",
-    "expires_at", "state", "state_changed_at",
+    "expires_at", "state", "state_changed_at", "is_canary",
 )
 COPY_TYPES = ("int8", "bytea", "bytea", "varchar", "bytea", "varchar", "varchar",
-              "timestamptz", "varchar", "timestamptz")
+              "timestamptz", "varchar", "timestamptz", "bool")
+# The fields of one row handed to `write_code_rows`, in this order.
+CODE_ROW_FIELDS = ("ciphertext", "nonce", "key_id", "blind_index", "last4", "serial", "expires_at")
+INSERT_CHUNK = 2_000
+_NONCE_POOL = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +48,16 @@ class SealedCode:
     expires_at: datetime | None = None
 
 
+def display_tail(normalised: str) -> str:
+    """The characters kept in clear for display (`Code.last4`): the last 4 of a long code.
+
+    A short code keeps at most a quarter of its characters in clear, so that the tail
+    never gives away a weak supplier code (a 4-character code would otherwise be stored
+    whole, in clear).
+    """
+    return normalised[-min(4, max(1, len(normalised) // 4)):]
+
+
 def seal_code(
     *, display: str, normalised: str, batch_id: int, serial: str | None = None,
     expires_at: datetime | None = None, blind_index: bytes | None = None,
@@ -45,9 +68,65 @@ def seal_code(
     sealed = crypto.seal(display, batch_id=batch_id, blind_index=index)
     return SealedCode(
         blind_index=index, ciphertext=sealed.ciphertext, nonce=sealed.nonce,
-        key_id=sealed.key_id, last4=normalised[-4:], serial=serial or None,
+        key_id=sealed.key_id, last4=display_tail(normalised), serial=serial or None,
         expires_at=expires_at,
     )
+
+
+class BatchSealer:
+    """Seals many codes for one batch: the same bytes as `crypto.blind_index`/`crypto.seal`,
+    with the per-call overhead paid once.
+
+    The HMAC key's inner and outer pads are hashed once and copied per code, nonces come
+    from one `os.urandom` call per 4,096 codes, and the cipher and associated-data prefix
+    are looked up once. The constructor checks itself against `vouchers.crypto` and falls
+    back to it if the two ever disagree (say the blind-index scheme changes there).
+    """
+
+    def __init__(self, *, batch_id: int) -> None:
+        ring = crypto.key_ring()
+        self.key_id = ring.primary_id
+        self._encrypt = ring.cipher(ring.primary_id).encrypt
+        self._batch_id = batch_id
+        self._aad_prefix = crypto.associated_data(batch_id, b"")
+        if crypto.associated_data(batch_id, b"\x01") != self._aad_prefix + b"\x01":
+            self._aad_prefix = None
+        key = bytes(settings.VOUCHER_INDEX_KEY)
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        probe = "SELF-CHECK-0123"
+        if self._hmac(probe) != crypto.blind_index(probe):
+            self.blind_index = crypto.blind_index  # type: ignore[method-assign]
+        self._nonces = b""
+        self._next_nonce = 0
+
+    def _hmac(self, normalised: str) -> bytes:
+        inner = self._inner.copy()
+        inner.update(normalised.encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def blind_index(self, normalised: str) -> bytes:
+        """HMAC-SHA256 of the normalised code under the index key (as `crypto.blind_index`)."""
+        return self._hmac(normalised)
+
+    def seal(self, display: str, blind_index: bytes) -> tuple[bytes, bytes]:
+        """(ciphertext, nonce) of `display` bound to this batch and `blind_index`."""
+        at = self._next_nonce
+        if at >= len(self._nonces):
+            self._nonces = os.urandom(crypto.NONCE_BYTES * _NONCE_POOL)
+            at = 0
+        nonce = self._nonces[at : at + crypto.NONCE_BYTES]
+        self._next_nonce = at + crypto.NONCE_BYTES
+        aad = (
+            self._aad_prefix + blind_index if self._aad_prefix is not None
+            else crypto.associated_data(self._batch_id, blind_index)
+        )
+        return self._encrypt(nonce, display.encode("utf-8"), aad), nonce
 
 
 def write_codes(*, batch_id: int, rows: Iterable[SealedCode], now: datetime) -> int:
@@ -56,32 +135,64 @@ def write_codes(*, batch_id: int, rows: Iterable[SealedCode], now: datetime) -> 
     Raises IntegrityError if a blind index is already stored (the unique index is the
     last word on duplicates).
     """
-    if connection.vendor == "postgresql":
-        return _copy_rows(batch_id=batch_id, rows=rows, now=now)
-    objs = [
-        Code(
-            batch_id=batch_id, ciphertext=r.ciphertext, nonce=r.nonce, key_id=r.key_id,
-            blind_index=r.blind_index, last4=r.last4, serial=r.serial, expires_at=r.expires_at,
-            state=Code.State.AVAILABLE, state_changed_at=now,
-        )
-        for r in rows
-    ]
-    Code.objects.bulk_create(objs, batch_size=2000)
-    return len(objs)
+    return write_code_rows(
+        batch_id=batch_id,
+        rows=(
+            (r.ciphertext, r.nonce, r.key_id, r.blind_index, r.last4, r.serial, r.expires_at)
+            for r in rows
+        ),
+        now=now,
+    )
 
 
-def _copy_rows(*, batch_id: int, rows: Iterable[SealedCode], now: datetime) -> int:
-    written = 0
+def write_code_rows(*, batch_id: int, rows: Iterable[tuple], now: datetime) -> int:
+    """Insert rows given as tuples in CODE_ROW_FIELDS order as available codes of `batch_id`.
+
+    Streams: rows are pulled from `rows` while they are written. Returns how many.
+    Raises IntegrityError if a blind index is already stored.
+    """
+    available = Code.State.AVAILABLE.value
+    full_rows = ((batch_id, *row, available, now, False) for row in rows)
     table = Code._meta.db_table
+    if connection.vendor == "postgresql":
+        return copy_rows(table=table, columns=COPY_COLUMNS, types=COPY_TYPES, rows=full_rows)
+    return insert_rows(table=table, columns=COPY_COLUMNS, rows=full_rows)
+
+
+def copy_rows(*, table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[tuple]) -> int:
+    """PostgreSQL: stream `rows` into `table` with one binary COPY; returns how many.
+
+    `table`, `columns` and `types` are identifiers from code, never from input.
+    Raises Django's IntegrityError / DatabaseError.
+    """
+    written = 0
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        copy.set_types(list(types))
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
+            written += 1
+    return written
+
+
+def insert_rows(
+    *, table: str, columns: Sequence[str], rows: Iterable[tuple], chunk: int = INSERT_CHUNK
+) -> int:
+    """Any database: stream `rows` into `table` with executemany in chunks; returns how many.
+
+    Datetimes are adapted as the ORM would store them. Raises IntegrityError.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    placeholders = ", ".join(["%s"] * len(columns))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608 (identifiers from code)
+    written = 0
+    rows = iter(rows)
     with connection.cursor() as cursor:
-        sql = f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-        with cursor.cursor.copy(sql) as copy:
-            copy.set_types(COPY_TYPES)
-            available = Code.State.AVAILABLE.value
-            for r in rows:
-                copy.write_row((
-                    batch_id, r.ciphertext, r.nonce, r.key_id, r.blind_index, r.last4,
-                    r.serial, r.expires_at, available, now,
-                ))
-                written += 1
+        while batch := list(islice(rows, chunk)):
+            cursor.executemany(
+                sql,
+                [tuple(adapt(v) if isinstance(v, datetime) else v for v in row) for row in batch],
+            )
+            written += len(batch)
     return written
