@@ -159,9 +159,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
+            # Past these the rate limiter and fraud counters fail closed (503 / 429).
             "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": 1,
-                "SOCKET_TIMEOUT": 1,
+                "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=2.0),
+                "SOCKET_TIMEOUT": env.float("REDIS_TIMEOUT", default=5.0),
             },
         }
     }

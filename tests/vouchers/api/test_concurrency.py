@@ -1,0 +1,128 @@
+"""Exactly-once under real concurrency: PostgreSQL, real threads, committed data."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.concurrency import run_concurrently
+from tests.vouchers.api.conftest import StorefrontClient, make_shop
+from vouchers.models import Code, CodeEvent, IdempotencyRecord, Issuance, Redemption
+from vouchers.selectors import counted_stock_by_state, stock_by_state
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+WORKERS = 40
+
+
+def test_fifty_concurrent_redemptions_of_one_code_succeed_exactly_once_twenty_times_over():
+    # given a shop with 20 issued codes
+    shop = make_shop(codes=20)
+    issued = shop.client.issue(shop.product.sku, quantity=20).json()["codes"]
+    key = shop.client.key
+    for round_, item in enumerate(issued):
+        # when 50 clients redeem the same code at once
+        def redeem(_i, code=item["code"]):
+            return StorefrontClient(key).redeem(code)
+
+        responses = run_concurrently(redeem, tasks=50, workers=WORKERS)
+        # then exactly one 201 and 49 409 already_redeemed, all naming the same time
+        statuses = Counter(r.status_code for r in responses)
+        assert statuses == {201: 1, 409: 49}, (round_, statuses)
+        winner = next(r.json() for r in responses if r.status_code == 201)
+        assert {r.json()["code"] for r in responses if r.status_code == 409} == {"already_redeemed"}
+        assert {r.json()["redeemed_at"] for r in responses if r.status_code == 409} == {
+            winner["redeemed_at"]
+        }
+        assert Redemption.objects.filter(code_id=item["id"]).count() == 1
+        assert CodeEvent.objects.filter(code_id=item["id"], action="redeemed").count() == 1
+    batch_id = Code.objects.get(pk=issued[0]["id"]).batch_id
+    assert counted_stock_by_state(batch_id)["redeemed"] == 20
+    assert stock_by_state([batch_id])[batch_id] == counted_stock_by_state(batch_id)
+
+
+def test_flash_sale_sells_each_code_once_and_refuses_the_rest():
+    # given 50 codes and 200 buyers arriving together
+    shop = make_shop(codes=50)
+    key = shop.client.key
+
+    def buy(i):
+        return StorefrontClient(key).issue(shop.product.sku, customer=f"buyer-{i}")
+
+    # when they all try to buy one code
+    responses = run_concurrently(buy, tasks=200, workers=WORKERS)
+    # then exactly 50 are issued and 150 are out of stock
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 50, 409: 150}
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"out_of_stock"}
+    sold = [c["id"] for r in responses if r.status_code == 201 for c in r.json()["codes"]]
+    assert len(sold) == len(set(sold)) == 50
+    # and no code is in two issuances, and counts by state add up to the batch size
+    assert Issuance.objects.filter(status="issued").count() == 50
+    assert Code.objects.filter(state="issued", issuance__isnull=False).count() == 50
+    batch = shop.product.batches.get()
+    counted = counted_stock_by_state(batch.pk)
+    assert counted == {"available": 0, "reserved": 0, "issued": 50, "redeemed": 0, "void": 0}
+    assert sum(counted.values()) == batch.size
+    assert stock_by_state([batch.pk])[batch.pk] == counted
+
+
+def test_one_idempotency_key_sent_twenty_times_at_once_has_one_effect():
+    # given a shop and one Idempotency-Key
+    shop = make_shop(codes=10)
+    key = shop.client.key
+
+    def send(_i):
+        return StorefrontClient(key).post(
+            "/api/v1/issuances/", {"sku": shop.product.sku, "quantity": 2}, idempotency_key="order-42"
+        )
+
+    # when the same request is sent 20 times at once
+    responses = run_concurrently(send, tasks=20, workers=20)
+    # then there is one issuance of 2 codes; every answer is it or "in progress"
+    assert Issuance.objects.count() == 1
+    assert Code.objects.filter(state="issued").count() == 2
+    issuance_id = str(Issuance.objects.get().pk)
+    for response in responses:
+        if response.status_code == 201:
+            assert response.json()["id"] == issuance_id
+            assert len(response.json()["codes"]) == 2
+        else:
+            assert response.status_code == 409
+            assert response.json()["code"] == "idempotency_in_progress"
+    assert sum(r.status_code == 201 for r in responses) >= 1
+    # and a later retry replays the first response, codes included
+    replay = StorefrontClient(key).post(
+        "/api/v1/issuances/", {"sku": shop.product.sku, "quantity": 2}, idempotency_key="order-42"
+    )
+    first = next(r for r in responses if r.status_code == 201)
+    assert replay.status_code == 201
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == first.json()
+    assert IdempotencyRecord.objects.get().state == "done"
+
+
+def test_concurrent_reservations_confirms_and_cancels_keep_counts_exact():
+    # given 30 codes
+    shop = make_shop(codes=30)
+    key = shop.client.key
+
+    def reserve_then_settle(i):
+        client = StorefrontClient(key)
+        response = client.issue(shop.product.sku, quantity=2, reserve=True)
+        if response.status_code != 201:
+            return response.status_code
+        issuance_id = response.json()["id"]
+        settle = client.confirm(issuance_id) if i % 2 else client.cancel(issuance_id)
+        return settle.status_code
+
+    # when 40 customers reserve two codes and half confirm, half cancel
+    results = run_concurrently(reserve_then_settle, tasks=40, workers=WORKERS)
+    # then every settle succeeded or stock ran out, and the counters match the rows
+    assert set(results) <= {200, 409}
+    batch = shop.product.batches.get()
+    counted = counted_stock_by_state(batch.pk)
+    assert counted["reserved"] == 0
+    assert sum(counted.values()) == batch.size == 30
+    assert counted["issued"] == 2 * Issuance.objects.filter(status="issued").count()
+    assert stock_by_state([batch.pk])[batch.pk] == counted

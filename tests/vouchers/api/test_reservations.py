@@ -1,0 +1,112 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.snapshots import world
+from vouchers.models import Code, CodeEvent, Issuance
+from vouchers.selectors import counted_stock_by_state, stock_by_state
+from vouchers.tasks import release_expired_reservations
+
+pytestmark = pytest.mark.django_db
+
+
+def reserve(shop, quantity=2) -> str:
+    response = shop.client.issue(shop.product.sku, quantity=quantity, reserve=True)
+    assert response.status_code == 201
+    return response.json()["id"]
+
+
+def run_out(issuance_id):
+    Issuance.objects.filter(pk=issuance_id).update(reserved_until=timezone.now() - timedelta(seconds=1))
+
+
+def assert_counters_match(shop):
+    batch = shop.product.batches.get()
+    assert stock_by_state([batch.pk])[batch.pk] == counted_stock_by_state(batch.pk)
+
+
+def test_confirm_issues_the_reserved_codes(shop):
+    issuance_id = reserve(shop)
+    held = sorted(Code.objects.filter(state="reserved").values_list("pk", flat=True))
+    response = shop.client.confirm(issuance_id)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "issued"
+    assert [c["id"] for c in body["codes"]] == held
+    assert [c["code"] for c in body["codes"]] == shop.plaintexts()[:2]
+    assert Code.objects.filter(state="issued").count() == 2
+    assert_counters_match(shop)
+
+
+def test_confirm_after_expiry_is_refused_and_releases_the_codes(shop):
+    # given a reservation that ran out, not yet swept by the task
+    issuance_id = reserve(shop)
+    run_out(issuance_id)
+    # when the storefront confirms it
+    response = shop.client.confirm(issuance_id)
+    # then it is refused and the codes are back in stock at once
+    assert response.status_code == 409
+    assert response.json()["code"] == "reservation_expired"
+    assert Issuance.objects.get(pk=issuance_id).status == "expired"
+    assert Code.objects.filter(state="available").count() == 10
+    assert CodeEvent.objects.filter(action="expired").count() == 2
+    assert_counters_match(shop)
+    # and a second confirm says the same and changes nothing
+    before = world()
+    assert shop.client.confirm(issuance_id).json()["code"] == "reservation_expired"
+    assert world() == before
+
+
+def test_beat_task_releases_expired_reservations_and_is_safe_twice(shop):
+    # given one live and one expired reservation
+    live = reserve(shop)
+    expired = reserve(shop)
+    run_out(expired)
+    # when the task runs twice
+    assert release_expired_reservations() == 1
+    assert release_expired_reservations() == 0
+    # then only the expired one was released
+    assert Issuance.objects.get(pk=expired).status == "expired"
+    assert Issuance.objects.get(pk=live).status == "reserved"
+    assert Code.objects.filter(state="reserved").count() == 2
+    assert Code.objects.filter(state="available").count() == 8
+    assert_counters_match(shop)
+
+
+def test_cancel_returns_codes_to_stock(shop):
+    issuance_id = reserve(shop, quantity=3)
+    response = shop.client.cancel(issuance_id)
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["codes"] == []
+    assert Code.objects.filter(state="available", issuance__isnull=True).count() == 10
+    assert shop.client.get("/api/v1/products/").json()["results"][0]["available"] == 10
+    assert_counters_match(shop)
+
+
+def test_cancel_of_an_issued_issuance_is_invalid_state_and_changes_nothing(shop):
+    issuance_id = shop.client.issue(shop.product.sku).json()["id"]
+    before = world()
+    response = shop.client.cancel(issuance_id)
+    assert response.status_code == 409
+    assert response.json()["code"] == "invalid_state"
+    assert world() == before
+
+
+def test_confirm_of_a_cancelled_reservation_is_invalid_state_and_changes_nothing(shop):
+    issuance_id = reserve(shop)
+    shop.client.cancel(issuance_id)
+    before = world()
+    response = shop.client.confirm(issuance_id)
+    assert response.status_code == 409
+    assert response.json()["code"] == "invalid_state"
+    assert world() == before
+
+
+def test_reservation_time_to_live_comes_from_the_storefront(shop):
+    shop.storefront.reservation_ttl_seconds = 60
+    shop.storefront.save()
+    issuance_id = reserve(shop)
+    left = Issuance.objects.get(pk=issuance_id).reserved_until - timezone.now()
+    assert timedelta(seconds=55) < left <= timedelta(seconds=60)
