@@ -1,0 +1,139 @@
+"""The published OpenAPI schema describes the whole storefront contract of API.md."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from django.test import Client
+
+API_PATHS = [
+    "/api/v1/products/",
+    "/api/v1/issuances/",
+    "/api/v1/issuances/{issuance_id}/",
+    "/api/v1/issuances/{issuance_id}/confirm/",
+    "/api/v1/issuances/{issuance_id}/cancel/",
+    "/api/v1/codes/check/",
+    "/api/v1/redemptions/",
+    "/api/v1/redemptions/{redemption_id}/reversal/",
+]
+# Every stable error `code` API.md names.
+API_ERROR_CODES = [
+    "not_authenticated",
+    "invalid_request",
+    "rate_limited",
+    "idempotency_key_required",
+    "idempotency_key_reused",
+    "idempotency_in_progress",
+    "unknown_product",
+    "out_of_stock",
+    "fraud_denied",
+    "reservation_expired",
+    "invalid_state",
+    "unknown_code",
+    "already_redeemed",
+    "code_expired",
+    "code_void",
+    "too_many_attempts",
+    "already_reversed",
+]
+# The POSTs that change state, as (path, method): each requires an Idempotency-Key.
+IDEMPOTENT_OPERATIONS = [
+    "/api/v1/issuances/",
+    "/api/v1/issuances/{issuance_id}/confirm/",
+    "/api/v1/issuances/{issuance_id}/cancel/",
+    "/api/v1/redemptions/",
+    "/api/v1/redemptions/{redemption_id}/reversal/",
+]
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def schema_response():
+    # The schema is built from code, not from the database: one fetch serves every test.
+    return Client().get("/api/schema/")
+
+
+@pytest.fixture(scope="module")
+def schema(schema_response) -> dict:
+    return yaml.safe_load(schema_response.content)
+
+
+def operations(schema: dict):
+    for path, item in schema["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def header_parameters(operation: dict) -> dict[str, dict]:
+    return {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "header"}
+
+
+def test_schema_is_published(schema_response, schema):
+    # given the service / when its schema is fetched without credentials
+    # then it answers 200 with an OpenAPI 3 document
+    assert schema_response.status_code == 200
+    assert schema["openapi"].startswith("3.")
+
+
+def test_schema_has_every_path_of_the_contract(schema):
+    # then every path of API.md is described, and no other
+    assert sorted(schema["paths"]) == sorted(API_PATHS)
+
+
+def test_schema_names_every_error_code_of_the_contract(schema):
+    # given the schema's text
+    text = json.dumps(schema)
+    # then every stable error code of API.md appears in it
+    missing = [code for code in API_ERROR_CODES if code not in text]
+    assert missing == []
+
+
+def test_every_state_changing_post_requires_an_idempotency_key(schema):
+    # then each POST that changes state documents a required Idempotency-Key header
+    for path in IDEMPOTENT_OPERATIONS:
+        parameter = header_parameters(schema["paths"][path]["post"]).get("Idempotency-Key")
+        assert parameter is not None, path
+        assert parameter["required"] is True, path
+    # and the check, which changes nothing, does not ask for one
+    check = schema["paths"]["/api/v1/codes/check/"]["post"]
+    assert "Idempotency-Key" not in header_parameters(check)
+
+
+def test_every_state_changing_post_documents_the_replay_header(schema):
+    # then the success response of each idempotent POST documents Idempotent-Replayed: true
+    for path in IDEMPOTENT_OPERATIONS:
+        responses = schema["paths"][path]["post"]["responses"]
+        success = [code for code in responses if code in ("200", "201")]
+        assert len(success) == 1, path
+        header = responses[success[0]].get("headers", {}).get("Idempotent-Replayed")
+        assert header is not None, path
+        assert header["schema"]["enum"] == ["true"], path
+
+
+def test_every_rate_limited_response_documents_retry_after(schema):
+    # then every operation documents 429, with a Retry-After header in seconds
+    for path, method, operation in operations(schema):
+        response = operation["responses"].get("429")
+        assert response is not None, (method, path)
+        assert response["headers"]["Retry-After"]["schema"]["type"] == "integer", (method, path)
+
+
+def test_every_operation_requires_the_api_key(schema):
+    # then the API-key scheme is defined as the Authorization header
+    scheme = schema["components"]["securitySchemes"]["ApiKey"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+    # and every operation requires it and documents 401
+    for path, method, operation in operations(schema):
+        assert operation["security"] == [{"ApiKey": []}], (method, path)
+        assert "401" in operation["responses"], (method, path)
+
+
+def test_browsable_docs_are_served():
+    # when the browsable documentation is fetched
+    response = Client().get("/api/docs/")
+    # then it answers 200 with an HTML page
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
