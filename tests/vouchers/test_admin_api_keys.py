@@ -1,0 +1,143 @@
+"""Storefront API keys in the admin: shown exactly once, stored as a hash, revoked by an action."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.admin.utils import quote
+from django.contrib.sessions.models import Session
+from django.urls import reverse
+
+from tests.factories import StaffFactory, StorefrontFactory, grant_app_permissions
+from vouchers.models import StorefrontAPIKey
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def staff(merchant):
+    member = StaffFactory(merchant=merchant)
+    grant_app_permissions(member.user, "vouchers")
+    member.user.refresh_from_db()  # the factory sets the password without saving it
+    return member.user
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def storefront(merchant):
+    return StorefrontFactory(merchant=merchant)
+
+
+def create_key_url(storefront) -> str:
+    return reverse("admin:vouchers_storefront_create_api_key", args=[storefront.pk])
+
+
+def everything_stored_about_keys() -> str:
+    """Every column of every key row, every session and every admin log entry, as text."""
+    keys = [str(v) for row in StorefrontAPIKey.objects.values() for v in row.values()]
+    sessions = [str(s.get_decoded()) + s.session_data for s in Session.objects.all()]
+    log = [f"{e.object_repr} {e.change_message}" for e in LogEntry.objects.all()]
+    return "\n".join(keys + sessions + log)
+
+
+def test_a_new_key_is_shown_once_then_never_again(staff_client, storefront):
+    # when
+    created = staff_client.post(create_key_url(storefront), {"name": "web shop"})
+    # then the page answering the POST holds the key, and the key works
+    assert created.status_code == 200
+    plaintext = created.context["plaintext_key"]
+    assert plaintext in created.content.decode()
+    api_key = StorefrontAPIKey.objects.get()
+    assert StorefrontAPIKey.objects.get_from_key(plaintext) == api_key
+    assert (api_key.storefront_id, api_key.name, api_key.revoked) == (storefront.pk, "web shop", False)
+    assert "no-store" in created["Cache-Control"]
+    # and no later page shows it, while the prefix is listed
+    storefront_page = staff_client.get(reverse("admin:vouchers_storefront_change", args=[storefront.pk]))
+    key_list = staff_client.get(reverse("admin:vouchers_storefrontapikey_changelist"))
+    key_page = staff_client.get(reverse("admin:vouchers_storefrontapikey_change", args=[quote(api_key.pk)]))
+    secret = plaintext.partition(".")[2]
+    for page in (storefront_page, key_list, key_page):
+        assert page.status_code == 200
+        assert secret not in page.content.decode()
+        assert api_key.prefix in page.content.decode()
+    # and nothing stored holds it: the key row keeps a hash, sessions and the admin log nothing
+    assert secret not in everything_stored_about_keys()
+    assert api_key.hashed_key != secret
+
+
+def test_the_storefront_page_links_to_create_a_key(staff_client, storefront):
+    # when
+    page = staff_client.get(reverse("admin:vouchers_storefront_change", args=[storefront.pk]))
+    html = page.content.decode()
+    # then
+    assert create_key_url(storefront) in html
+
+
+def test_a_key_without_a_name_is_a_form_error_and_creates_nothing(staff_client, storefront):
+    # when
+    response = staff_client.post(create_key_url(storefront), {"name": "  "})
+    # then
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"name": ["This field is required."]}
+    assert "plaintext_key" not in response.context
+    assert StorefrontAPIKey.objects.count() == 0
+
+
+def test_the_creation_is_in_the_storefronts_history_by_prefix_only(staff_client, storefront):
+    # when
+    created = staff_client.post(create_key_url(storefront), {"name": "pos"})
+    # then
+    api_key = StorefrontAPIKey.objects.get()
+    entry = LogEntry.objects.get(object_id=str(storefront.pk))
+    assert entry.change_message == f"Created API key {api_key.prefix} (pos)."
+    assert created.context["plaintext_key"] not in entry.change_message
+
+
+def test_keys_are_not_added_through_the_raw_form(staff_client):
+    # when
+    response = staff_client.get(reverse("admin:vouchers_storefrontapikey_add"))
+    # then
+    assert response.status_code == 403
+    assert StorefrontAPIKey.objects.count() == 0
+
+
+def test_revoke_action_revokes_the_selected_keys(staff_client, storefront):
+    # given two keys
+    first = staff_client.post(create_key_url(storefront), {"name": "one"}).context["plaintext_key"]
+    second = staff_client.post(create_key_url(storefront), {"name": "two"}).context["plaintext_key"]
+    key_one = StorefrontAPIKey.objects.get(name="one")
+    # when
+    response = staff_client.post(
+        reverse("admin:vouchers_storefrontapikey_changelist"),
+        {"action": "revoke_selected", "_selected_action": [key_one.pk]},
+    )
+    # then
+    assert response.status_code == 302
+    assert StorefrontAPIKey.objects.is_valid(first) is False
+    assert StorefrontAPIKey.objects.is_valid(second) is True
+    assert dict(StorefrontAPIKey.objects.values_list("name", "revoked")) == {"one": True, "two": False}
+
+
+def test_revoking_a_revoked_key_is_refused_with_a_message_and_changes_nothing(staff_client, storefront):
+    # given
+    staff_client.post(create_key_url(storefront), {"name": "one"})
+    key = StorefrontAPIKey.objects.get()
+    url = reverse("admin:vouchers_storefrontapikey_changelist")
+    staff_client.post(url, {"action": "revoke_selected", "_selected_action": [key.pk]}, follow=True)
+    before = list(StorefrontAPIKey.objects.values())
+    # when
+    response = staff_client.post(
+        url, {"action": "revoke_selected", "_selected_action": [key.pk]}, follow=True
+    )
+    # then
+    assert response.status_code == 200
+    assert [str(m) for m in response.context["messages"]] == [f"the key {key.prefix} is already revoked"]
+    assert list(StorefrontAPIKey.objects.values()) == before

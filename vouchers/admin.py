@@ -1,0 +1,555 @@
+"""The voucher admin, scoped per merchant (see admin_tenancy.py).
+
+No page, list, search, filter or export shows a plaintext code, a ciphertext, a
+nonce or a blind index: codes appear as "…last4" and serial only. Codes, events,
+issuances and redemptions are records (read-only); batches change status only
+through the pause / resume / void services; API keys are shown once, at creation.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Count, Q
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from vouchers import admin_views, selectors
+from vouchers.admin_forms import BatchStatusForm
+from vouchers.admin_tenancy import (
+    MerchantScopedAdmin,
+    ScopedInline,
+    ScopedRelatedFilter,
+    TenantModelForm,
+    has_tenant,
+    is_unscoped,
+)
+from vouchers.exceptions import DomainError
+from vouchers.models import (
+    Batch,
+    Code,
+    CodeEvent,
+    Issuance,
+    Merchant,
+    MerchantStaff,
+    Product,
+    Redemption,
+    Storefront,
+    StorefrontAPIKey,
+)
+from vouchers.services.api_keys import revoke_storefront_key
+
+STOCK_STATES = tuple(Code.State.values)
+
+
+class PageAnnotatingChangeList(ChangeList):
+    """Lets the admin attach figures to the rows of one page with one query for the page."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.model_admin.annotate_page(request, list(self.result_list))
+
+
+class AnnotatedPageAdmin(MerchantScopedAdmin):
+    def get_changelist(self, request, **kwargs):
+        return PageAnnotatingChangeList
+
+    def annotate_page(self, request, objects: list) -> None:
+        """Attach per-row figures to `objects` (the rows of the page shown)."""
+
+
+class RecordAdmin(MerchantScopedAdmin):
+    """Records are written by services only: here they are read, never added, edited or deleted."""
+
+    actions = None
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def superuser_only(request) -> bool:
+    return bool(request.user.is_active and request.user.is_superuser)
+
+
+# --- merchants and staff --------------------------------------------------------------
+
+
+@admin.register(Merchant)
+class MerchantAdmin(MerchantScopedAdmin):
+    list_display = ("name", "slug", "reversal_window_days", "created_at")
+    search_fields = ("name", "slug")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if superuser_only(request) else ("slug",)
+
+    def has_add_permission(self, request):
+        return superuser_only(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return superuser_only(request)
+
+
+@admin.register(MerchantStaff)
+class MerchantStaffAdmin(MerchantScopedAdmin):
+    """Staff see who works for their merchant; granting access is a superuser's job."""
+
+    list_display = ("user", "merchant")
+    list_select_related = ("user", "merchant")
+    raw_id_fields = ("user",)
+    search_fields = ("user__username", "user__email")
+
+    def has_add_permission(self, request):
+        return superuser_only(request)
+
+    def has_change_permission(self, request, obj=None):
+        return superuser_only(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return superuser_only(request)
+
+
+# --- storefronts and their API keys ---------------------------------------------------
+
+
+class StorefrontForm(TenantModelForm):
+    class Meta:
+        model = Storefront
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        merchant = cleaned.get("merchant") or getattr(self.instance, "merchant", None)
+        products = cleaned.get("products")
+        if merchant is not None and products is not None:
+            foreign = [p.sku for p in products if p.merchant_id != merchant.pk]
+            if foreign:
+                self.add_error("products", f"Not products of {merchant}: {', '.join(foreign)}.")
+        return cleaned
+
+
+class StorefrontAPIKeyInline(ScopedInline):
+    model = StorefrontAPIKey
+    fields = ("prefix", "name", "created", "expiry_date", "revoked")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "API keys (the key itself is shown only once, when created)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Storefront)
+class StorefrontAdmin(MerchantScopedAdmin):
+    form = StorefrontForm
+    merchant_field = "merchant"
+    list_display = ("name", "merchant", "is_active", "reservation_ttl_seconds", "active_keys", "created_at")
+    list_filter = ("is_active", "merchant")
+    list_select_related = ("merchant",)
+    search_fields = ("name",)
+    fields = ("merchant", "name", "is_active", "reservation_ttl_seconds", "products")
+    filter_horizontal = ("products",)
+    inlines = (StorefrontAPIKeyInline,)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            active_key_count=Count("api_keys", filter=Q(api_keys__revoked=False))
+        )
+
+    @admin.display(description="active API keys", ordering="active_key_count")
+    def active_keys(self, obj):
+        return obj.active_key_count
+
+    def has_key_permission(self, request, obj=None) -> bool:
+        """Creating a key: change the storefront and add keys."""
+        return (
+            has_tenant(request)
+            and self.has_change_permission(request, obj)
+            and request.user.has_perm("vouchers.add_storefrontapikey")
+        )
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/api-keys/new/",
+                self.admin_site.admin_view(self.create_api_key_view),
+                name="{}_{}_create_api_key".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def create_api_key_view(self, request, object_id):
+        return admin_views.create_api_key_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk and self.has_key_permission(request, obj):
+            context["create_key_url"] = reverse(
+                "admin:vouchers_storefront_create_api_key", args=[quote(obj.pk)]
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+@admin.register(StorefrontAPIKey)
+class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
+    """Keys are listed by prefix; created from the storefront's page, revoked here."""
+
+    list_display = ("prefix", "name", "storefront", "created", "expiry_date", "revoked")
+    list_filter = ("revoked", ("storefront", ScopedRelatedFilter))
+    list_select_related = ("storefront__merchant",)
+    search_fields = ("name", "=prefix")
+    fields = ("prefix", "name", "storefront", "created", "expiry_date", "revoked")
+    readonly_fields = fields
+    actions = ("revoke_selected",)
+
+    def has_add_permission(self, request):
+        return False  # only through the storefront's "Create API key", which shows the key once
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a revoked key stays on record
+
+    def has_revoke_permission(self, request) -> bool:
+        return has_tenant(request) and request.user.has_perm("vouchers.change_storefrontapikey")
+
+    @admin.action(description="Revoke selected API keys", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        revoked = 0
+        for api_key in queryset:
+            try:
+                revoke_storefront_key(api_key=api_key, revoked_by=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.detail, messages.WARNING)
+            else:
+                revoked += 1
+                self.log_change(request, api_key, "Revoked.")
+        if revoked:
+            self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+
+# --- products -------------------------------------------------------------------------
+
+
+@admin.register(Product)
+class ProductAdmin(AnnotatedPageAdmin):
+    merchant_field = "merchant"
+    list_display = (
+        "sku", "name", "merchant", "face_value", "currency", "partner", "is_active", "available",
+    )
+    list_filter = ("is_active", "currency", "merchant", "partner")
+    list_select_related = ("merchant", "partner")
+    search_fields = ("sku", "name")
+    fields = ("merchant", "sku", "name", "face_value", "currency", "partner", "is_active")
+
+    def annotate_page(self, request, objects):
+        available = selectors.available_by_product(p.pk for p in objects)
+        for product in objects:
+            product.available_now = available[product.pk]
+
+    @admin.display(description="in stock (sellable now)")
+    def available(self, obj):
+        return getattr(obj, "available_now", None)
+
+
+# --- batches --------------------------------------------------------------------------
+
+
+def _stock_column(state: str):
+    @admin.display(description=state)
+    def column(self, obj):
+        stock = getattr(obj, "stock", None)
+        return None if stock is None else stock[state]
+
+    column.__name__ = f"stock_{state}"
+    return column
+
+
+class BatchForm(TenantModelForm):
+    class Meta:
+        model = Batch
+        fields = ("reference",)
+
+
+@admin.register(Batch)
+class BatchAdmin(AnnotatedPageAdmin):
+    form = BatchForm
+    list_display = (
+        "id", "product", "merchant", "source", "status", "valid_from", "valid_until", "size",
+        *(f"stock_{state}" for state in STOCK_STATES), "created_at",
+    )
+    list_display_links = ("id", "product")
+    list_filter = ("status", "source", ("product", ScopedRelatedFilter))
+    list_select_related = ("product__merchant",)
+    search_fields = ("=id", "reference", "product__sku")
+    fields = (
+        "product", "reference", "source", "status", "valid_from", "valid_until", "case_sensitive",
+        "format", "size", "stock_table", "created_by", "created_at",
+    )
+    readonly_fields = tuple(f for f in fields if f != "reference")
+    actions = ("pause_selected", "resume_selected", "void_selected")
+
+    stock_available = _stock_column(Code.State.AVAILABLE)
+    stock_reserved = _stock_column(Code.State.RESERVED)
+    stock_issued = _stock_column(Code.State.ISSUED)
+    stock_redeemed = _stock_column(Code.State.REDEEMED)
+    stock_void = _stock_column(Code.State.VOID)
+
+    @admin.display(description="merchant", ordering="product__merchant__name")
+    def merchant(self, obj):
+        return obj.product.merchant
+
+    def get_list_display(self, request):
+        display = list(super().get_list_display(request))
+        if not is_unscoped(request):
+            display.remove("merchant")
+        return display
+
+    def annotate_page(self, request, objects):
+        stock = selectors.stock_by_state(b.pk for b in objects)  # one query for the whole page
+        for batch in objects:
+            batch.stock = stock[batch.pk]
+
+    @admin.display(description="stock by state")
+    def stock_table(self, obj):
+        stock = selectors.stock_by_state([obj.pk])[obj.pk]
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", stock.items())
+        return format_html(
+            '<table class="stock-by-state">{}<tr><th>total</th><td>{}</td></tr></table>',
+            rows, sum(stock.values()),
+        )
+
+    # --- permissions: codes are loaded through generate / import, never the raw add form
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # codes, events and counters hang off a batch; void it instead
+
+    def has_load_permission(self, request) -> bool:
+        return has_tenant(request) and request.user.has_perm("vouchers.add_batch")
+
+    def has_status_permission(self, request, obj=None) -> bool:
+        return has_tenant(request) and request.user.has_perm("vouchers.change_batch")
+
+    # --- pages
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        wrap = self.admin_site.admin_view
+        return [
+            path("generate/", wrap(self.generate_view), name="{}_{}_generate".format(*info)),
+            path("import/", wrap(self.import_view), name="{}_{}_import".format(*info)),
+            path(
+                "<path:object_id>/status/<str:action>/", wrap(self.status_view),
+                name="{}_{}_status".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def generate_view(self, request):
+        return admin_views.generate_codes_view(self, request)
+
+    def import_view(self, request):
+        return admin_views.import_codes_view(self, request)
+
+    def status_view(self, request, object_id, action):
+        return admin_views.batch_status_view(self, request, object_id, action)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_load_codes": self.has_load_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        links = []
+        if obj is not None and obj.pk and self.has_status_permission(request, obj):
+            available = {
+                Batch.Status.ACTIVE: ("pause", "void"), Batch.Status.PAUSED: ("resume", "void"),
+            }.get(obj.status, ())
+            links = [
+                (action.capitalize(), reverse("admin:vouchers_batch_status", args=[quote(obj.pk), action]))
+                for action in available
+            ]
+        context["status_links"] = links
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- actions
+
+    @admin.action(description="Pause selected batches", permissions=["status"])
+    def pause_selected(self, request, queryset):
+        for batch in queryset.select_related("product"):
+            admin_views.apply_status_change(self, request, batch=batch, action="pause")
+
+    @admin.action(description="Resume selected batches", permissions=["status"])
+    def resume_selected(self, request, queryset):
+        for batch in queryset.select_related("product"):
+            admin_views.apply_status_change(self, request, batch=batch, action="resume")
+
+    @admin.action(description="Void selected batches…", permissions=["status"])
+    def void_selected(self, request, queryset):
+        """Asks for confirmation and a reason first (voiding cannot be undone)."""
+        batches = list(queryset.select_related("product"))
+        confirmed = "confirm" in request.POST
+        form = BatchStatusForm(request.POST if confirmed else None, reason_required=True)
+        if confirmed and form.is_valid():
+            for batch in batches:
+                admin_views.apply_status_change(
+                    self, request, batch=batch, action="void", reason=form.cleaned_data["reason"]
+                )
+            return None
+        stock = selectors.stock_by_state(b.pk for b in batches)
+        return admin_views.render_page(
+            self, request, "admin/vouchers/batch/void_selected_confirmation.html",
+            title="Void batches", form=form,
+            batches=[(b, stock[b.pk]) for b in batches],
+            action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+        )
+
+
+# --- codes and their records ----------------------------------------------------------
+
+
+class CodeEventInline(ScopedInline):
+    model = CodeEvent
+    fk_name = "code"
+    fields = ("created_at", "action", "from_state", "to_state", "actor", "issuance", "details")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("id",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Code)
+class CodeAdmin(RecordAdmin):
+    """Codes by id, last 4 and serial. Finding a code by the code itself is a POST (see find_code_view)."""
+
+    list_display = (
+        "id", "batch", "product", "code_tail", "serial", "state", "state_changed_at", "redeemed_at",
+    )
+    list_filter = ("state", ("batch", ScopedRelatedFilter), "is_canary")
+    list_select_related = ("batch__product",)
+    search_fields = ("=serial",)
+    search_help_text = (
+        "Serial number (exact). To find a code by the code itself, use “Find a code” "
+        "(the code is sent privately and never kept)."
+    )
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    fields = (
+        "id", "batch", "product", "code_tail", "serial", "state", "state_changed_at", "redeemed_at",
+        "expires_at", "issuance", "is_canary", "key_id",
+    )
+    readonly_fields = fields
+    inlines = (CodeEventInline,)
+
+    @admin.display(description="code", ordering="last4")
+    def code_tail(self, obj):
+        return f"…{obj.last4}"
+
+    @admin.display(description="product", ordering="batch__product__sku")
+    def product(self, obj):
+        return obj.batch.product
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path("find/", self.admin_site.admin_view(self.find_view), name="{}_{}_find".format(*info)),
+            *super().get_urls(),
+        ]
+
+    def find_view(self, request):
+        return admin_views.find_code_view(self, request)
+
+
+@admin.register(CodeEvent)
+class CodeEventAdmin(RecordAdmin):
+    list_display = (
+        "id", "created_at", "action", "from_state", "to_state", "actor", "batch", "code", "issuance",
+    )
+    list_filter = ("action", "to_state")
+    list_select_related = ("batch__product", "code", "issuance")
+    search_fields = ("=batch__id", "=code__id", "actor")
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    fields = (
+        "id", "created_at", "action", "from_state", "to_state", "actor", "batch", "code", "issuance",
+        "details",
+    )
+    readonly_fields = fields
+
+
+class IssuedCodeInline(ScopedInline):
+    model = Code
+    fields = ("id", "code_tail", "serial", "state", "redeemed_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    @admin.display(description="code")
+    def code_tail(self, obj):
+        return f"…{obj.last4}"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Issuance)
+class IssuanceAdmin(RecordAdmin):
+    list_display = (
+        "id", "storefront", "product", "quantity", "status", "customer", "order_ref", "created_at",
+    )
+    list_filter = ("status", ("storefront", ScopedRelatedFilter))
+    list_select_related = ("storefront__merchant", "product")
+    search_fields = ("=order_ref", "=customer")
+    fields = (
+        "id", "storefront", "product", "quantity", "status", "customer", "order_ref", "reserved_until",
+        "context", "created_at", "updated_at",
+    )
+    readonly_fields = fields
+    inlines = (IssuedCodeInline,)
+
+
+@admin.register(Redemption)
+class RedemptionAdmin(RecordAdmin):
+    list_display = ("id", "code", "storefront", "partner", "order_ref", "redeemed_at", "reversed_at")
+    list_filter = (("storefront", ScopedRelatedFilter),)
+    list_select_related = ("code", "storefront__merchant", "partner")
+    search_fields = ("=order_ref",)
+    fields = (
+        "id", "code", "storefront", "partner", "order_ref", "location", "redeemed_at", "reversed_at",
+        "reversal_reason",
+    )
+    readonly_fields = fields

@@ -1,0 +1,263 @@
+"""The voucher admin's own pages: generate and import codes, batch status, API keys, find a code.
+
+Each view checks permission and tenancy, validates a form, calls one service and
+turns a domain error into a form error or an admin message (never a 500).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from vouchers import selectors
+from vouchers.admin_forms import (
+    BatchStatusForm,
+    CreateAPIKeyForm,
+    FindCodeForm,
+    GenerateCodesForm,
+    ImportCodesForm,
+)
+from vouchers.admin_tenancy import scoped_choices
+from vouchers.exceptions import DomainError, ImportRejected, InvalidBatchSettings
+from vouchers.models import Batch, Product
+from vouchers.services import batch_status
+from vouchers.services.api_keys import create_storefront_key
+from vouchers.services.events import actor_for_user
+from vouchers.services.generation import generate_batch
+
+logger = logging.getLogger(__name__)
+
+REPORT_ROWS_SHOWN = 100
+
+
+def render_page(
+    model_admin, request: HttpRequest, template: str, *, title: str, media=None, status: int = 200,
+    **context,
+) -> TemplateResponse:
+    """Render one of our pages inside the admin's frame (header, breadcrumbs, sidebar)."""
+    page_media = model_admin.media if media is None else model_admin.media + media
+    return TemplateResponse(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.opts,
+            "title": title,
+            "media": page_media,
+            **context,
+        },
+        status=status,
+    )
+
+
+def posted(request: HttpRequest):
+    """The submitted data of a POST (even an empty one, which must still bind the form)."""
+    return request.POST if request.method == "POST" else None
+
+
+def change_url(obj) -> str:
+    opts = obj._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
+
+
+# --- loading codes --------------------------------------------------------------------
+
+
+def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+    """Generate a batch of random codes for one of the merchant's products."""
+    if not model_admin.has_load_permission(request):
+        raise PermissionDenied
+    form = GenerateCodesForm(
+        posted(request), products=scoped_choices(Product, request).filter(is_active=True)
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            batch = generate_batch(
+                product=data["product"], count=data["count"], fmt=data["fmt"],
+                valid_from=data.get("valid_from"), valid_until=data.get("valid_until"),
+                created_by=request.user, reference=data.get("reference") or "",
+            )
+        except InvalidBatchSettings as exc:
+            form.add_error(None, exc.detail)
+        else:
+            model_admin.log_addition(request, batch, f"Generated {batch.size} codes.")
+            messages.success(request, f"Generated {batch.size:,} codes in batch {batch.pk}.")
+            return HttpResponseRedirect(change_url(batch))
+    return render_page(
+        model_admin, request, "admin/vouchers/batch/load_codes.html",
+        title="Generate codes", form=form, media=form.media,
+    )
+
+
+def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+    """Import a supplier's file of codes as one batch; bad rows come back as a per-row report."""
+    if not model_admin.has_load_permission(request):
+        raise PermissionDenied
+    form = ImportCodesForm(
+        posted(request), request.FILES if request.method == "POST" else None,
+        products=scoped_choices(Product, request).filter(is_active=True),
+    )
+    rejection = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        uploaded = data["file"]
+        try:
+            from vouchers.services.imports import import_codes
+        except ImportError:  # the import service is not installed in this build
+            form.add_error(None, "Importing files is not available yet.")
+        else:
+            try:
+                result = import_codes(
+                    product=data["product"], file=uploaded, filename=uploaded.name,
+                    encoding=data.get("encoding") or None, file_format=data.get("file_format") or None,
+                    skip_invalid=data["skip_invalid"], case_sensitive=data["case_sensitive"],
+                    valid_from=data.get("valid_from"), valid_until=data.get("valid_until"),
+                    created_by=request.user, allow_weak_codes=data["allow_weak_codes"],
+                    reference=data.get("reference") or uploaded.name,
+                )
+            except ImportRejected as exc:
+                rejection = {
+                    "detail": exc.detail, "bad_rows": exc.bad_rows,
+                    "rows": exc.report[:REPORT_ROWS_SHOWN], "more": max(exc.bad_rows - REPORT_ROWS_SHOWN, 0),
+                }
+                form.add_error(None, f"The file was rejected: {exc.bad_rows:,} bad rows. Nothing was stored.")
+            except InvalidBatchSettings as exc:
+                form.add_error(None, exc.detail)
+            else:
+                batch = result.batch
+                model_admin.log_addition(request, batch, f"Imported {result.imported} codes.")
+                summary = f"Imported {result.imported:,} codes into batch {batch.pk}."
+                if not result.skipped:
+                    messages.success(request, summary)
+                    return HttpResponseRedirect(change_url(batch))
+                # Rendered, not redirected: the report is shown once and kept nowhere.
+                return render_page(
+                    model_admin, request, "admin/vouchers/batch/import_done.html",
+                    title="Codes imported", batch=batch, summary=summary, skipped=result.skipped,
+                    rows=result.report[:REPORT_ROWS_SHOWN],
+                    more=max(len(result.report) - REPORT_ROWS_SHOWN, 0), batch_url=change_url(batch),
+                )
+    return render_page(
+        model_admin, request, "admin/vouchers/batch/load_codes.html",
+        title="Import codes", form=form, media=form.media, rejection=rejection, multipart=True,
+    )
+
+
+# --- batch status ---------------------------------------------------------------------
+
+STATUS_ACTIONS = {
+    "pause": ("Pause batch", batch_status.pause_batch),
+    "resume": ("Resume batch", batch_status.resume_batch),
+    "void": ("Void batch", batch_status.void_batch),
+}
+
+
+def batch_status_view(model_admin, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+    """Confirm (GET) and apply (POST) a pause, resume or void of one batch."""
+    batch = model_admin.get_object(request, unquote(object_id))
+    if batch is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    if action not in STATUS_ACTIONS or not model_admin.has_status_permission(request, batch):
+        raise PermissionDenied
+    title, service = STATUS_ACTIONS[action]
+    form = BatchStatusForm(posted(request), reason_required=action == "void")
+    if request.method == "POST" and form.is_valid():
+        apply_status_change(model_admin, request, batch=batch, action=action,
+                            reason=form.cleaned_data.get("reason", ""))
+        return HttpResponseRedirect(change_url(batch))
+    stock = selectors.stock_by_state([batch.pk])[batch.pk]
+    return render_page(
+        model_admin, request, "admin/vouchers/batch/status_confirm.html",
+        title=f"{title} {batch.pk}", form=form, batch=batch, action=action, stock=stock,
+        batch_url=change_url(batch),
+    )
+
+
+def apply_status_change(
+    model_admin, request: HttpRequest, *, batch: Batch, action: str, reason: str = ""
+) -> bool:
+    """Call the status service for one batch and report the outcome as an admin message."""
+    try:
+        if action == "void":
+            voided = batch_status.void_batch(batch=batch, actor_user=request.user, reason=reason)
+            outcome = f"Batch {batch.pk} voided: {voided:,} codes in stock became void."
+        else:
+            STATUS_ACTIONS[action][1](batch=batch, actor_user=request.user)
+            outcome = f"Batch {batch.pk} is now {batch.status}."
+    except DomainError as exc:
+        model_admin.message_user(request, f"Batch {batch.pk}: {exc.detail}.", messages.ERROR)
+        return False
+    model_admin.log_change(request, batch, outcome)
+    model_admin.message_user(request, outcome, messages.SUCCESS)
+    return True
+
+
+# --- storefront API keys --------------------------------------------------------------
+
+
+def create_api_key_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """Create a storefront API key and show it exactly once, in this response only.
+
+    The key is rendered straight into the response to the POST (no redirect, no
+    message, no session), so it is stored nowhere and no later page can show it.
+    """
+    storefront = model_admin.get_object(request, unquote(object_id))
+    if storefront is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    if not model_admin.has_key_permission(request, storefront):
+        raise PermissionDenied
+    form = CreateAPIKeyForm(posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            api_key, plaintext = create_storefront_key(
+                storefront=storefront, name=form.cleaned_data["name"], created_by=request.user
+            )
+        except DomainError as exc:
+            form.add_error("name", exc.detail)
+        else:
+            model_admin.log_change(request, storefront, f"Created API key {api_key.prefix} ({api_key.name}).")
+            return render_page(
+                model_admin, request, "admin/vouchers/storefront/api_key_created.html",
+                title="API key created", storefront=storefront, api_key=api_key, plaintext_key=plaintext,
+                storefront_url=change_url(storefront),
+            )
+    return render_page(
+        model_admin, request, "admin/vouchers/storefront/api_key_form.html",
+        title=f"Create an API key for {storefront.name}", form=form, storefront=storefront,
+        storefront_url=change_url(storefront),
+    )
+
+
+# --- codes ----------------------------------------------------------------------------
+
+
+def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
+    """Find one of the merchant's codes by the code itself, through the blind index.
+
+    The code comes by POST (never in a URL or an access log), is not logged or kept,
+    and is never echoed back: a match redirects to the code's page by id, a miss
+    shows an empty form. Another merchant's code is a miss, like an unknown one.
+    """
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    form = FindCodeForm(posted(request))
+    if request.method == "POST" and form.is_valid():
+        code = selectors.find_code(form.cleaned_data["code"], select_related=("batch",))
+        found = code is not None and model_admin.get_queryset(request).filter(pk=code.pk).exists()
+        logger.info(
+            "code lookup by %s: %s", actor_for_user(request.user), f"code {code.pk}" if found else "no match"
+        )
+        if found:
+            return HttpResponseRedirect(change_url(code))
+        messages.warning(request, "No code of yours matches what was typed.")
+        form = FindCodeForm()
+    return render_page(
+        model_admin, request, "admin/vouchers/code/find_code.html", title="Find a code", form=form,
+    )
