@@ -30,6 +30,7 @@ from vouchers.services import batch_status
 from vouchers.services.api_keys import create_storefront_key
 from vouchers.services.events import actor_for_user
 from vouchers.services.generation import generate_batch
+from vouchers.services.imports import import_codes
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,11 @@ def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
 
 
 def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
-    """Import a supplier's file of codes as one batch; bad rows come back as a per-row report."""
+    """Import a supplier's file of codes as one batch; bad rows come back as a per-row report.
+
+    The uploaded file is handed to the import service as a file object (a temporary file
+    on disk for uploads over FILE_UPLOAD_MAX_MEMORY_SIZE), which streams it.
+    """
     if not model_admin.has_load_permission(request):
         raise PermissionDenied
     form = ImportCodesForm(
@@ -109,44 +114,44 @@ def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         uploaded = data["file"]
         try:
-            from vouchers.services.imports import import_codes
-        except ImportError:  # the import service is not installed in this build
-            form.add_error(None, "Importing files is not available yet.")
+            result = import_codes(
+                product=data["product"], file=uploaded, filename=uploaded.name,
+                encoding=data.get("encoding") or None, file_format=data.get("file_format") or None,
+                skip_invalid=data["skip_invalid"], case_sensitive=data["case_sensitive"],
+                valid_from=data.get("valid_from"), valid_until=data.get("valid_until"),
+                created_by=request.user, allow_weak_codes=data["allow_weak_codes"],
+                reference=data.get("reference") or uploaded.name,
+            )
+        except ImportRejected as exc:
+            shown = exc.report[:REPORT_ROWS_SHOWN]
+            rejection = {
+                "detail": exc.detail, "bad_rows": exc.bad_rows, "rows": shown,
+                "more": max(exc.bad_rows - len(shown), 0),
+            }
+            form.add_error(None, f"The file was rejected: {exc.bad_rows:,} bad rows. Nothing was stored.")
+        except InvalidBatchSettings as exc:
+            form.add_error(None, exc.detail)
         else:
-            try:
-                result = import_codes(
-                    product=data["product"], file=uploaded, filename=uploaded.name,
-                    encoding=data.get("encoding") or None, file_format=data.get("file_format") or None,
-                    skip_invalid=data["skip_invalid"], case_sensitive=data["case_sensitive"],
-                    valid_from=data.get("valid_from"), valid_until=data.get("valid_until"),
-                    created_by=request.user, allow_weak_codes=data["allow_weak_codes"],
-                    reference=data.get("reference") or uploaded.name,
-                )
-            except ImportRejected as exc:
-                rejection = {
-                    "detail": exc.detail, "bad_rows": exc.bad_rows,
-                    "rows": exc.report[:REPORT_ROWS_SHOWN], "more": max(exc.bad_rows - REPORT_ROWS_SHOWN, 0),
-                }
-                form.add_error(None, f"The file was rejected: {exc.bad_rows:,} bad rows. Nothing was stored.")
-            except InvalidBatchSettings as exc:
-                form.add_error(None, exc.detail)
-            else:
-                batch = result.batch
-                model_admin.log_addition(request, batch, f"Imported {result.imported} codes.")
-                summary = f"Imported {result.imported:,} codes into batch {batch.pk}."
-                if not result.skipped:
-                    messages.success(request, summary)
-                    return HttpResponseRedirect(change_url(batch))
-                # Rendered, not redirected: the report is shown once and kept nowhere.
-                return render_page(
-                    model_admin, request, "admin/vouchers/batch/import_done.html",
-                    title="Codes imported", batch=batch, summary=summary, skipped=result.skipped,
-                    rows=result.report[:REPORT_ROWS_SHOWN],
-                    more=max(len(result.report) - REPORT_ROWS_SHOWN, 0), batch_url=change_url(batch),
-                )
+            return _imported(model_admin, request, result)
     return render_page(
         model_admin, request, "admin/vouchers/batch/load_codes.html",
         title="Import codes", form=form, media=form.media, rejection=rejection, multipart=True,
+    )
+
+
+def _imported(model_admin, request: HttpRequest, result) -> HttpResponse:
+    batch = result.batch
+    model_admin.log_addition(request, batch, f"Imported {result.imported} codes.")
+    summary = f"Imported {result.imported:,} codes into batch {batch.pk}."
+    if not result.skipped:
+        messages.success(request, summary)
+        return HttpResponseRedirect(change_url(batch))
+    # Rendered, not redirected: the report is shown once and kept nowhere.
+    shown = result.report[:REPORT_ROWS_SHOWN]
+    return render_page(
+        model_admin, request, "admin/vouchers/batch/import_done.html",
+        title="Codes imported", batch=batch, summary=summary, skipped=result.skipped,
+        rows=shown, more=max(result.skipped - len(shown), 0), batch_url=change_url(batch),
     )
 
 
