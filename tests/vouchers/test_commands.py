@@ -165,6 +165,17 @@ def test_generate_codes_refuses_bad_settings_with_a_clear_message_and_stores_not
     assert Code.objects.count() == 0
 
 
+def test_generate_codes_records_the_user_as_creator(product):
+    from tests.factories import UserFactory
+
+    user = UserFactory(username="ops")
+    run("generate_codes", "--product", product.sku, "--count", "3", "--user", "ops", "--no-progress")
+    assert Batch.objects.get().created_by == user
+    with pytest.raises(CommandError, match="No user named 'ghost'"):
+        run("generate_codes", "--product", product.sku, "--count", "3", "--user", "ghost")
+    assert Batch.objects.count() == 1
+
+
 def test_generate_codes_refuses_an_unknown_sku(db):
     with pytest.raises(CommandError, match="No product with SKU 'NOPE'"):
         run("generate_codes", "--product", "NOPE", "--count", "1")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -76,11 +77,17 @@ class Command(BaseCommand):
         parser.add_argument("--valid-from", help="Start of validity (ISO 8601 date or date-time).")
         parser.add_argument("--valid-until", help="End of validity (ISO 8601 date or date-time).")
         parser.add_argument("--reference", default="", help="A note stored on the batch.")
+        parser.add_argument("--user", metavar="USERNAME", help="Staff user recorded as the batch's creator.")
         parser.add_argument("--no-progress", action="store_true", help="Do not draw a progress bar.")
 
     def handle(self, *args, **options) -> None:
         product = find_product(sku=options["product"], merchant_slug=options["merchant"])
         count: int = options["count"]
+        created_by = None
+        if options["user"]:
+            created_by = get_user_model().objects.filter(username=options["user"]).first()
+            if created_by is None:
+                raise CommandError(f"No user named {options['user']!r}.")
         valid_from = (
             parse_moment(options["valid_from"], option="--valid-from") if options["valid_from"] else None
         )
@@ -102,7 +109,8 @@ class Command(BaseCommand):
         try:
             batch = generate_batch(
                 product=product, count=count, fmt=fmt, valid_from=valid_from,
-                valid_until=valid_until, reference=options["reference"], progress=bar.update,
+                valid_until=valid_until, created_by=created_by, reference=options["reference"],
+                progress=bar.update,
             )
         except (InvalidBatchSettings, ValueError) as exc:
             raise CommandError(str(exc)) from None
