@@ -1,0 +1,236 @@
+"""Counters with expiry for velocity rules, lockouts and the guessing alarm.
+
+They live in Django's cache (`FRAUD_CACHE_ALIAS`): django-redis in production and
+CI, local memory on the embedded default. Both behave the same:
+
+- Windows are sliding, made of fixed slices of `window / SLICES` seconds whose
+  number is part of the key. A count covers the slices that overlap the last
+  `window` seconds, so an attempt counts for at least `window` and at most
+  `window + window / SLICES` seconds, and a burst across a boundary cannot double
+  a limit as a single fixed bucket would.
+- Time comes from `fraud.clock.now()` only. Cache TTLs just reclaim memory.
+- Increments are atomic (`add(key, 0, ttl)` then `incr`, which is INCRBY in Redis and
+  runs under the cache's lock in local memory), and a window's total is the value that
+  increment returned plus the earlier slices: N concurrent attempts see N different
+  totals, so a limit admits exactly `limit` of them.
+- Distinct counts (account farming, guessing spread over many IPs) are Redis sets of
+  hashed members (SADD + SUNION in one MULTI); in local memory the same sets are kept
+  under a process lock (the local-memory cache is per process anyway).
+- Subjects (customer, IP, e-mail...) are hashed into the keys: no personal data and
+  no unbounded key length in the cache.
+
+Any error from the cache backend is raised as `RiskCheckUnavailable`: the callers
+refuse the request instead of letting it through unchecked (fail closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+from django.core.cache import caches
+
+from fraud import clock, conf
+from fraud.exceptions import RiskCheckUnavailable
+
+logger = logging.getLogger("fraud.counters")
+
+SLICES = 6
+KEY_PREFIX = "fraud:v1"
+_LOCAL_LOCK = threading.Lock()
+
+
+def subject_key(namespace: str, *parts: object) -> str:
+    """A cache key for `namespace` and a subject, the subject hashed (no personal data in keys)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:32]
+    return f"{KEY_PREFIX}:{namespace}:{digest}"
+
+
+def _member(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def _cache():
+    cache = caches[conf.get("FRAUD_CACHE_ALIAS")]
+    if getattr(cache, "_ignore_exceptions", False):
+        # A backend that swallows errors would turn "Redis is down" into "nothing counted".
+        raise RiskCheckUnavailable("The fraud counter cache is configured to ignore errors.")
+    return cache
+
+
+def _is_redis(cache) -> bool:
+    try:
+        from django_redis.cache import RedisCache
+    except ImportError:  # pragma: no cover - django-redis is a dependency
+        return False
+    return isinstance(cache, RedisCache)
+
+
+@contextmanager
+def _guard(operation: str) -> Iterator[None]:
+    """Turn any cache failure into RiskCheckUnavailable (fail closed)."""
+    try:
+        yield
+    except RiskCheckUnavailable:
+        raise
+    except Exception as exc:
+        logger.error("fraud counter store failed during %s: %s", operation, type(exc).__name__)
+        raise RiskCheckUnavailable() from exc
+
+
+def _checked_int(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RiskCheckUnavailable("The fraud counter store returned no count.")
+    return value
+
+
+# --- sliding windows ----------------------------------------------------------------
+
+def slice_seconds(window: int) -> int:
+    return max(1, math.ceil(window / SLICES))
+
+
+def _slice_keys(name: str, window: int, now: float) -> list[str]:
+    """Keys of the slices overlapping [now - window, now], newest last."""
+    width = slice_seconds(window)
+    current = int(now // width)
+    first = int((now - window) // width)
+    return [f"{name}:w{window}:{index}" for index in range(first, current + 1)]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One increment: the key it went to (to hand it back) and the window total after it."""
+
+    key: str
+    delta: int
+    total: int
+
+
+def _incr(cache, key: str, delta: int, ttl: int) -> int:
+    for _ in range(3):
+        cache.add(key, 0, ttl)
+        try:
+            return _checked_int(cache.incr(key, delta))
+        except ValueError:  # the key expired between add and incr; add it again
+            continue
+    raise RiskCheckUnavailable("The fraud counter store keeps losing keys.")
+
+
+def window_incr(name: str, *, window: int, delta: int = 1) -> Hit:
+    """Add `delta` to the current slice of `name` and return the window's total."""
+    now = clock.now()
+    keys = _slice_keys(name, window, now)
+    ttl = window + 2 * slice_seconds(window)
+    with _guard("window_incr"):
+        cache = _cache()
+        # The current slice's value comes from the atomic increment itself, so concurrent
+        # attempts each see a different total: exactly `limit` of them fit under a limit.
+        current = _incr(cache, keys[-1], delta, ttl)
+        earlier = cache.get_many(keys[:-1])
+        total = current + sum(_checked_int(v) for v in earlier.values())
+    return Hit(key=keys[-1], delta=delta, total=total)
+
+
+def window_undo(hit: Hit) -> None:
+    """Take back an increment (an attempt that was denied after all)."""
+    # A slice that expired meanwhile (ValueError) has nothing left to take back.
+    with _guard("window_undo"), suppress(ValueError):
+        _cache().decr(hit.key, hit.delta)
+
+
+def window_total(name: str, *, window: int) -> int:
+    with _guard("window_total"):
+        values = _cache().get_many(_slice_keys(name, window, clock.now()))
+        return sum(_checked_int(v) for v in values.values())
+
+
+def window_clear(name: str, *, window: int) -> None:
+    with _guard("window_clear"):
+        _cache().delete_many(_slice_keys(name, window, clock.now()))
+
+
+def distinct_add(name: str, member: str, *, window: int) -> int:
+    """Record `member` under `name` and return how many distinct members the window holds."""
+    now = clock.now()
+    keys = _slice_keys(name, window, now)
+    ttl = window + 2 * slice_seconds(window)
+    hashed = _member(member)
+    with _guard("distinct_add"):
+        cache = _cache()
+        if _is_redis(cache):
+            from django_redis import get_redis_connection
+
+            redis_keys = [cache.make_key(k) for k in keys]
+            pipe = get_redis_connection(conf.get("FRAUD_CACHE_ALIAS")).pipeline(transaction=True)
+            pipe.sadd(redis_keys[-1], hashed)
+            pipe.expire(redis_keys[-1], ttl)
+            pipe.sunion(redis_keys)
+            return len(pipe.execute()[-1])
+        with _LOCAL_LOCK:
+            current = cache.get(keys[-1]) or set()
+            current.add(hashed)
+            cache.set(keys[-1], current, ttl)
+            union: set[str] = set()
+            for members in cache.get_many(keys).values():
+                union |= members
+            return len(union)
+
+
+# --- fixed buckets (the guessing alarm compares whole windows) ----------------------
+
+def bucket_incr(name: str, *, bucket: int, ttl: int) -> int:
+    with _guard("bucket_incr"):
+        return _incr(_cache(), f"{name}:b{bucket}", 1, ttl)
+
+
+def bucket_counts(name: str, *, buckets: list[int]) -> list[int]:
+    keys = [f"{name}:b{b}" for b in buckets]
+    with _guard("bucket_counts"):
+        values = _cache().get_many(keys)
+        return [_checked_int(values.get(k, 0)) for k in keys]
+
+
+def distinct_bucket_add(name: str, member: str, *, bucket: int, ttl: int) -> int:
+    """Distinct members of one fixed bucket after adding `member`."""
+    key = f"{name}:b{bucket}"
+    hashed = _member(member)
+    with _guard("distinct_bucket_add"):
+        cache = _cache()
+        if _is_redis(cache):
+            from django_redis import get_redis_connection
+
+            redis_key = cache.make_key(key)
+            pipe = get_redis_connection(conf.get("FRAUD_CACHE_ALIAS")).pipeline(transaction=True)
+            pipe.sadd(redis_key, hashed)
+            pipe.expire(redis_key, ttl)
+            pipe.scard(redis_key)
+            return int(pipe.execute()[-1])
+        with _LOCAL_LOCK:
+            members = cache.get(key) or set()
+            members.add(hashed)
+            cache.set(key, members, ttl)
+            return len(members)
+
+
+# --- plain values (lockout state) -------------------------------------------------
+
+def get_values(keys: list[str]) -> dict[str, object]:
+    with _guard("get_values"):
+        return _cache().get_many(keys)
+
+
+def set_value(key: str, value: object, *, ttl: int) -> None:
+    with _guard("set_value"):
+        _cache().set(key, value, ttl)
+
+
+def add_value(key: str, value: object, *, ttl: int) -> bool:
+    """Set `key` only if absent; True for the one caller that set it."""
+    with _guard("add_value"):
+        return bool(_cache().add(key, value, ttl))

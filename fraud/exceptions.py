@@ -1,0 +1,58 @@
+"""Refusals the fraud checks raise; the API maps each to its problem response."""
+
+from __future__ import annotations
+
+from vouchers.exceptions import DomainError
+
+
+class FraudDenied(DomainError):
+    """The risk assessment denied the request. `.extra["reasons"]` lists reason codes.
+
+    `rollback = False`: the stored decision (assessment and event) is kept when the
+    request is refused.
+    """
+
+    code = "fraud_denied"
+    status = 403
+    title = "Refused by fraud checks"
+    rollback = False
+
+    def __init__(self, detail: str = "", *, reasons: list[str]) -> None:
+        super().__init__(detail or "The request was refused by fraud checks.", reasons=list(reasons))
+        self.reasons = list(reasons)
+
+    @classmethod
+    def for_assessment(cls, assessment) -> FraudDenied:
+        return cls(reasons=list(assessment.reasons))
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed attempts from this API key, customer or IP; retry after `retry_after` s."""
+
+    code = "too_many_attempts"
+    status = 429
+    title = "Too many failed attempts"
+
+    def __init__(self, detail: str = "", *, retry_after: int) -> None:
+        retry_after = max(int(retry_after), 1)
+        super().__init__(
+            detail or f"Too many failed attempts; retry in {retry_after} seconds.", retry_after=retry_after
+        )
+        self.retry_after = retry_after
+
+
+class RiskCheckUnavailable(DomainError):
+    """The counter store (Redis) is unreachable: the request is refused, never waved through."""
+
+    code = "risk_unavailable"
+    status = 503
+    title = "Fraud checks temporarily unavailable"
+
+    def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
+        from fraud import conf
+
+        retry_after = int(retry_after or conf.get("FRAUD_UNAVAILABLE_RETRY_AFTER"))
+        super().__init__(
+            detail or "Fraud checks are temporarily unavailable; retry later.", retry_after=retry_after
+        )
+        self.retry_after = retry_after

@@ -1,0 +1,91 @@
+"""Delivering a fraud alert by e-mail to the merchant's staff, exactly once per event."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from fraud.models import FraudEvent
+
+logger = logging.getLogger("fraud.alerts")
+
+# Context fields worth a line in the mail, in this order (never a code: events hold none).
+MAIL_FIELDS = (
+    "batch_id", "code_id", "code_last4", "action", "reason", "scope", "failures", "lockout_seconds",
+    "failures_in_window", "baseline_per_window", "distinct_sources", "window_seconds", "reasons",
+    "customer", "ip", "device_id", "email", "storefront_id", "partner_id", "api_key_id",
+)
+
+
+def alert_recipients(event: FraudEvent) -> list[str]:
+    """Active staff users of the event's merchant with an e-mail; ADMINS for no merchant."""
+    if event.merchant_id is None:
+        return [email for _name, email in getattr(settings, "ADMINS", [])]
+    from vouchers.models import MerchantStaff
+
+    emails = (
+        MerchantStaff.objects.filter(merchant_id=event.merchant_id, user__is_active=True)
+        .exclude(user__email="").order_by("user__email").values_list("user__email", flat=True)
+    )
+    return list(dict.fromkeys(emails))
+
+
+def render_alert(event: FraudEvent) -> tuple[str, str]:
+    what = event.get_kind_display()
+    batch = f" in batch {event.batch_id}" if event.batch_id else ""
+    subject = f"[fraud {event.severity.upper()}] {what}{batch}"
+    lines = [
+        f"{what}{batch}.",
+        "",
+        f"Severity: {event.severity}",
+        f"Merchant: {event.merchant_id or '-'}",
+        f"When: {event.created_at.isoformat()}",
+        f"Event: #{event.pk}",
+    ]
+    for name in MAIL_FIELDS:
+        value = event.context.get(name)
+        if value not in (None, "", []):
+            lines.append(f"{name}: {value}")
+    if event.kind == FraudEvent.Kind.CANARY_USE:
+        lines += ["", "A canary code is never sold: whoever used it has a copy of this batch's "
+                  "codes. Consider pausing or voiding the batch."]
+    elif event.kind == FraudEvent.Kind.UNISSUED_CODE_USE:
+        lines += ["", "This code was never issued to a customer: the batch's codes may have leaked."]
+    lines += ["", "See the fraud events in the admin for details."]
+    return subject, "\n".join(lines)
+
+
+def deliver_alert(*, event_id: int) -> bool:
+    """Mail the alert of one event unless already sent; True if mailed now.
+
+    The event row is locked while mailing, so two workers running the same task send
+    one mail. If sending fails, the row stays pending and the error propagates (the
+    task retries). An event without recipients is marked sent with a warning.
+    """
+    with transaction.atomic():
+        event = FraudEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.alert != FraudEvent.Alert.PENDING:
+            return False
+        recipients = alert_recipients(event)
+        if recipients:
+            subject, body = render_alert(event)
+            send_mail(subject, body, None, recipients)
+        else:
+            logger.warning("fraud event %s has no one to alert", event.pk)
+        event.alert, event.alerted_at = FraudEvent.Alert.SENT, timezone.now()
+        event.save(update_fields=["alert", "alerted_at"])
+        return bool(recipients)
+
+
+def pending_alert_ids(*, older_than_seconds: int = 300, limit: int = 500) -> list[int]:
+    """Events whose alert was never delivered (e.g. the broker was down at commit)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        FraudEvent.objects.filter(alert=FraudEvent.Alert.PENDING, created_at__lt=cutoff)
+        .order_by("pk").values_list("pk", flat=True)[:limit]
+    )

@@ -1,0 +1,281 @@
+"""Judging one issuance, redemption or check against the merchant's rules.
+
+Order (as Stripe Radar): allow-list rules first, then deny rules, then review rules,
+each group by the rule's `order`. An allow or deny match decides at once; every
+review match is collected so a reviewer sees all of them. No match: allow.
+
+Velocity counts attempts that were allowed to proceed (outcome allow or review): a
+velocity rule increments its counter, and if the final outcome is deny every
+increment made for this attempt is taken back. So "10 per hour" means ten orders
+went through, and a customer hammering a refusal does not extend it. An attempt
+that proceeds but then fails in the caller (out of stock) still counts. Farming
+rules record every customer they see on a device or IP, allowed or not: a farm is
+what is seen, not what is sold.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.db import transaction
+from django.db.models import Q
+
+from fraud import clock, counters, subjects
+from fraud.context import RiskContext
+from fraud.exceptions import RiskCheckUnavailable
+from fraud.models import (
+    AllowlistEntry,
+    BlocklistEntry,
+    FraudEvent,
+    FraudRule,
+    ListKind,
+    Outcome,
+    RiskAssessment,
+)
+from fraud.services.events import record_fraud_event
+from fraud.services.rules import rules_for_merchant
+
+logger = logging.getLogger("fraud.assessment")
+
+Kind = FraudRule.Kind
+
+# Which list entry names the reason when several match: the most specific first.
+LIST_PRIORITY = [ListKind.CUSTOMER, ListKind.EMAIL, ListKind.EMAIL_DOMAIN, ListKind.DEVICE,
+                 ListKind.IP, ListKind.CIDR]
+
+
+@dataclass
+class _Evaluation:
+    outcome: str = Outcome.ALLOW
+    reasons: list[str] = field(default_factory=list)
+    details: list[dict] = field(default_factory=list)
+    hits: list[counters.Hit] = field(default_factory=list)
+    proximity: float = 0.0  # highest count / limit seen, for the score of an allow
+    allow_listed: bool = False
+
+    @property
+    def score(self) -> int:
+        if self.outcome == Outcome.DENY:
+            return 100
+        if self.outcome == Outcome.REVIEW:
+            return min(89, 60 + 10 * len(self.reasons))
+        if self.allow_listed:
+            return 0
+        return round(49 * min(self.proximity, 1.0))
+
+
+def assess(*, ctx: RiskContext) -> RiskAssessment:
+    """Decide allow, review or deny for `ctx` and store the decision with its reasons.
+
+    Call it before claiming codes or redeeming; on deny raise
+    `FraudDenied.for_assessment(assessment)` (its rollback=False keeps the stored
+    decision). Once the issuance or redemption exists, `attach_assessment` links them.
+    A deny or review also writes a FraudEvent.
+    Raises RiskCheckUnavailable if the counter store is unreachable (nothing stored).
+    """
+    rules = [
+        r for r in rules_for_merchant(ctx.merchant_id)
+        if r.applies_to(ctx.action) and (r.product_id is None or r.product_id == ctx.product_id)
+    ]
+    try:
+        evaluation = _evaluate(ctx, rules)
+    except RiskCheckUnavailable:
+        logger.error("risk assessment refused: counter store unavailable (merchant %s)", ctx.merchant_id)
+        raise
+    with transaction.atomic():
+        assessment = RiskAssessment.objects.create(
+            merchant_id=ctx.merchant_id, action=ctx.action, outcome=str(evaluation.outcome),
+            score=evaluation.score, reasons=evaluation.reasons, details=evaluation.details,
+            api_key_id=ctx.api_key_id[:150], storefront_id=ctx.storefront_id, partner_id=ctx.partner_id,
+            product_id=ctx.product_id, quantity=ctx.quantity, customer=ctx.customer[:128],
+            ip=ctx.ip[:64], ip_group=subjects.ip_subject(ctx.ip)[:64], device_id=ctx.device_id[:128],
+            email=ctx.email[:254],
+        )
+        if evaluation.outcome != Outcome.ALLOW:
+            record_fraud_event(
+                merchant_id=ctx.merchant_id,
+                severity=FraudEvent.Severity.LOW if evaluation.outcome == Outcome.DENY
+                else FraudEvent.Severity.INFO,
+                kind=FraudEvent.Kind.RISK_DECISION, decision=str(evaluation.outcome),
+                context={**ctx.as_json(), "reasons": evaluation.reasons, "score": evaluation.score},
+                assessment_id=assessment.pk,
+            )
+    return assessment
+
+
+@transaction.atomic
+def attach_assessment(*, assessment: RiskAssessment, issuance_id=None, redemption_id=None) -> None:
+    """Link a stored assessment to the issuance or redemption it judged (exactly one, once).
+
+    Call inside the transaction that creates the issuance or redemption.
+    Raises ValueError if not exactly one id is given, the action does not fit, or the
+    assessment is already linked.
+    """
+    if (issuance_id is None) == (redemption_id is None):
+        raise ValueError("give exactly one of issuance_id and redemption_id")
+    expected = "issue" if issuance_id is not None else "redeem"
+    if assessment.action != expected:
+        raise ValueError(f"a {assessment.action!r} assessment cannot judge this ({expected!r} expected)")
+    updated = RiskAssessment.objects.filter(
+        pk=assessment.pk, issuance__isnull=True, redemption__isnull=True
+    ).update(issuance_id=issuance_id, redemption_id=redemption_id)
+    if updated != 1:
+        raise ValueError(f"assessment {assessment.pk} is already attached")
+    assessment.issuance_id = issuance_id
+    assessment.redemption_id = redemption_id
+
+
+# --- evaluation ---------------------------------------------------------------------
+
+def _evaluate(ctx: RiskContext, rules: list[FraudRule]) -> _Evaluation:
+    result = _Evaluation()
+    for rule in rules:
+        reason = MATCHERS[rule.kind](rule, ctx, result)
+        if reason is None:
+            continue
+        if rule.action == Outcome.ALLOW:
+            result.outcome, result.reasons, result.allow_listed = Outcome.ALLOW, [reason], True
+            break
+        if rule.action == Outcome.DENY:
+            result.outcome, result.reasons = Outcome.DENY, [reason]
+            break
+        result.outcome = Outcome.REVIEW
+        if reason not in result.reasons:
+            result.reasons.append(reason)
+    if result.outcome == Outcome.DENY:
+        for hit in result.hits:  # a denied attempt does not count towards velocity
+            counters.window_undo(hit)
+    return result
+
+
+def _counted(result: _Evaluation, rule: FraudRule, count: int, matched: bool) -> None:
+    result.details.append(
+        {"rule": rule.pk, "kind": rule.kind, "count": count, "limit": rule.limit, "matched": matched}
+    )
+    if rule.limit:
+        result.proximity = max(result.proximity, count / rule.limit)
+
+
+def _velocity_subject(rule: FraudRule, ctx: RiskContext) -> str:
+    if rule.kind == Kind.VELOCITY_CUSTOMER:
+        return ctx.customer.strip()
+    if rule.kind == Kind.VELOCITY_IP:
+        return subjects.ip_subject(ctx.ip)
+    if rule.kind == Kind.VELOCITY_DEVICE:
+        return ctx.device_id.strip()
+    return subjects.email_address(ctx.email) if ctx.email.strip() else ""
+
+
+def _match_velocity(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
+    subject = _velocity_subject(rule, ctx)
+    if not subject:
+        return None
+    product = ctx.product_id if rule.per_product else ""
+    hit = counters.window_incr(
+        counters.subject_key("vel", rule.pk, subject, product), window=rule.window_seconds,
+        delta=ctx.quantity if rule.count_units else 1,
+    )
+    result.hits.append(hit)
+    matched = hit.total > rule.limit
+    _counted(result, rule, hit.total, matched)
+    return rule.kind if matched else None
+
+
+def _match_quantity_cap(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
+    matched = ctx.quantity > rule.limit
+    _counted(result, rule, ctx.quantity, matched)
+    return rule.kind if matched else None
+
+
+def _match_first_orders(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
+    if ctx.quantity <= rule.limit:
+        return None
+    from vouchers.models import Issuance
+
+    previous = 0
+    if ctx.customer.strip():  # an anonymous buyer has no history: treated as new
+        previous = (
+            Issuance.objects.filter(
+                storefront__merchant_id=ctx.merchant_id, customer=ctx.customer.strip(),
+                status=Issuance.Status.ISSUED,
+            ).values("pk")[: rule.new_customer_orders].count()
+        )
+    matched = previous < rule.new_customer_orders
+    result.details.append({"rule": rule.pk, "kind": rule.kind, "previous_orders": previous,
+                           "quantity": ctx.quantity, "limit": rule.limit, "matched": matched})
+    return rule.kind if matched else None
+
+
+def _match_farming(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
+    where = ctx.device_id.strip() if rule.kind == Kind.FARMING_DEVICE else subjects.ip_subject(ctx.ip)
+    customer = ctx.customer.strip()
+    if not where or not customer:
+        return None
+    distinct = counters.distinct_add(
+        counters.subject_key("farm", rule.pk, where), customer, window=rule.window_seconds
+    )
+    matched = distinct > rule.limit
+    _counted(result, rule, distinct, matched)
+    return rule.kind if matched else None
+
+
+def _list_matcher(model: type[AllowlistEntry] | type[BlocklistEntry], prefix: str) -> Callable:
+    def match(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
+        kind = _list_match(model, ctx)
+        if kind is None:
+            return None
+        result.details.append({"rule": rule.pk, "kind": rule.kind, "entry_kind": kind, "matched": True})
+        return f"{prefix}_{kind}"
+
+    return match
+
+
+def _list_match(model, ctx: RiskContext) -> str | None:
+    """The most specific kind of entry in `model` that matches the context, or None."""
+    q = Q()
+    customer, device = ctx.customer.strip(), ctx.device_id.strip()
+    if customer:
+        q |= Q(kind=ListKind.CUSTOMER, value=customer)
+    if device:
+        q |= Q(kind=ListKind.DEVICE, value=device)
+    if ctx.email.strip():
+        q |= Q(kind=ListKind.EMAIL, value=subjects.email_address(ctx.email))
+        suffixes = subjects.domain_suffixes(subjects.email_domain(ctx.email))
+        if suffixes:
+            q |= Q(kind=ListKind.EMAIL_DOMAIN, value__in=suffixes)
+    address = subjects.parse_ip(ctx.ip)
+    if address is not None:
+        q |= Q(kind=ListKind.IP, value=str(address)) | Q(kind=ListKind.CIDR)
+    if not q:
+        return None
+    now = datetime.fromtimestamp(clock.now(), tz=UTC)
+    entries = model.objects.filter(merchant_id=ctx.merchant_id).filter(q).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    ).values_list("kind", "value")
+    matched = {kind for kind, value in entries if kind != ListKind.CIDR or _in_network(address, value)}
+    return next((kind.value for kind in LIST_PRIORITY if kind in matched), None)
+
+
+def _in_network(address, network: str) -> bool:
+    try:
+        return address in ipaddress.ip_network(network, strict=False)
+    except (ValueError, TypeError):
+        return False
+
+
+MATCHERS: dict[str, Callable[[FraudRule, RiskContext, _Evaluation], str | None]] = {
+    Kind.ALLOWLIST: _list_matcher(AllowlistEntry, "allowlist"),
+    Kind.BLOCKLIST: _list_matcher(BlocklistEntry, "blocklist"),
+    Kind.VELOCITY_CUSTOMER: _match_velocity,
+    Kind.VELOCITY_IP: _match_velocity,
+    Kind.VELOCITY_DEVICE: _match_velocity,
+    Kind.VELOCITY_EMAIL: _match_velocity,
+    Kind.QUANTITY_CAP: _match_quantity_cap,
+    Kind.FIRST_ORDERS: _match_first_orders,
+    Kind.FARMING_DEVICE: _match_farming,
+    Kind.FARMING_IP: _match_farming,
+}

@@ -1,0 +1,74 @@
+"""Writing fraud events and queueing their alerts."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from django.db import transaction
+
+from fraud import clock, conf, counters
+from fraud.exceptions import RiskCheckUnavailable
+from fraud.models import FraudEvent
+
+logger = logging.getLogger("fraud.events")
+
+# Keys that could carry a secret code. A caller passing one is a bug, refused loudly.
+FORBIDDEN_CONTEXT_KEYS = frozenset({"code", "codes", "plaintext", "raw", "raw_code", "display"})
+
+
+def should_alert(severity: str) -> bool:
+    rank = FraudEvent.SEVERITY_RANK
+    return rank[severity] >= rank[conf.get("FRAUD_ALERT_MIN_SEVERITY")]
+
+
+def record_fraud_event(
+    *,
+    merchant_id: int | None,
+    severity: str,
+    kind: str,
+    context: dict,
+    decision: str = FraudEvent.Decision.NONE,
+    assessment_id: int | None = None,
+    batch_id: int | None = None,
+    alert_throttle: str | None = None,
+) -> FraudEvent:
+    """Store one event in the caller's transaction; alert after commit if severe enough.
+
+    With `alert_throttle`, at most one alert per (merchant, kind, throttle subject) is
+    sent per FRAUD_ALERT_THROTTLE_SECONDS; every event is still recorded. If the
+    throttle store is down the alert is sent (more mail beats a missed leak).
+    Raises ValueError if the context has a key that could hold a code.
+    """
+    bad = FORBIDDEN_CONTEXT_KEYS & set(context)
+    if bad:
+        raise ValueError(f"fraud event context may not contain {sorted(bad)}")
+    alert = FraudEvent.Alert.NOT_NEEDED
+    if should_alert(severity):
+        claimed = _claim_alert(merchant_id, kind, alert_throttle)
+        alert = FraudEvent.Alert.PENDING if claimed else FraudEvent.Alert.THROTTLED
+    with transaction.atomic():
+        event = FraudEvent.objects.create(
+            merchant_id=merchant_id, severity=severity, kind=kind, decision=decision,
+            context=context, assessment_id=assessment_id, batch_id=batch_id, alert=alert,
+        )
+    if alert == FraudEvent.Alert.PENDING:
+        from fraud.tasks import send_fraud_alert
+
+        # robust: a broker outage after commit is logged, not raised into the request;
+        # the pending alert is then picked up by send_pending_fraud_alerts.
+        transaction.on_commit(partial(send_fraud_alert.delay, event.pk), robust=True)
+    return event
+
+
+def _claim_alert(merchant_id: int | None, kind: str, throttle: str | None) -> bool:
+    if throttle is None:
+        return True
+    period = int(conf.get("FRAUD_ALERT_THROTTLE_SECONDS"))
+    slot = int(clock.now() // period)
+    key = counters.subject_key("alert", merchant_id, kind, throttle, slot)
+    try:
+        return counters.add_value(key, 1, ttl=2 * period)
+    except RiskCheckUnavailable:
+        logger.warning("alert throttle unavailable; alerting without it")
+        return True

@@ -1,0 +1,60 @@
+"""A merchant's rules: created from defaults on first use, then edited in the admin."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from fraud.models import FraudProfile, FraudRule, Outcome
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+Kind = FraudRule.Kind
+
+# The defaults a merchant starts with. Limits are generous for a real customer and
+# tight for a script; every rule can be tuned or disabled per merchant.
+DEFAULT_RULES: list[dict] = [
+    {"name": "Allow-listed customers, e-mails, devices and IPs", "kind": Kind.ALLOWLIST,
+     "action": Outcome.ALLOW, "order": 10, "on_issue": True, "on_redeem": True, "on_check": True},
+    {"name": "Blocklisted customers, e-mails, devices and IPs", "kind": Kind.BLOCKLIST,
+     "action": Outcome.DENY, "order": 10, "on_issue": True, "on_redeem": True, "on_check": True},
+    {"name": "At most 20 codes per order", "kind": Kind.QUANTITY_CAP,
+     "action": Outcome.DENY, "order": 20, "limit": 20},
+    {"name": "At most 10 orders per customer per hour", "kind": Kind.VELOCITY_CUSTOMER,
+     "action": Outcome.DENY, "order": 30, "limit": 10, "window_seconds": HOUR},
+    {"name": "At most 10 orders per e-mail per hour", "kind": Kind.VELOCITY_EMAIL,
+     "action": Outcome.DENY, "order": 40, "limit": 10, "window_seconds": HOUR},
+    {"name": "Review over 20 orders per IP per hour", "kind": Kind.VELOCITY_IP,
+     "action": Outcome.REVIEW, "order": 50, "limit": 20, "window_seconds": HOUR},
+    {"name": "Review over 10 orders per device per hour", "kind": Kind.VELOCITY_DEVICE,
+     "action": Outcome.REVIEW, "order": 60, "limit": 10, "window_seconds": HOUR},
+    {"name": "Review a new customer's first 3 orders above 5 codes", "kind": Kind.FIRST_ORDERS,
+     "action": Outcome.REVIEW, "order": 70, "limit": 5, "new_customer_orders": 3},
+    {"name": "Review over 3 customers on one device per day", "kind": Kind.FARMING_DEVICE,
+     "action": Outcome.REVIEW, "order": 80, "limit": 3, "window_seconds": DAY},
+    {"name": "Review over 10 customers on one IP per hour", "kind": Kind.FARMING_IP,
+     "action": Outcome.REVIEW, "order": 90, "limit": 10, "window_seconds": HOUR},
+]
+
+
+@transaction.atomic
+def ensure_default_rules(*, merchant_id: int) -> bool:
+    """Create the default rules the first time a merchant is assessed; True if created now.
+
+    Runs once per merchant (the profile row is the marker), so a rule the merchant
+    deleted does not come back.
+    """
+    _profile, created = FraudProfile.objects.get_or_create(merchant_id=merchant_id)
+    if created:
+        FraudRule.objects.bulk_create(
+            [FraudRule(merchant_id=merchant_id, **spec) for spec in DEFAULT_RULES]
+        )
+    return created
+
+
+def rules_for_merchant(merchant_id: int) -> list[FraudRule]:
+    """The merchant's enabled rules in evaluation order: allow, deny, review; then `order`."""
+    ensure_default_rules(merchant_id=merchant_id)
+    stage = {Outcome.ALLOW: 0, Outcome.DENY: 1, Outcome.REVIEW: 2}
+    rules = list(FraudRule.objects.filter(merchant_id=merchant_id, enabled=True))
+    return sorted(rules, key=lambda r: (stage[r.action], r.order, r.pk))
