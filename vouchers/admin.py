@@ -15,6 +15,8 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, Q
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.debug import sensitive_post_parameters
+from rest_framework_api_key.models import APIKey
 
 from vouchers import admin_views, selectors
 from vouchers.admin_forms import BatchStatusForm
@@ -40,6 +42,12 @@ from vouchers.models import (
     StorefrontAPIKey,
 )
 from vouchers.services.api_keys import revoke_storefront_key
+
+# djangorestframework-api-key registers its generic APIKey model, which no caller of this
+# service uses, and its admin puts a new key's plaintext into a message (a cookie or the
+# session table). Storefront keys are created through StorefrontAdmin instead.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
 
 STOCK_STATES = tuple(Code.State.values)
 
@@ -479,7 +487,11 @@ class CodeAdmin(RecordAdmin):
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         return [
-            path("find/", self.admin_site.admin_view(self.find_view), name="{}_{}_find".format(*info)),
+            # Error reports (DEBUG pages, mailed tracebacks) show the typed code as stars.
+            path(
+                "find/", self.admin_site.admin_view(sensitive_post_parameters("code")(self.find_view)),
+                name="{}_{}_find".format(*info),
+            ),
             *super().get_urls(),
         ]
 

@@ -11,7 +11,7 @@ import logging
 from django.contrib import messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -166,10 +166,12 @@ STATUS_ACTIONS = {
 
 def batch_status_view(model_admin, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
     """Confirm (GET) and apply (POST) a pause, resume or void of one batch."""
+    if action not in STATUS_ACTIONS:
+        raise Http404("no such status change")
     batch = model_admin.get_object(request, unquote(object_id))
     if batch is None:
         return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if action not in STATUS_ACTIONS or not model_admin.has_status_permission(request, batch):
+    if not model_admin.has_status_permission(request, batch):
         raise PermissionDenied
     title, service = STATUS_ACTIONS[action]
     form = BatchStatusForm(posted(request), reason_required=action == "void")

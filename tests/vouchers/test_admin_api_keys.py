@@ -141,3 +141,14 @@ def test_revoking_a_revoked_key_is_refused_with_a_message_and_changes_nothing(st
     assert response.status_code == 200
     assert [str(m) for m in response.context["messages"]] == [f"the key {key.prefix} is already revoked"]
     assert list(StorefrontAPIKey.objects.values()) == before
+
+
+def test_the_generic_api_key_admin_is_not_offered():
+    # given djangorestframework-api-key registers its own APIKey model, whose admin would put
+    # a new key's plaintext into a message (cookie or session)
+    from django.contrib import admin
+    from rest_framework_api_key.models import APIKey
+
+    # then
+    assert admin.site.is_registered(APIKey) is False
+    assert admin.site.is_registered(StorefrontAPIKey) is True

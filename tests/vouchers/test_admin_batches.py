@@ -258,6 +258,17 @@ def test_the_status_page_confirms_before_changing(staff_client, product):
     assert state_of(batch) == before
 
 
+def test_an_unknown_status_change_is_not_found(staff_client, product):
+    # given
+    batch = make_batch(product)
+    before = state_of(batch)
+    # when
+    response = staff_client.post(reverse("admin:vouchers_batch_status", args=[batch.pk, "delete"]))
+    # then
+    assert response.status_code == 404
+    assert state_of(batch) == before
+
+
 def test_staff_without_the_change_permission_cannot_pause(client, merchant, product):
     # given staff who may only view batches
     member = StaffFactory(merchant=merchant)

@@ -120,6 +120,13 @@ def test_finding_a_code_by_the_code_itself_opens_its_page_and_echoes_nothing(
     assert f"code {code.pk}" in caplog.text
 
 
+def test_error_reports_of_the_find_page_hide_the_typed_code(staff_client, batch):
+    # when
+    response = staff_client.post(reverse("admin:vouchers_code_find"), {"code": "ANY-THING-TYPED"})
+    # then Django's error reporter would show the field as stars
+    assert response.wsgi_request.sensitive_post_parameters == ("code",)
+
+
 def test_another_merchants_code_is_not_found_and_not_echoed(staff_client, batch, caplog):
     # given a code of another merchant
     caplog.set_level(logging.INFO)
