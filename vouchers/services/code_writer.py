@@ -152,11 +152,15 @@ def write_code_rows(*, batch_id: int, rows: Iterable[tuple], now: datetime) -> i
     Raises IntegrityError if a blind index is already stored.
     """
     available = Code.State.AVAILABLE.value
-    full_rows = ((batch_id, *row, available, now, False) for row in rows)
     table = Code._meta.db_table
     if connection.vendor == "postgresql":
+        full_rows = ((batch_id, *row, available, now, False) for row in rows)
         return copy_rows(table=table, columns=COPY_COLUMNS, types=COPY_TYPES, rows=full_rows)
-    return insert_rows(table=table, columns=COPY_COLUMNS, rows=full_rows)
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    full_rows = ((batch_id, *row, available, stamp, False) for row in rows)
+    return insert_rows(
+        table=table, columns=COPY_COLUMNS, rows=full_rows, datetime_at=(COPY_COLUMNS.index("expires_at"),)
+    )
 
 
 def copy_rows(*, table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[tuple]) -> int:
@@ -177,11 +181,13 @@ def copy_rows(*, table: str, columns: Sequence[str], types: Sequence[str], rows:
 
 
 def insert_rows(
-    *, table: str, columns: Sequence[str], rows: Iterable[tuple], chunk: int = INSERT_CHUNK
+    *, table: str, columns: Sequence[str], rows: Iterable[tuple], datetime_at: Sequence[int] = (),
+    chunk: int = INSERT_CHUNK,
 ) -> int:
     """Any database: stream `rows` into `table` with executemany in chunks; returns how many.
 
-    Datetimes are adapted as the ORM would store them. Raises IntegrityError.
+    Values at the positions `datetime_at` are adapted as the ORM would store them (other
+    datetimes must come adapted). Raises IntegrityError.
     """
     adapt = connection.ops.adapt_datetimefield_value
     placeholders = ", ".join(["%s"] * len(columns))
@@ -190,9 +196,18 @@ def insert_rows(
     rows = iter(rows)
     with connection.cursor() as cursor:
         while batch := list(islice(rows, chunk)):
-            cursor.executemany(
-                sql,
-                [tuple(adapt(v) if isinstance(v, datetime) else v for v in row) for row in batch],
-            )
+            if datetime_at:
+                batch = [_adapted(row, datetime_at, adapt) for row in batch]
+            cursor.executemany(sql, batch)
             written += len(batch)
     return written
+
+
+def _adapted(row: tuple, positions: Sequence[int], adapt) -> tuple:
+    if all(row[i] is None for i in positions):
+        return row
+    row = list(row)
+    for i in positions:
+        if row[i] is not None:
+            row[i] = adapt(row[i])
+    return tuple(row)

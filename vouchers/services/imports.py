@@ -343,7 +343,8 @@ def _checked_load(
     if postgres:
         copy_rows(table=STAGING, columns=STAGING_COLUMNS, types=STAGING_TYPES, rows=staged)
     else:
-        insert_rows(table=STAGING, columns=STAGING_COLUMNS, rows=staged)
+        insert_rows(table=STAGING, columns=STAGING_COLUMNS, rows=staged,
+                    datetime_at=(STAGING_COLUMNS.index("expires_at"),))
     read_report, read_bad = list(tally.report), tally.bad
     for attempt in range(1, CONFLICT_RETRIES + 1):
         duplicates, duplicate_report = _find_duplicates()
