@@ -14,9 +14,13 @@ class RiskContext:
     `ip` is the end customer's address as the storefront sent it in the body ("" if
     absent), never the connection address: that is the storefront's own server, shared
     by all its customers. No field may hold a code.
+
+    `merchant_id` is None only when the caller has no merchant of its own (a partner)
+    and the code was not found: lockouts and the guessing alarm then count under "no
+    merchant", and their events alert ADMINS. `assess` needs a merchant.
     """
 
-    merchant_id: int
+    merchant_id: int | None  # None only for a partner caller before its code is found
     action: str  # "issue" | "redeem" | "check"
     api_key_id: str  # the caller's API key id, "" if none
     storefront_id: int | None = None

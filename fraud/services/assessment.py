@@ -75,8 +75,11 @@ def assess(*, ctx: RiskContext) -> RiskAssessment:
     `FraudDenied.for_assessment(assessment)` (its rollback=False keeps the stored
     decision). Once the issuance or redemption exists, `attach_assessment` links them.
     A deny or review also writes a FraudEvent.
-    Raises RiskCheckUnavailable if the counter store is unreachable (nothing stored).
+    Raises RiskCheckUnavailable if the counter store is unreachable (nothing stored),
+    ValueError if the context has no merchant.
     """
+    if ctx.merchant_id is None:
+        raise ValueError("a risk assessment needs the merchant whose rules apply")
     rules = [
         r for r in rules_for_merchant(ctx.merchant_id)
         if r.applies_to(ctx.action) and (r.product_id is None or r.product_id == ctx.product_id)

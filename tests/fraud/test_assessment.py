@@ -392,3 +392,9 @@ def test_context_refuses_an_unknown_action(merchant):
 
     with pytest.raises(ValueError):
         RiskContext(merchant_id=merchant.pk, action="sell", api_key_id="")
+
+
+def test_an_assessment_needs_a_merchant(make_ctx):
+    with pytest.raises(ValueError, match="merchant"):
+        assess(ctx=make_ctx(merchant_id=None))
+    assert RiskAssessment.objects.count() == 0

@@ -150,3 +150,19 @@ def test_an_unknown_reason_is_a_bug(make_ctx):
     with pytest.raises(ValueError):
         record_failed_attempt(ctx=make_ctx(customer="c"), reason="typo")
     assert retry_after(make_ctx(customer="c")) is None
+
+
+def test_a_partner_without_merchant_is_counted_under_no_merchant(make_ctx, eager_alerts, mailoutbox,
+                                                                 settings):
+    # given a partner's failures on codes that were not found (no merchant known)
+    settings.ADMINS = [("Ops", "ops@service.example")]
+    settings.FRAUD_LOCKOUT_THRESHOLDS = {"api_key": 3, "customer": 5, "ip": 10}
+    ctx = make_ctx(merchant_id=None, storefront_id=None, partner_id=7, api_key_id="partner-key",
+                   action="redeem", product_id=None)
+    with eager_alerts():
+        fail(ctx, 3)
+    # then the partner's key is locked and the operators are told
+    assert retry_after(ctx) == 60
+    event = FraudEvent.objects.get()
+    assert (event.merchant_id, event.severity, event.context["scope"]) == (None, "high", "api_key")
+    assert [m.to for m in mailoutbox] == [["ops@service.example"]]
