@@ -62,12 +62,18 @@ def lookup_forms(raw: str) -> list[str]:
 # --- check character (Luhn mod N over the alphabet) --------------------------------
 
 def check_character(payload: str, alphabet: str) -> str:
+    """Luhn mod N over the alphabet: catches every single substitution and adjacent swap.
+
+    Doubling must permute the alphabet's values. For an odd N (31 for the default
+    alphabet) `2v mod N` does; the classic "sum the digits of 2v" step does only for
+    even N, so it is used there alone.
+    """
     n = len(alphabet)
     factor, total = 2, 0
     for char in reversed(payload):
         addend = factor * alphabet.index(char)
         factor = 1 if factor == 2 else 2
-        total += addend // n + addend % n
+        total += addend % n if n % 2 else addend // n + addend % n
     return alphabet[(n - total % n) % n]
 
 
