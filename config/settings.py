@@ -245,6 +245,9 @@ API_RATE_PER_ADDRESS = env.str("API_RATE_PER_ADDRESS", default="12000/m")
 # An in-progress idempotency record older than this whose attempt holds no lock died.
 IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=60)
 IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=48)
+# An issuance held for fraud review keeps its codes this long; undecided, it expires
+# and the codes return to stock.
+VOUCHER_REVIEW_TTL_SECONDS = env.int("VOUCHER_REVIEW_TTL_SECONDS", default=24 * 60 * 60)
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 
 # --- product settings -------------------------------------------------------------

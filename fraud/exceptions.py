@@ -42,10 +42,13 @@ class TooManyAttempts(DomainError):
 
 
 class RiskCheckUnavailable(DomainError):
-    """The counter store (Redis) is unreachable: the request is refused, never waved through."""
+    """The counter store (Redis) is unreachable: the request is refused, never waved through.
+
+    429 with Retry-After, so clients back off and retry as they do for any limit.
+    """
 
     code = "risk_unavailable"
-    status = 503
+    status = 429
     title = "Fraud checks temporarily unavailable"
 
     def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:

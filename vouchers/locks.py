@@ -8,6 +8,8 @@ from django.db.models import Q
 
 from vouchers.models import Code, Issuance, Redemption
 
+HELD_STATUSES = (Issuance.Status.RESERVED, Issuance.Status.REVIEW)
+
 
 def lock_available_codes(*, batch_id: int, count: int, now: datetime) -> list[Code]:
     """Lock up to `count` sellable codes of a batch, skipping rows other claims hold.
@@ -34,11 +36,20 @@ def lock_issuance(*, issuance_id, storefront_id: int) -> Issuance | None:
 
 
 def lock_issuance_for_expiry(*, issuance_id) -> Issuance | None:
-    """Lock a reservation for the release task, skipping one a request is working on."""
+    """Lock a held issuance (reserved or in review) for the release task, skipping one a
+    request or a reviewer is working on."""
     return (
         Issuance.objects.select_for_update(skip_locked=True)
-        .filter(pk=issuance_id, status=Issuance.Status.RESERVED).first()
+        .filter(pk=issuance_id, status__in=HELD_STATUSES).first()
     )
+
+
+def lock_issuance_for_review(*, issuance_id, merchant_id: int | None) -> Issuance | None:
+    """Lock an issuance for a reviewer; scoped to a merchant unless merchant_id is None."""
+    issuances = Issuance.objects.select_for_update(of=("self",)).select_related("product")
+    if merchant_id is not None:
+        issuances = issuances.filter(product__merchant_id=merchant_id)
+    return issuances.filter(pk=issuance_id).first()
 
 
 def lock_redemption(*, redemption_id, storefront_id: int) -> Redemption | None:

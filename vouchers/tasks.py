@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
+from vouchers.locks import HELD_STATUSES
 from vouchers.models import Issuance
 from vouchers.services import idempotency
 from vouchers.services.reservations import expire_reservation
@@ -14,9 +15,12 @@ RELEASE_CHUNK = 500
 
 @shared_task(acks_late=True)
 def release_expired_reservations() -> int:
-    """Release every reservation past its time (requests also release them lazily)."""
+    """Release every reservation and undecided review past its time.
+
+    Requests release a reservation lazily too, when they touch it.
+    """
     due = list(
-        Issuance.objects.filter(status=Issuance.Status.RESERVED, reserved_until__lte=timezone.now())
+        Issuance.objects.filter(status__in=HELD_STATUSES, reserved_until__lte=timezone.now())
         .order_by("reserved_until").values_list("pk", flat=True)[:RELEASE_CHUNK]
     )
     released = sum(expire_reservation(issuance_id=pk) for pk in due)

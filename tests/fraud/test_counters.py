@@ -102,7 +102,7 @@ def test_subject_keys_hold_no_personal_data():
 def test_every_operation_fails_closed_when_redis_is_unreachable(operation):
     with pytest.raises(RiskCheckUnavailable) as exc:
         operation()
-    assert exc.value.status == 503
+    assert exc.value.status == 429
     assert exc.value.extra["retry_after"] == 30
 
 

@@ -29,7 +29,7 @@ def test_assessment_refuses_and_stores_nothing(make_ctx):
     ctx = make_ctx(customer="c", ip="192.0.2.1")
     with REDIS_DOWN, pytest.raises(RiskCheckUnavailable) as exc:
         assess(ctx=ctx)
-    assert (exc.value.status, exc.value.code, exc.value.retry_after) == (503, "risk_unavailable", 30)
+    assert (exc.value.status, exc.value.code, exc.value.retry_after) == (429, "risk_unavailable", 30)
     assert RiskAssessment.objects.count() == 0
     assert FraudEvent.objects.count() == 0
 

@@ -1,25 +1,48 @@
 """Finding a code a caller typed, and treating every miss as a failed attempt.
 
-Check and redemption share this: a code that is unknown to the caller, still in
-stock, reserved, or a canary is answered exactly like an unknown code (404
-`unknown_code`), so a guesser learns nothing.
+Check and redemption share this. The caller's lockouts are checked before the code
+is even looked up. A code that is unknown to the caller, still in stock, reserved,
+or a canary is answered exactly like an unknown code (404 `unknown_code`), so a
+guesser learns nothing; behind the scenes each miss is counted towards lockouts, and
+a never-issued code or a canary raises a leak event for the merchant.
 """
 
 from __future__ import annotations
 
+from django.db import transaction
+
+from fraud.models import RiskAssessment
 from vouchers import selectors
 from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import UnknownCode
 from vouchers.models import Code
+from vouchers.services import risk
 
 NEVER_ISSUED_STATES = (Code.State.AVAILABLE, Code.State.RESERVED)
 
 
-def find_usable_code(*, caller: Caller, raw: str, context: CustomerContext) -> Code:
-    """The caller's issued (or formerly issued) code for what was typed. Raises UnknownCode."""
+def find_usable_code(
+    *, caller: Caller, raw: str, context: CustomerContext, action: str
+) -> tuple[Code, RiskAssessment]:
+    """The caller's issued (or formerly issued) code for what was typed, and the risk decision.
+
+    Raises TooManyAttempts, RiskCheckUnavailable, UnknownCode (the miss is recorded and
+    kept), FraudDenied (the decision is kept).
+    """
+    ctx = risk.context_for(caller=caller, customer=context, action=action)
+    risk.ensure_not_locked_out(ctx)
     row = selectors.find_code(raw)
     if row is None or row.batch.product.merchant_id != caller.merchant_id:
-        raise UnknownCode("No such code.")
+        _miss(ctx, None)
     if row.is_canary or row.state in NEVER_ISSUED_STATES:
-        raise UnknownCode("No such code.")
-    return row
+        _miss(ctx, row)
+    decision = risk.assess_or_refuse(
+        risk.context_for(caller=caller, customer=context, action=action, product_id=row.batch.product_id)
+    )
+    return row, decision
+
+
+def _miss(ctx, row: Code | None):
+    with transaction.atomic():
+        risk.report_miss(ctx, code=row)
+    raise UnknownCode("No such code.")

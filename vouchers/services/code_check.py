@@ -22,8 +22,13 @@ class CodeStatus:
 
 
 def check_code(*, caller: Caller, code: str, context: CustomerContext | None = None) -> CodeStatus:
-    """What a customer's code is worth now. Raises TooManyAttempts, UnknownCode."""
-    row = attempts.find_usable_code(caller=caller, raw=code, context=context or CustomerContext())
+    """What a customer's code is worth now.
+
+    Raises TooManyAttempts, RiskCheckUnavailable, UnknownCode, FraudDenied.
+    """
+    row, _decision = attempts.find_usable_code(
+        caller=caller, raw=code, context=context or CustomerContext(), action="check"
+    )
     batch: Batch = row.batch
     if row.state == Code.State.REDEEMED:
         status = "redeemed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -13,7 +14,7 @@ from vouchers import locks, selectors
 from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import OutOfStock, UnknownProduct
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product
-from vouchers.services import stock
+from vouchers.services import risk, stock
 
 
 def sellable_product(*, caller: Caller, sku: str) -> Product:
@@ -26,7 +27,6 @@ def sellable_product(*, caller: Caller, sku: str) -> Product:
     return product
 
 
-@transaction.atomic
 def issue_codes(
     *,
     caller: Caller,
@@ -39,30 +39,45 @@ def issue_codes(
 ) -> Issuance:
     """Claim `quantity` codes for one issuance, all of them or none.
 
-    Codes are locked with SKIP LOCKED in primary-key order, batch by batch, first
-    expiring batch first (less expiry waste). No count is read before taking: a short
-    claim raises and the transaction rolls back, releasing every lock.
-    Raises UnknownProduct, OutOfStock.
+    Fraud checks decide first: a deny is refused (and the decision kept), a review
+    holds the codes like a reservation until a reviewer decides. Codes are locked with
+    SKIP LOCKED in primary-key order, batch by batch, first expiring batch first (less
+    expiry waste). No count is read before taking: a short claim raises and the
+    transaction rolls back, releasing every lock.
+    Raises UnknownProduct, FraudDenied, RiskCheckUnavailable, OutOfStock.
     """
     product = sellable_product(caller=caller, sku=sku)
-    now = timezone.now()
     context = context or CustomerContext(customer=customer)
-    status = Issuance.Status.RESERVED if reserve else Issuance.Status.ISSUED
-    issuance = Issuance.objects.create(
-        storefront_id=caller.storefront_id, product=product, quantity=quantity,
-        customer=customer, order_ref=order_ref, status=status,
-        reserved_until=now + timedelta(seconds=caller.reservation_ttl_seconds) if reserve else None,
-        context={"ip": context.ip, "device_id": context.device_id, "email": context.email},
+    decision = risk.assess_or_refuse(
+        risk.context_for(caller=caller, customer=context, action="issue", product_id=product.pk,
+                         quantity=quantity)
     )
-    claimed = claim_codes(product=product, quantity=quantity, now=now)
-    if len(claimed) < quantity:
-        available = max(selectors.available_by_product([product.pk], now=now)[product.pk], 0)
-        raise OutOfStock(f"{quantity} of {sku} requested, {available} in stock.", available=available)
-    move_codes(
-        codes=claimed, issuance=issuance, from_state=Code.State.AVAILABLE,
-        to_state=Code.State(status.value), actor=caller.identity, now=now,
-        action="issued" if not reserve else "reserved",
-    )
+    now = timezone.now()
+    if risk.needs_review(decision):
+        status = Issuance.Status.REVIEW
+        hold_until = now + timedelta(seconds=settings.VOUCHER_REVIEW_TTL_SECONDS)
+    elif reserve:
+        status = Issuance.Status.RESERVED
+        hold_until = now + timedelta(seconds=caller.reservation_ttl_seconds)
+    else:
+        status, hold_until = Issuance.Status.ISSUED, None
+    with transaction.atomic():
+        issuance = Issuance.objects.create(
+            storefront_id=caller.storefront_id, product=product, quantity=quantity,
+            customer=customer, order_ref=order_ref, status=status, reserved_until=hold_until,
+            context={"ip": context.ip, "device_id": context.device_id, "email": context.email},
+        )
+        claimed = claim_codes(product=product, quantity=quantity, now=now)
+        if len(claimed) < quantity:
+            available = max(selectors.available_by_product([product.pk], now=now)[product.pk], 0)
+            raise OutOfStock(f"{quantity} of {sku} requested, {available} in stock.", available=available)
+        held = status != Issuance.Status.ISSUED
+        move_codes(
+            codes=claimed, issuance=issuance, from_state=Code.State.AVAILABLE,
+            to_state=Code.State.RESERVED if held else Code.State.ISSUED, actor=caller.identity,
+            now=now, action={"issued": "issued", "reserved": "reserved", "review": "held_for_review"}[status],
+        )
+        risk.attach(decision, issuance_id=issuance.pk)
     return issuance
 
 

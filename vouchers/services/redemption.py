@@ -18,7 +18,7 @@ from vouchers.exceptions import (
     ReversalWindowClosed,
 )
 from vouchers.models import Batch, Code, Redemption
-from vouchers.services import attempts, stock
+from vouchers.services import attempts, risk, stock
 from vouchers.services.events import record_event
 from vouchers.validity import is_expired
 
@@ -32,10 +32,11 @@ def redeem_code(
     The conditional UPDATE (`state = 'issued'`) is the check; the unique constraint on
     a live redemption per code is the backstop. The batch's status and validity window
     are read at this moment.
-    Raises TooManyAttempts, UnknownCode, AlreadyRedeemed, CodeExpired, CodeVoid.
+    Raises TooManyAttempts, RiskCheckUnavailable, UnknownCode, FraudDenied,
+    AlreadyRedeemed, CodeExpired, CodeVoid.
     """
     context = context or CustomerContext()
-    row = attempts.find_usable_code(caller=caller, raw=code, context=context)
+    row, decision = attempts.find_usable_code(caller=caller, raw=code, context=context, action="redeem")
     with transaction.atomic():
         now = timezone.now()
         batch = Batch.objects.get(pk=row.batch_id)
@@ -55,6 +56,7 @@ def redeem_code(
                 )
         except IntegrityError:  # unreachable while the UPDATE above holds; the backstop
             raise AlreadyRedeemed("The code has already been redeemed.") from None
+        risk.attach(decision, redemption_id=redemption.pk)
         stock.record_move(batch_id=row.batch_id, from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED)
         record_event(
             action="redeemed", actor=caller.identity, code=row, issuance_id=row.issuance_id,

@@ -40,7 +40,7 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
             )
             return issuance
         if issuance.status == Issuance.Status.RESERVED:
-            _release(issuance, to_status=Issuance.Status.EXPIRED, actor=caller.identity, action="expired")
+            release_held(issuance, to_status=Issuance.Status.EXPIRED, actor=caller.identity, action="expired")
     raise ReservationExpired("The reservation ran out; its codes are back in stock.")
 
 
@@ -48,31 +48,32 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
 def cancel_issuance(*, caller: Caller, issuance_id) -> Issuance:
     """Cancel a reservation; its codes return to stock. Cancelling twice returns it.
 
-    Raises NotFound, InvalidState (issued, expired, in review or denied).
+    An issuance held for fraud review can be cancelled too (the customer gave up).
+    Raises NotFound, InvalidState (issued, expired or denied).
     """
     issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.storefront_id)
     if issuance is None:
         raise NotFound("No such issuance.")
     if issuance.status == Issuance.Status.CANCELLED:
         return issuance
-    if issuance.status != Issuance.Status.RESERVED:
+    if issuance.status not in locks.HELD_STATUSES:
         raise InvalidState(f"An issuance in status {issuance.status} cannot be cancelled.")
-    _release(issuance, to_status=Issuance.Status.CANCELLED, actor=caller.identity, action="cancelled")
+    release_held(issuance, to_status=Issuance.Status.CANCELLED, actor=caller.identity, action="cancelled")
     return issuance
 
 
 def expire_reservation(*, issuance_id) -> bool:
-    """Release one reservation whose time has run out (used by the beat task).
+    """Release one reservation or undecided review whose time has run out (beat task).
 
-    Safe to run twice and alongside requests: a reservation being confirmed right now
-    is skipped, one no longer reserved or not yet due is left alone. Returns whether
-    it released anything.
+    Safe to run twice and alongside requests: one being confirmed or reviewed right now
+    is skipped, one no longer held or not yet due is left alone. Returns whether it
+    released anything.
     """
     with transaction.atomic():
         issuance = locks.lock_issuance_for_expiry(issuance_id=issuance_id)
         if issuance is None or issuance.reserved_until > timezone.now():
             return False
-        _release(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
+        release_held(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
         return True
 
 
@@ -81,7 +82,7 @@ def _set_status(issuance: Issuance, status: str) -> None:
     issuance.save(update_fields=["status", "updated_at"])
 
 
-def _release(issuance: Issuance, *, to_status: str, actor: str, action: str) -> None:
+def release_held(issuance: Issuance, *, to_status: str, actor: str, action: str) -> None:
     """Return a held issuance's codes to stock and close it with `to_status`."""
     _set_status(issuance, to_status)
     move_codes(

@@ -1,0 +1,61 @@
+"""The fraud review queue: a reviewer approves or denies an issuance held for review."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from vouchers import locks
+from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
+from vouchers.models import Code, Issuance
+from vouchers.services.events import actor_for_user
+from vouchers.services.issuance import move_codes
+from vouchers.services.reservations import release_held
+
+
+def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuance:
+    """Issue the held codes: the storefront then gets them by GET.
+
+    `merchant_id` scopes the reviewer to their merchant (None for a superuser). A review
+    found past its time is released (and that is kept) before ReservationExpired.
+    Raises NotFound, InvalidState, ReservationExpired.
+    """
+    with transaction.atomic():
+        issuance = _held_for_review(issuance_id, merchant_id)
+        now = timezone.now()
+        if issuance.reserved_until is None or issuance.reserved_until > now:
+            issuance.status = Issuance.Status.ISSUED
+            issuance.save(update_fields=["status", "updated_at"])
+            move_codes(
+                codes=list(issuance.codes.order_by("pk")), issuance=issuance,
+                from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
+                actor=actor_for_user(reviewer), now=now, action="review_approved",
+            )
+            return issuance
+        release_held(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
+    raise ReservationExpired("The review waited too long; its codes went back to stock.")
+
+
+@transaction.atomic
+def deny_review(*, issuance_id, reviewer, merchant_id: int | None, reason: str = "") -> Issuance:
+    """Refuse a held issuance: status `denied`, codes back to stock. Raises NotFound, InvalidState."""
+    issuance = _held_for_review(issuance_id, merchant_id)
+    release_held(
+        issuance, to_status=Issuance.Status.DENIED, actor=actor_for_user(reviewer),
+        action="review_denied",
+    )
+    if reason:
+        from vouchers.services.events import record_event
+
+        record_event(action="review_reason", actor=actor_for_user(reviewer), issuance_id=issuance.pk,
+                     details={"reason": reason[:500]})
+    return issuance
+
+
+def _held_for_review(issuance_id, merchant_id: int | None) -> Issuance:
+    issuance = locks.lock_issuance_for_review(issuance_id=issuance_id, merchant_id=merchant_id)
+    if issuance is None:
+        raise NotFound("No such issuance.")
+    if issuance.status != Issuance.Status.REVIEW:
+        raise InvalidState(f"Only an issuance in review can be decided; this one is {issuance.status}.")
+    return issuance

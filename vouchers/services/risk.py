@@ -1,0 +1,59 @@
+"""The voucher services' one door into fraud checks (DESIGN.md: vouchers calls fraud).
+
+Builds the fraud context from the caller and the end customer, and turns the
+assessment into what the voucher services act on.
+"""
+
+from __future__ import annotations
+
+from fraud.context import RiskContext
+from fraud.exceptions import FraudDenied
+from fraud.models import Outcome, RiskAssessment
+from fraud.services import assessment, leaks, lockouts
+from vouchers.callers import Caller, CustomerContext
+from vouchers.models import Code
+
+
+def context_for(
+    *, caller: Caller, customer: CustomerContext, action: str, product_id: int | None = None,
+    quantity: int = 1,
+) -> RiskContext:
+    return RiskContext(
+        merchant_id=caller.merchant_id, action=action, api_key_id=str(caller.api_key_id),
+        storefront_id=caller.storefront_id, partner_id=caller.partner_id,
+        customer=customer.customer, ip=customer.ip, device_id=customer.device_id,
+        email=customer.email, product_id=product_id, quantity=quantity,
+    )
+
+
+def assess_or_refuse(ctx: RiskContext) -> RiskAssessment:
+    """Store a decision for `ctx`; a deny raises. Raises FraudDenied, RiskCheckUnavailable."""
+    decision = assessment.assess(ctx=ctx)
+    if decision.outcome == Outcome.DENY:
+        raise FraudDenied.for_assessment(decision)
+    return decision
+
+
+def needs_review(decision: RiskAssessment) -> bool:
+    return decision.outcome == Outcome.REVIEW
+
+
+def attach(decision: RiskAssessment, *, issuance_id=None, redemption_id=None) -> None:
+    assessment.attach_assessment(
+        assessment=decision, issuance_id=issuance_id, redemption_id=redemption_id
+    )
+
+
+def ensure_not_locked_out(ctx: RiskContext) -> None:
+    """Raises TooManyAttempts, RiskCheckUnavailable."""
+    lockouts.ensure_not_locked_out(ctx=ctx)
+
+
+def report_miss(ctx: RiskContext, *, code: Code | None) -> None:
+    """A failed attempt: unknown code, never issued (possible leak) or a canary (leak)."""
+    if code is None:
+        lockouts.record_failed_attempt(ctx=ctx, reason="unknown_code")
+    elif code.is_canary:
+        leaks.report_canary_use(ctx=ctx, code_id=code.pk, batch_id=code.batch_id)
+    else:
+        leaks.report_unissued_code_use(ctx=ctx, code_id=code.pk, batch_id=code.batch_id)
