@@ -24,11 +24,11 @@ Needs: PostgreSQL reachable without a password prompt, psql, GNU time.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -47,7 +47,8 @@ def main() -> None:
     db_url = f"postgres://{args.user}@{args.host}:{args.port}/{args.database}"
     env = {**os.environ, "DATABASE_URL": db_url, "DB_CONN_MAX_AGE": "0", "LOG_LEVEL": "WARNING"}
     env.pop("REDIS_URL", None)
-    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", args.host, "-p", str(args.port), "-U", args.user]
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", args.host, "-p", str(args.port),
+            "-U", args.user]
 
     print(f"creating database {args.database} ...", flush=True)
     subprocess.run([*psql, "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {args.database}"], check=True)
@@ -63,15 +64,19 @@ def main() -> None:
     from vouchers.models import Batch, Merchant, Product
 
     merchant = Merchant.objects.create(name="Bench merchant", slug="bench-import")
-    product = Product.objects.create(merchant=merchant, sku=SKU, name="Bench card", face_value=10, currency="USD")
+    product = Product.objects.create(
+        merchant=merchant, sku=SKU, name="Bench card", face_value=10, currency="USD"
+    )
     seal_batch = Batch.objects.create(product=product, source=Batch.Source.IMPORTED)
 
     with tempfile.TemporaryDirectory(prefix="import-bench-") as tmp:
-        codes_file, sealed_file = Path(tmp) / "codes.csv", Path(tmp) / "sealed.csv"
+        codes_file = Path(tmp) / "codes.csv"
+        sealed_file = Path(tmp) / f"sealed.{'bin' if args.baseline_format == 'binary' else 'csv'}"
         started = time.perf_counter()
-        write_files(args.rows, codes_file, sealed_file, batch_id=seal_batch.pk)
+        write_files(args.rows, codes_file, sealed_file, batch_id=seal_batch.pk, fmt=args.baseline_format)
+        sizes = f"{codes_file.stat().st_size / 1e6:.0f} MB, {sealed_file.stat().st_size / 1e6:.0f} MB"
         print(f"wrote {args.rows:,} codes and their sealed rows in {time.perf_counter() - started:.1f} s "
-              f"({codes_file.stat().st_size / 1e6:.0f} MB, {sealed_file.stat().st_size / 1e6:.0f} MB)", flush=True)
+              f"({sizes})", flush=True)
         from django.db import connection
 
         connection.close()
@@ -82,21 +87,25 @@ def main() -> None:
             figures = {}
             for which in order:
                 if which == "baseline":
-                    figures[which] = run_baseline(psql, args.database, sealed_file, tmp)
+                    figures[which] = run_baseline(psql, args.database, sealed_file, tmp, args.baseline_format)
                 else:
                     figures[which] = run_import(psql, args.database, codes_file, env, tmp, args.rows)
             figures["ratio"] = figures["import"]["wall_s"] / figures["baseline"]["wall_s"]
             runs.append(figures)
-            print(f"run {run}: import {figures['import']['wall_s']:.1f} s / {figures['import']['peak_mb']:.0f} MB, "
-                  f"baseline {figures['baseline']['wall_s']:.1f} s, ratio {figures['ratio']:.2f}", flush=True)
+            imp, base = figures["import"], figures["baseline"]
+            print(f"run {run}: import {imp['wall_s']:.1f} s / {imp['peak_mb']:.0f} MB, "
+                  f"baseline {base['wall_s']:.1f} s, ratio {figures['ratio']:.2f}", flush=True)
 
     if not args.keep_db:
-        subprocess.run([*psql, "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {args.database}"], check=True)
+        drop = f"DROP DATABASE IF EXISTS {args.database}"
+        subprocess.run([*psql, "-d", "postgres", "-c", drop], check=True)
     report(args, runs)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--host", default="127.0.0.1")
@@ -104,34 +113,71 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--user", default="postgres")
     parser.add_argument("--database", default="vouchers_bench_import")
     parser.add_argument("--keep-db", action="store_true", help="Leave the scratch database behind.")
+    parser.add_argument(
+        "--baseline-format", choices=["binary", "csv"], default="binary",
+        help="File format of the baseline's \\copy (binary is the faster, stricter baseline).",
+    )
     args = parser.parse_args()
     if not 1 <= args.rows <= 20_000_000 or not 1 <= args.runs <= 20:
         parser.error("--rows must be 1..20,000,000 and --runs 1..20")
     return args
 
 
-def write_files(rows: int, codes_file: Path, sealed_file: Path, *, batch_id: int) -> None:
+def write_files(rows: int, codes_file: Path, sealed_file: Path, *, batch_id: int, fmt: str) -> None:
     """The supplier's file, and the same codes sealed for the baseline (written once, not timed)."""
     from vouchers.codeformat import CodeFormat, normalise
     from vouchers.services.code_writer import BatchSealer, display_tail
 
-    fmt = CodeFormat(group=4)
+    code_format = CodeFormat(group=4)
     sealer = BatchSealer(batch_id=batch_id)
-    stamp = datetime.now(UTC).isoformat()
-    with open(codes_file, "w", encoding="utf-8", newline="") as plain, \
-            open(sealed_file, "w", encoding="ascii", newline="") as sealed:
+    now = datetime.now(UTC)
+    write_row = _binary_writer(now) if fmt == "binary" else _csv_writer(now)
+    with open(codes_file, "w", encoding="utf-8", newline="") as plain, open(sealed_file, "wb") as sealed:
         plain.write("code\n")
-        writer = csv.writer(sealed)
+        if fmt == "binary":
+            sealed.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0))
         for _ in range(rows):
-            display = fmt.display(fmt.random_body())
+            display = code_format.display(code_format.random_body())
             plain.write(display + "\n")
             normalised = normalise(display, case_sensitive=False)
             index = sealer.blind_index(normalised)
             ciphertext, nonce = sealer.seal(display, index)
-            writer.writerow((
-                batch_id, "\\x" + ciphertext.hex(), "\\x" + nonce.hex(), sealer.key_id, "\\x" + index.hex(),
-                display_tail(normalised), "", "", "available", stamp, "f",
-            ))
+            tail = display_tail(normalised)
+            sealed.write(write_row(batch_id, ciphertext, nonce, sealer.key_id, index, tail))
+        if fmt == "binary":
+            sealed.write(struct.pack("!h", -1))
+
+
+def _binary_writer(now: datetime):
+    """Rows in PostgreSQL's binary COPY format, columns as COLUMNS (serial, expiry NULL)."""
+    null = struct.pack("!i", -1)
+    micros = int((now - datetime(2000, 1, 1, tzinfo=UTC)).total_seconds() * 1_000_000)
+    tail = (
+        struct.pack("!i", 9) + b"available" + struct.pack("!iq", 8, micros) + struct.pack("!i", 1) + b"\x00"
+    )
+
+    def field(value: bytes) -> bytes:
+        return struct.pack("!i", len(value)) + value
+
+    def write_row(batch_id, ciphertext, nonce, key_id, index, last4) -> bytes:
+        return b"".join((
+            struct.pack("!hiq", len(COLUMNS), 8, batch_id), field(ciphertext), field(nonce),
+            field(key_id.encode()), field(index), field(last4.encode()), null, null, tail,
+        ))
+
+    return write_row
+
+
+def _csv_writer(now: datetime):
+    stamp = now.isoformat()
+
+    def write_row(batch_id, ciphertext, nonce, key_id, index, last4) -> bytes:
+        return (
+            f"{batch_id},\\x{ciphertext.hex()},\\x{nonce.hex()},{key_id},\\x{index.hex()},{last4},,,"
+            f"available,{stamp},f\n"
+        ).encode()
+
+    return write_row
 
 
 def timed(command: list[str], *, env: dict | None = None, tmp: str) -> dict:
@@ -147,12 +193,12 @@ def timed(command: list[str], *, env: dict | None = None, tmp: str) -> dict:
     return {"wall_s": round(float(wall) or elapsed, 2), "peak_mb": round(int(max_rss_kb) / 1024, 1)}
 
 
-def run_baseline(psql: list[str], database: str, sealed_file: Path, tmp: str) -> dict:
+def run_baseline(psql: list[str], database: str, sealed_file: Path, tmp: str, fmt: str) -> dict:
     subprocess.run([*psql, "-d", database, "-c",
                     "DROP TABLE IF EXISTS baseline_code; "
                     "CREATE TABLE baseline_code (LIKE vouchers_code INCLUDING ALL); CHECKPOINT"], check=True)
     figures = timed([*psql, "-d", database, "-c",
-                     f"\\copy baseline_code ({', '.join(COLUMNS)}) FROM '{sealed_file}' WITH (FORMAT csv)"],
+                     f"\\copy baseline_code ({', '.join(COLUMNS)}) FROM '{sealed_file}' WITH (FORMAT {fmt})"],
                     tmp=tmp)
     subprocess.run([*psql, "-d", database, "-c", "DROP TABLE baseline_code"], check=True)
     return figures
@@ -160,8 +206,8 @@ def run_baseline(psql: list[str], database: str, sealed_file: Path, tmp: str) ->
 
 def run_import(psql: list[str], database: str, codes_file: Path, env: dict, tmp: str, rows: int) -> dict:
     subprocess.run([*psql, "-d", database, "-c",
-                    "TRUNCATE vouchers_codeevent, vouchers_stockcounter, vouchers_code, vouchers_batch CASCADE; "
-                    "CHECKPOINT"], check=True)
+                    "TRUNCATE vouchers_codeevent, vouchers_stockcounter, vouchers_code, vouchers_batch "
+                    "CASCADE; CHECKPOINT"], check=True, stderr=subprocess.DEVNULL)
     figures = timed([sys.executable, "manage.py", "import_codes", "--product", SKU, "--no-progress",
                      str(codes_file)], env=env, tmp=tmp)
     count = subprocess.run([*psql, "-d", database, "-At", "-c", "SELECT count(*) FROM vouchers_code"],
@@ -195,6 +241,7 @@ def report(args: argparse.Namespace, runs: list[dict]) -> None:
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"), "rows": args.rows, "runs": runs,
         "median": med, "ratio_of_medians": round(ratio, 2), "machine": machine(),
+        "baseline_format": args.baseline_format,
         "command": f"python bench/import_bench.py --rows {args.rows} --runs {args.runs}",
     }
     out_dir = ROOT / "bench" / "results"
@@ -204,8 +251,10 @@ def report(args: argparse.Namespace, runs: list[dict]) -> None:
     print(f"\nresults written to {out.relative_to(ROOT)}\n")
     print("| | wall time (median) | peak RSS (median) |")
     print("| --- | ---: | ---: |")
-    print(f"| `manage.py import_codes` | {med['import']['wall_s']:.1f} s | {med['import']['peak_mb']:.0f} MB |")
-    print(f"| baseline `psql \\copy` | {med['baseline']['wall_s']:.1f} s | {med['baseline']['peak_mb']:.0f} MB |")
+    imp, base = med["import"], med["baseline"]
+    print(f"| `manage.py import_codes` | {imp['wall_s']:.1f} s | {imp['peak_mb']:.0f} MB |")
+    label = f"baseline `psql \\copy` ({args.baseline_format})"
+    print(f"| {label} | {base['wall_s']:.1f} s | {base['peak_mb']:.0f} MB |")
     print(f"| ratio import / baseline | {ratio:.2f} | |")
     print("\nper run (import s, baseline s, ratio): " + "; ".join(
         f"{r['import']['wall_s']:.1f}, {r['baseline']['wall_s']:.1f}, {r['ratio']:.2f}" for r in runs))

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import PurePath
 from typing import BinaryIO
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from vouchers import codeformat
@@ -62,6 +62,8 @@ REPORT_LIMIT = 1_000
 PROGRESS_EVERY = 10_000
 MAX_SERIAL_LENGTH = Code._meta.get_field("serial").max_length
 CONFLICT_RETRIES = 3
+# Advisory lock key (PostgreSQL) serialising the checked pass of concurrent imports.
+CHECKED_PASS_LOCK = 0x766F7563  # "vouc"
 
 STAGING = "vouchers_import_staging"
 REJECTS = "vouchers_import_rejects"
@@ -184,11 +186,16 @@ def _import(
                         sealer=sealer,
                     ),
                 )
-        except (IntegrityError, _RereadChecked):
+        except (IntegrityError, OperationalError, _RereadChecked) as exc:
+            if isinstance(exc, OperationalError) and not _is_deadlock(exc):
+                raise
             tally = _Tally()
             imported = _checked_load(
                 rows=rows(), tally=tally, batch=batch, sealer=sealer, now=now,
                 case_sensitive=case_sensitive, skip_invalid=skip_invalid,
+                # A bad row without skip_invalid means refusal: no code will be stored, so none
+                # needs sealing. After a conflict, every valid row may still go in.
+                seal_codes=not isinstance(exc, _RereadChecked),
             )
         if imported == 0:
             raise ImportRejected(
@@ -208,6 +215,11 @@ def _import(
             },
         )
     return ImportResult(batch=batch, imported=imported, skipped=tally.bad, report=tally.report)
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    """Two imports inserting the same codes in different orders: PostgreSQL aborts one of them."""
+    return getattr(exc.__cause__, "sqlstate", None) == "40P01"
 
 
 # --- validating rows ------------------------------------------------------------------
@@ -326,10 +338,12 @@ _INSERT_FROM_STAGING_SQL = f"""
 
 def _checked_load(
     *, rows: Iterable[Row], tally: _Tally, batch: Batch, sealer: BatchSealer, now: datetime,
-    case_sensitive: bool, skip_invalid: bool,
+    case_sensitive: bool, skip_invalid: bool, seal_codes: bool,
 ) -> int:
-    """Read the file into a staging table, report every bad row and duplicate, and (with
-    `skip_invalid`) insert the rest. Returns how many codes were inserted.
+    """Read the file into a staging table, report every bad row and duplicate, and insert
+    the rest if there is no bad row or `skip_invalid` is set. Returns how many codes were
+    inserted. Without `seal_codes` only blind indexes are staged (for a file known to be
+    refused).
 
     Raises ImportRejected when a row is bad and `skip_invalid` is not set.
     """
@@ -338,7 +352,7 @@ def _checked_load(
     staged = _staged(
         _valid_rows(rows, tally=tally, case_sensitive=case_sensitive, now=now, stop_at_bad=False,
                     progress=None),
-        sealer=sealer, seal_codes=skip_invalid,
+        sealer=sealer, seal_codes=seal_codes,
     )
     if postgres:
         copy_rows(table=STAGING, columns=STAGING_COLUMNS, types=STAGING_TYPES, rows=staged)
@@ -346,6 +360,11 @@ def _checked_load(
         insert_rows(table=STAGING, columns=STAGING_COLUMNS, rows=staged,
                     datetime_at=(STAGING_COLUMNS.index("expires_at"),))
     read_report, read_bad = list(tally.report), tally.bad
+    if postgres:
+        # One checked pass at a time finds duplicates and inserts: two of them can then neither
+        # miss each other's codes nor deadlock inserting shared codes in different orders.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHECKED_PASS_LOCK])
     for attempt in range(1, CONFLICT_RETRIES + 1):
         duplicates, duplicate_report = _find_duplicates()
         tally.bad = read_bad + duplicates
@@ -355,13 +374,16 @@ def _checked_load(
                 f"{tally.bad:,} bad row{'s' if tally.bad != 1 else ''} in the file. Nothing was imported.",
                 report=tally.report, bad_rows=tally.bad,
             )
+        if not seal_codes:  # unreachable: a bad row was seen, so the file was refused above
+            raise RuntimeError("codes were staged unsealed but the file was not refused")
         try:
             with transaction.atomic():
                 inserted = _insert_from_staging(batch_id=batch.pk, now=now)
             break
-        except IntegrityError:
-            # Another import committed one of these codes after the check: check again.
-            if attempt == CONFLICT_RETRIES:
+        except (IntegrityError, OperationalError) as exc:
+            # A concurrent import wrote one of these codes after the check (and committed, or
+            # deadlocked with us): check again against what is stored now.
+            if attempt == CONFLICT_RETRIES or (isinstance(exc, OperationalError) and not _is_deadlock(exc)):
                 raise
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE {REJECTS}")

@@ -125,7 +125,7 @@ class Command(BaseCommand):
                     total = count_lines(stream)
         except (OSError, ValueError):
             total = None  # the import itself reports the problem
-        return tqdm(total=total, unit=" lines", unit_scale=True, file=sys.stderr, mininterval=0.5)
+        return tqdm(total=total, unit=" lines", file=sys.stderr, mininterval=0.5)
 
     def _print_report(self, report: list[tuple[int, str]], count: int, limit: int) -> None:
         for line, reason in report[: max(limit, 0)]:
