@@ -22,11 +22,11 @@ class MerchantFactory(factory.django.DjangoModelFactory):
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
+    # Hashed before the first save, so the stored row and the object agree.
+    password = factory.django.Password("correct horse battery")
 
 
 class StaffFactory(factory.django.DjangoModelFactory):

@@ -68,9 +68,13 @@ def sellable_products(*, merchant_id: int, storefront_id: int):
 
 
 def counted_stock_by_state(batch_id: int) -> dict[str, int]:
-    """Stock by state counted from the codes themselves (the slow truth, for reconciling)."""
+    """Stock by state counted from the codes themselves (the slow truth, for reconciling).
+
+    Canaries are not stock: they stay outside the batch's size and counters.
+    """
     result = dict.fromkeys(Code.State.values, 0)
-    for row in Code.objects.filter(batch_id=batch_id).values("state").annotate(n=Count("id")):
+    rows = Code.objects.filter(batch_id=batch_id, is_canary=False).values("state").annotate(n=Count("id"))
+    for row in rows:
         result[row["state"]] = row["n"]
     return result
 

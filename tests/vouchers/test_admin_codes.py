@@ -26,7 +26,6 @@ def fast_password_hashing(settings):
 def staff(merchant):
     member = StaffFactory(merchant=merchant)
     grant_app_permissions(member.user, "vouchers")
-    member.user.refresh_from_db()  # the factory sets the password without saving it
     return member.user
 
 

@@ -210,17 +210,21 @@ def test_void_without_a_reason_is_refused_and_changes_nothing(product, staff_use
 
 
 def test_a_canary_stays_void_and_gets_no_event(product, staff_user):
-    # given a batch with one planted canary (void from the start, counted as void)
+    # given a batch of 3 with one planted canary (void from the start, outside the stock)
+    from vouchers.services.canaries import plant_canaries
+
     batch = make_batch(product, count=3)
-    canary = Code.objects.filter(batch=batch).order_by("pk").first()
-    Code.objects.filter(pk=canary.pk).update(state=Code.State.VOID, is_canary=True)
-    record_move(batch_id=batch.pk, from_state=Code.State.AVAILABLE, to_state=Code.State.VOID)
+    plant_canaries(batch=batch, count=1, actor_user=staff_user)
+    canary = Code.objects.get(batch=batch, is_canary=True)
     # when
     voided = void_batch(batch=batch, actor_user=staff_user, reason="recalled")
-    # then
-    assert voided == 2
-    assert not CodeEvent.objects.filter(code_id=canary.pk).exists()
+    # then the three stock codes are voided, the canary is untouched
+    assert voided == 3
+    assert CodeEvent.objects.filter(code_id=canary.pk).values_list("action", flat=True).get() == (
+        "canary_planted"
+    )
     assert counted_stock_by_state(batch.pk) == stock_by_state([batch.pk])[batch.pk]
+    assert sum(counted_stock_by_state(batch.pk).values()) == batch.size == 3
 
 
 @pytest.mark.postgres

@@ -8,7 +8,7 @@ from django.utils import timezone
 from vouchers import locks
 from vouchers.callers import Caller
 from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
-from vouchers.models import Code, Issuance
+from vouchers.models import Batch, Code, Issuance
 from vouchers.services.issuance import move_codes
 
 
@@ -83,10 +83,20 @@ def _set_status(issuance: Issuance, status: str) -> None:
 
 
 def release_held(issuance: Issuance, *, to_status: str, actor: str, action: str) -> None:
-    """Return a held issuance's codes to stock and close it with `to_status`."""
+    """Return a held issuance's codes to stock and close it with `to_status`.
+
+    A code whose batch was voided while it was held goes to void instead: it must
+    not reappear as stock of a dead batch.
+    """
     _set_status(issuance, to_status)
-    move_codes(
-        codes=list(issuance.codes.order_by("pk").select_for_update(of=("self",))),
-        issuance=issuance, from_state=Code.State.RESERVED, to_state=Code.State.AVAILABLE,
-        actor=actor, now=timezone.now(), action=action,
-    )
+    codes = list(issuance.codes.select_related("batch").order_by("pk").select_for_update(of=("self",)))
+    now = timezone.now()
+    for to_state, group in (
+        (Code.State.AVAILABLE, [c for c in codes if c.batch.status != Batch.Status.VOID]),
+        (Code.State.VOID, [c for c in codes if c.batch.status == Batch.Status.VOID]),
+    ):
+        if group:
+            move_codes(
+                codes=group, issuance=issuance, from_state=Code.State.RESERVED, to_state=to_state,
+                actor=actor, now=now, action=action,
+            )

@@ -110,3 +110,19 @@ def test_reservation_time_to_live_comes_from_the_storefront(shop):
     issuance_id = reserve(shop)
     left = Issuance.objects.get(pk=issuance_id).reserved_until - timezone.now()
     assert timedelta(seconds=55) < left <= timedelta(seconds=60)
+
+
+def test_codes_held_when_their_batch_is_voided_go_to_void_not_back_to_stock(shop):
+    # given a reservation, then its batch voided by staff
+    from tests.factories import StaffFactory
+    from vouchers.services.batch_status import void_batch
+
+    issuance_id = reserve(shop, quantity=2)
+    batch = shop.product.batches.get()
+    void_batch(batch=batch, actor_user=StaffFactory(merchant=shop.product.merchant).user, reason="leak")
+    # when the reservation is cancelled
+    assert shop.client.cancel(issuance_id).status_code == 200
+    # then its codes are void, none is available, and the counters agree
+    counted = counted_stock_by_state(batch.pk)
+    assert counted == {"available": 0, "reserved": 0, "issued": 0, "redeemed": 0, "void": 10}
+    assert_counters_match(shop)
