@@ -66,6 +66,8 @@ if PRODUCTION:
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_ENV=production.")
+    # Rate limits and fraud counters must be shared by all processes: no local fallback.
+    _required("REDIS_URL")
 else:
     if env.str("VOUCHER_ENCRYPTION_KEYS", default=""):
         SECRET_KEY = env.str("SECRET_KEY", default="") or _required("SECRET_KEY")
@@ -187,6 +189,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    "send-pending-fraud-alerts": {
+        "task": "fraud.tasks.send_pending_fraud_alerts",
+        "schedule": 300.0,
+    },
     "release-expired-reservations": {
         "task": "vouchers.tasks.release_expired_reservations",
         "schedule": 30.0,
@@ -256,6 +262,16 @@ API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 # (10^9 guesses then hit a code with probability at most 1 in 1,000).
 VOUCHER_MIN_SPACE_PER_CODE = 10**12
 VOUCHER_STOCK_SHARDS = env.int("VOUCHER_STOCK_SHARDS", default=16)
+
+# --- e-mail (fraud alerts to merchant staff) -------------------------------------
+
+EMAIL_CONFIG = env.email_url(
+    "EMAIL_URL", default="smtp://localhost:25" if PRODUCTION else "consolemail://"
+)
+vars().update(EMAIL_CONFIG)  # EMAIL_BACKEND, EMAIL_HOST, ... (django-environ idiom)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="vouchers@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+ADMINS = [("Operators", a) for a in env.list("ADMINS_EMAILS", default=[])]
 
 # --- logging ----------------------------------------------------------------------
 
