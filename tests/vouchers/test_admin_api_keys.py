@@ -8,26 +8,8 @@ from django.contrib.admin.utils import quote
 from django.contrib.sessions.models import Session
 from django.urls import reverse
 
-from tests.factories import StaffFactory, StorefrontFactory, grant_app_permissions
+from tests.factories import StorefrontFactory
 from vouchers.models import StorefrontAPIKey
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def staff(merchant):
-    member = StaffFactory(merchant=merchant)
-    grant_app_permissions(member.user, "vouchers")
-    return member.user
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture

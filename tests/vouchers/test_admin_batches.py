@@ -12,7 +12,6 @@ from tests.factories import (
     StaffFactory,
     StorefrontFactory,
     UserFactory,
-    grant_app_permissions,
 )
 from vouchers.codeformat import UNAMBIGUOUS_ALPHABET, CodeFormat
 from vouchers.models import Batch, Code, CodeEvent, Issuance
@@ -21,24 +20,6 @@ from vouchers.services.generation import generate_batch
 from vouchers.services.stock import record_move
 
 CHANGELIST = "admin:vouchers_batch_changelist"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def staff(merchant):
-    member = StaffFactory(merchant=merchant)
-    grant_app_permissions(member.user, "vouchers")
-    return member.user
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 def make_batch(product, count: int = 6) -> Batch:

@@ -9,30 +9,12 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from tests.factories import ProductFactory, StaffFactory, grant_app_permissions
+from tests.factories import ProductFactory
 from vouchers import crypto
 from vouchers.codeformat import CodeFormat, normalise
 from vouchers.models import Code, CodeEvent
 from vouchers.services.batch_status import void_batch
 from vouchers.services.generation import generate_batch
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def staff(merchant):
-    member = StaffFactory(merchant=merchant)
-    grant_app_permissions(member.user, "vouchers")
-    return member.user
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture

@@ -4,38 +4,18 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from openpyxl import Workbook
 
-from tests.factories import ProductFactory, StaffFactory, grant_app_permissions
+from tests.factories import ProductFactory
 from vouchers import crypto
 from vouchers.codeformat import CodeFormat
 from vouchers.models import Batch, Code, CodeEvent
 from vouchers.selectors import counted_stock_by_state, stock_by_state
 
 IMPORT = "admin:vouchers_batch_import"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def staff(merchant):
-    member = StaffFactory(merchant=merchant)
-    grant_app_permissions(member.user, "vouchers")
-    member.user.refresh_from_db()  # the factory sets the password without saving it
-    return member.user
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 def fresh_codes(n: int) -> list[str]:

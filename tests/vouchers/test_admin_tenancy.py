@@ -33,11 +33,6 @@ from vouchers.services.api_keys import create_storefront_key
 from vouchers.services.generation import generate_batch
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class World:
     """One merchant's objects, one of each kind."""

@@ -16,11 +16,6 @@ from vouchers.services.api_keys import (
 )
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def storefront(merchant):
     return StorefrontFactory(merchant=merchant)

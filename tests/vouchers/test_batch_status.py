@@ -56,11 +56,6 @@ def snapshot(batch: Batch) -> dict:
     }
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff_user(db):
     return UserFactory(is_staff=True)
