@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from vouchers import selectors
 from vouchers.api import schema  # noqa: F401  (registers the API-key scheme)
 from vouchers.api.base import IdempotentApiView, StorefrontApiView
+from vouchers.api.errors import PROBLEM
 from vouchers.api.serializers import (
     CodeCheckInput,
     CodeStatusOutput,
@@ -57,6 +58,11 @@ def problem(description: str, *, retry_after: bool = False) -> OpenApiResponse:
     )
 
 
+def documented(responses: dict) -> dict:
+    """The responses of an operation, errors declared as application/problem+json (as sent)."""
+    return {(code, PROBLEM) if code >= 400 else code: response for code, response in responses.items()}
+
+
 COMMON_ERRORS = {
     400: problem("`invalid_request` (with `errors`) or `idempotency_key_required`."),
     401: problem("`not_authenticated`: missing or wrong API key."),
@@ -76,10 +82,21 @@ class ProductsPagination(PageNumberPagination):
 
 
 class ProductListApi(StorefrontApiView):
+    pagination_class = ProductsPagination  # only documents the page envelope (get() pages itself)
+
     @extend_schema(
         operation_id="products_list", summary="Products this storefront may sell, with live stock",
-        parameters=[RETRY_AFTER],
-        responses={200: ProductOutput(many=True), 401: COMMON_ERRORS[401], 429: COMMON_ERRORS[429]},
+        parameters=[
+            RETRY_AFTER,
+            OpenApiParameter("page", int, OpenApiParameter.QUERY, description="Page number, from 1."),
+            OpenApiParameter("page_size", int, OpenApiParameter.QUERY,
+                             description=f"Products per page (default {ProductsPagination.page_size}, "
+                             f"at most {ProductsPagination.max_page_size})."),
+        ],
+        responses=documented({
+            200: ProductOutput(many=True), 401: COMMON_ERRORS[401],
+            404: problem("`not_found`: no such page."), 429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503],
+        }),
     )
     def get(self, request):
         paginator = ProductsPagination()
@@ -102,13 +119,13 @@ class IssuanceCreateApi(IdempotentApiView):
     @extend_schema(
         operation_id="issuances_create", summary="Issue (sell) or reserve codes: N or none",
         parameters=[IDEMPOTENCY_KEY, replayed(201), RETRY_AFTER], request=IssuanceInput,
-        responses={
+        responses=documented({
             201: OpenApiResponse(IssuanceOutput, description="Issued, reserved or held for review."),
             **COMMON_ERRORS, **IDEMPOTENCY_ERRORS,
             403: problem("`fraud_denied` (with `reasons`)."),
             404: problem("`unknown_product`."),
             409: problem("`out_of_stock` (with `available`) or `idempotency_in_progress`."),
-        },
+        }),
     )
     def post(self, request):
         return super().post(request)
@@ -127,8 +144,8 @@ class IssuanceDetailApi(StorefrontApiView):
     @extend_schema(
         operation_id="issuances_retrieve", summary="An issuance; codes only when issued",
         parameters=[RETRY_AFTER],
-        responses={200: IssuanceOutput, 401: COMMON_ERRORS[401], 404: problem("`not_found`."),
-                   429: COMMON_ERRORS[429]},
+        responses=documented({200: IssuanceOutput, 401: COMMON_ERRORS[401], 404: problem("`not_found`."),
+                              429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503]}),
     )
     def get(self, request, issuance_id):
         issuance = (
@@ -144,11 +161,11 @@ class IssuanceConfirmApi(IdempotentApiView):
     @extend_schema(
         operation_id="issuances_confirm", summary="Confirm a reservation: the codes are issued",
         parameters=[IDEMPOTENCY_KEY, replayed(200), RETRY_AFTER], request=None,
-        responses={
+        responses=documented({
             200: OpenApiResponse(IssuanceOutput), **COMMON_ERRORS, **IDEMPOTENCY_ERRORS,
             404: problem("`not_found`."),
             409: problem("`reservation_expired`, `invalid_state` or `idempotency_in_progress`."),
-        },
+        }),
     )
     def post(self, request, issuance_id):
         return super().post(request, issuance_id)
@@ -162,11 +179,11 @@ class IssuanceCancelApi(IdempotentApiView):
     @extend_schema(
         operation_id="issuances_cancel", summary="Cancel a reservation: codes return to stock",
         parameters=[IDEMPOTENCY_KEY, replayed(200), RETRY_AFTER], request=None,
-        responses={
+        responses=documented({
             200: OpenApiResponse(IssuanceOutput), **COMMON_ERRORS, **IDEMPOTENCY_ERRORS,
             404: problem("`not_found`."),
             409: problem("`invalid_state` (already issued) or `idempotency_in_progress`."),
-        },
+        }),
     )
     def post(self, request, issuance_id):
         return super().post(request, issuance_id)
@@ -181,11 +198,11 @@ class CodeCheckApi(StorefrontApiView):
         operation_id="codes_check", summary="A code's status; changes nothing",
         parameters=[RETRY_AFTER],
         request=CodeCheckInput,
-        responses={
+        responses=documented({
             200: CodeStatusOutput, **COMMON_ERRORS,
             404: problem("`unknown_code`: unknown, not issued, or not yours. Counts as a failed attempt."),
             429: problem("`rate_limited` or `too_many_attempts`.", retry_after=True),
-        },
+        }),
     )
     def post(self, request):
         data = self.validated(CodeCheckInput)
@@ -197,7 +214,7 @@ class RedemptionCreateApi(IdempotentApiView):
     @extend_schema(
         operation_id="redemptions_create", summary="Redeem an issued code, exactly once",
         parameters=[IDEMPOTENCY_KEY, replayed(201), RETRY_AFTER], request=RedemptionInput,
-        responses={
+        responses=documented({
             201: OpenApiResponse(RedemptionOutput), **COMMON_ERRORS, **IDEMPOTENCY_ERRORS,
             404: problem("`unknown_code` (also a code never issued)."),
             409: problem(
@@ -205,7 +222,7 @@ class RedemptionCreateApi(IdempotentApiView):
             ),
             410: problem("`code_expired`."),
             429: problem("`rate_limited` or `too_many_attempts`.", retry_after=True),
-        },
+        }),
     )
     def post(self, request):
         return super().post(request)
@@ -223,11 +240,11 @@ class RedemptionReversalApi(IdempotentApiView):
     @extend_schema(
         operation_id="redemptions_reverse", summary="Reverse a redemption; the code is redeemable again",
         parameters=[IDEMPOTENCY_KEY, replayed(200), RETRY_AFTER], request=ReversalInput,
-        responses={
+        responses=documented({
             200: OpenApiResponse(ReversalOutput), **COMMON_ERRORS, **IDEMPOTENCY_ERRORS,
             404: problem("`not_found`."),
             409: problem("`already_reversed`, `reversal_window_closed` or `idempotency_in_progress`."),
-        },
+        }),
     )
     def post(self, request, redemption_id):
         return super().post(request, redemption_id)

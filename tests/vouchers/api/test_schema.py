@@ -131,6 +131,31 @@ def test_every_operation_requires_the_api_key(schema):
         assert "401" in operation["responses"], (method, path)
 
 
+def test_errors_are_documented_as_problem_json(schema):
+    # then every error response is application/problem+json with the problem shape,
+    # and every success response is application/json
+    for path, method, operation in operations(schema):
+        for status, response in operation["responses"].items():
+            media_types = list(response["content"])
+            if int(status) >= 400:
+                assert media_types == ["application/problem+json"], (method, path, status)
+                body = response["content"]["application/problem+json"]["schema"]
+                assert body == {"$ref": "#/components/schemas/ProblemOutput"}, (method, path, status)
+            else:
+                assert media_types == ["application/json"], (method, path, status)
+
+
+def test_product_list_documents_its_pages(schema):
+    # then the product list is documented as the page it is, with its query parameters
+    operation = schema["paths"]["/api/v1/products/"]["get"]
+    body = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    page = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert sorted(page["properties"]) == ["count", "next", "previous", "results"]
+    assert page["properties"]["results"]["items"] == {"$ref": "#/components/schemas/ProductOutput"}
+    queries = sorted(p["name"] for p in operation["parameters"] if p["in"] == "query")
+    assert queries == ["page", "page_size"]
+
+
 def test_browsable_docs_are_served():
     # when the browsable documentation is fetched
     response = Client().get("/api/docs/")
