@@ -17,6 +17,13 @@ How it works, and why:
    and counted. Reasons never quote the code, and "already stored" never says where.
 4. Everything runs in one transaction: the batch, its codes, its stock counters and
    its event become visible together at commit, and a refused import leaves nothing.
+5. Concurrent imports of overlapping files: a load that meets another session's
+   uncommitted code waits for it; if that session commits, the unique index stops this
+   load and the checked pass reports the code as already stored. A deadlock between two
+   loads (shared codes in different orders) sends the victim to the checked pass too.
+   On PostgreSQL checked passes take an advisory lock, so two of them never race.
+6. The code space is estimated from the shortest code and refused if too small for
+   the number of codes (DESIGN.md), unless the audited weak-codes override is given.
 """
 
 from __future__ import annotations
