@@ -3,7 +3,9 @@
 No page, list, search, filter or export shows a plaintext code, a ciphertext, a
 nonce or a blind index: codes appear as "…last4" and serial only. Codes, events,
 issuances and redemptions are records (read-only); batches change status only
-through the pause / resume / void services; API keys are shown once, at creation.
+through the pause / resume / void services; issuances held for fraud review are
+approved or denied through the review services; API keys and canary codes are
+shown once, at creation.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework_api_key.models import APIKey
 
+from fraud.models import RiskAssessment
 from vouchers import admin_views, selectors
-from vouchers.admin_forms import BatchStatusForm
+from vouchers.admin_forms import BatchStatusForm, ReviewDecisionForm
 from vouchers.admin_tenancy import (
     MerchantScopedAdmin,
     ScopedInline,
@@ -308,7 +311,7 @@ class BatchAdmin(AnnotatedPageAdmin):
     search_fields = ("=id", "reference", "product__sku")
     fields = (
         "product", "reference", "source", "status", "valid_from", "valid_until", "case_sensitive",
-        "format", "size", "stock_table", "created_by", "created_at",
+        "format", "size", "stock_table", "canary_codes", "created_by", "created_at",
     )
     readonly_fields = tuple(f for f in fields if f != "reference")
     actions = ("pause_selected", "resume_selected", "void_selected")
@@ -343,6 +346,19 @@ class BatchAdmin(AnnotatedPageAdmin):
             rows, sum(stock.values()),
         )
 
+    @staticmethod
+    def canary_count(batch: Batch) -> int:
+        """How many canaries the batch has (canaries are always void: the constraint keeps them so)."""
+        return Code.objects.filter(batch_id=batch.pk, state=Code.State.VOID, is_canary=True).count()
+
+    @admin.display(description="canary codes")
+    def canary_codes(self, obj):
+        return format_html(
+            "{} <span class=\"help\">(planted bait; any use of one raises a leak alert. "
+            "Their values were shown once, when planted.)</span>",
+            self.canary_count(obj),
+        )
+
     # --- permissions: codes are loaded through generate / import, never the raw add form
 
     def has_add_permission(self, request):
@@ -357,6 +373,10 @@ class BatchAdmin(AnnotatedPageAdmin):
     def has_status_permission(self, request, obj=None) -> bool:
         return has_tenant(request) and request.user.has_perm("vouchers.change_batch")
 
+    def has_canary_permission(self, request, obj=None) -> bool:
+        """Planting canaries shows new secrets, so it takes the reveal permission."""
+        return has_tenant(request) and request.user.has_perm("vouchers.reveal_code")
+
     # --- pages
 
     def get_urls(self):
@@ -369,6 +389,10 @@ class BatchAdmin(AnnotatedPageAdmin):
                 "<path:object_id>/status/<str:action>/", wrap(self.status_view),
                 name="{}_{}_status".format(*info),
             ),
+            path(
+                "<path:object_id>/canaries/", wrap(self.canaries_view),
+                name="{}_{}_plant_canaries".format(*info),
+            ),
             *super().get_urls(),
         ]
 
@@ -380,6 +404,9 @@ class BatchAdmin(AnnotatedPageAdmin):
 
     def status_view(self, request, object_id, action):
         return admin_views.batch_status_view(self, request, object_id, action)
+
+    def canaries_view(self, request, object_id):
+        return admin_views.plant_canaries_view(self, request, object_id)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "can_load_codes": self.has_load_permission(request)}
@@ -396,6 +423,12 @@ class BatchAdmin(AnnotatedPageAdmin):
                 for action in available
             ]
         context["status_links"] = links
+        context["canary_url"] = (
+            reverse("admin:vouchers_batch_plant_canaries", args=[quote(obj.pk)])
+            if obj is not None and obj.pk and obj.status != Batch.Status.VOID
+            and self.has_canary_permission(request, obj)
+            else None
+        )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- actions
@@ -538,20 +571,172 @@ class IssuedCodeInline(ScopedInline):
         return False
 
 
+def fraud_decisions(issuance_ids) -> dict:
+    """{issuance id: its latest issue decision (outcome, score, reasons)}, in one query."""
+    rows = (
+        RiskAssessment.objects.filter(issuance_id__in=list(issuance_ids), action="issue")
+        .order_by("issuance_id", "created_at", "pk")
+        .values("issuance_id", "outcome", "score", "reasons")
+    )
+    return {row["issuance_id"]: row for row in rows}  # the latest one per issuance wins
+
+
+REVIEWER_HELP = (
+    "Issuances held for fraud review keep their codes reserved until a reviewer approves them "
+    "(the storefront then gets the codes from the API) or denies them (the codes go back to stock), "
+    "or until the review deadline, when they go back to stock by themselves. Approving and denying "
+    "need the “Can change issuance” permission (vouchers.change_issuance); an issuance's fields are "
+    "never edited here. Codes are shown by their last 4 characters only."
+)
+
+
 @admin.register(Issuance)
-class IssuanceAdmin(RecordAdmin):
+class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
+    """Issuances are records; those held for fraud review are approved or denied here.
+
+    The reviewer permission is the model's `vouchers.change_issuance` (see REVIEWER_HELP).
+    """
+
     list_display = (
-        "id", "storefront", "product", "quantity", "status", "customer", "order_ref", "created_at",
+        "id", "storefront", "product", "quantity", "status", "customer", "order_ref", "fraud_score",
+        "fraud_reasons", "created_at",
     )
     list_filter = ("status", ("storefront", ScopedRelatedFilter))
     list_select_related = ("storefront__merchant", "product")
     search_fields = ("=order_ref", "=customer")
     fields = (
         "id", "storefront", "product", "quantity", "status", "customer", "order_ref", "reserved_until",
-        "context", "created_at", "updated_at",
+        "fraud_decision", "context", "created_at", "updated_at",
     )
     readonly_fields = fields
     inlines = (IssuedCodeInline,)
+    actions = ("approve_selected", "deny_selected")
+
+    # --- the fraud decision, one query for a page
+
+    fraud_decisions = staticmethod(fraud_decisions)
+
+    def annotate_page(self, request, objects):
+        decisions = fraud_decisions(obj.pk for obj in objects)
+        for issuance in objects:
+            issuance.decision = decisions.get(issuance.pk)
+
+    @admin.display(description="fraud score")
+    def fraud_score(self, obj):
+        decision = getattr(obj, "decision", None)
+        return None if decision is None else decision["score"]
+
+    @admin.display(description="fraud reasons")
+    def fraud_reasons(self, obj):
+        decision = getattr(obj, "decision", None)
+        return ", ".join(decision["reasons"]) if decision and decision["reasons"] else "-"
+
+    @admin.display(description="fraud decision")
+    def fraud_decision(self, obj):
+        decision = fraud_decisions([obj.pk]).get(obj.pk)
+        if decision is None:
+            return "-"
+        return format_html(
+            "{} (score {}): {}", decision["outcome"], decision["score"],
+            ", ".join(decision["reasons"]) or "no rule matched",
+        )
+
+    # --- reviews
+
+    def has_review_permission(self, request, obj=None) -> bool:
+        return has_tenant(request) and request.user.has_perm("vouchers.change_issuance")
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        wrap = self.admin_site.admin_view
+        queue = ReviewQueueAdmin(self.model, self.admin_site)
+        return [
+            path("review/", wrap(queue.changelist_view), name="{}_{}_review_queue".format(*info)),
+            path(
+                "<path:object_id>/review/<str:decision>/", wrap(self.review_view),
+                name="{}_{}_review".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def review_view(self, request, object_id, decision):
+        return admin_views.review_decision_view(self, request, object_id, decision)
+
+    def changelist_view(self, request, extra_context=None):
+        queue = self.get_queryset(request).filter(status=Issuance.Status.REVIEW)
+        extra_context = {
+            "review_queue_url": reverse("admin:vouchers_issuance_review_queue"),
+            "review_count": queue.count(),
+            "reviewer_help": REVIEWER_HELP,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        links = []
+        held = obj is not None and obj.status == Issuance.Status.REVIEW
+        if held and self.has_review_permission(request, obj):
+            links = [
+                (label, reverse("admin:vouchers_issuance_review", args=[quote(obj.pk), decision]))
+                for decision, label in admin_views.REVIEW_DECISIONS.items()
+            ]
+        context["review_links"] = links
+        context["reviewer_help"] = REVIEWER_HELP
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.action(description="Approve selected issuances (held for review)", permissions=["review"])
+    def approve_selected(self, request, queryset):
+        for issuance in queryset:
+            admin_views.apply_review_decision(self, request, issuance=issuance, decision="approve")
+
+    @admin.action(description="Deny selected issuances (held for review)…", permissions=["review"])
+    def deny_selected(self, request, queryset):
+        """Asks for confirmation and a reason first (a denied order cannot be approved later)."""
+        issuances = list(queryset.select_related("product", "storefront"))
+        confirmed = "confirm" in request.POST
+        form = ReviewDecisionForm(request.POST if confirmed else None, reason_required=True)
+        if confirmed and form.is_valid():
+            for issuance in issuances:
+                admin_views.apply_review_decision(
+                    self, request, issuance=issuance, decision="deny", reason=form.cleaned_data["reason"]
+                )
+            return None
+        return admin_views.render_page(
+            self, request, "admin/vouchers/issuance/deny_selected_confirmation.html",
+            title="Deny issuances held for review", form=form, issuances=issuances,
+            action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+        )
+
+
+class ReviewQueueAdmin(IssuanceAdmin):
+    """The review queue: issuances held for fraud review, oldest first, with their fraud decision.
+
+    Served at issuance/review/ by IssuanceAdmin (not registered itself); rows open the
+    issuance's own page, where Approve and Deny are.
+    """
+
+    list_display = (
+        "id", "created_at", "product", "quantity", "customer", "storefront", "review_deadline",
+        "fraud_score", "fraud_reasons",
+    )
+    list_filter = (("storefront", ScopedRelatedFilter), ("product", ScopedRelatedFilter))
+    ordering = ("created_at", "pk")
+
+    @admin.display(description="review deadline", ordering="reserved_until")
+    def review_deadline(self, obj):
+        return obj.reserved_until
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=Issuance.Status.REVIEW)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            "title": "Review queue: issuances held for fraud review, oldest first",
+            "is_review_queue": True,
+            "issuance_list_url": reverse("admin:vouchers_issuance_changelist"),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(Redemption)

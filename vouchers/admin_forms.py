@@ -1,4 +1,5 @@
-"""Forms of the voucher admin's own pages (generate, import, API keys, batch status, find a code).
+"""Forms of the voucher admin's own pages (generate, import, API keys, batch status, find a code,
+review decisions, canaries).
 
 Forms validate input and build arguments; the work is done by the services the views call.
 """
@@ -11,6 +12,7 @@ from django.contrib.admin import widgets
 from vouchers.codeformat import MAX_CODE_LENGTH, UNAMBIGUOUS_ALPHABET, CodeFormat
 from vouchers.services.api_keys import MAX_KEY_NAME_LENGTH
 from vouchers.services.batch_status import MAX_REASON_LENGTH
+from vouchers.services.canaries import MAX_CANARIES_PER_CALL
 from vouchers.services.generation import MAX_GENERATED_PER_BATCH
 
 # A web request that generates more than this would outlive a worker's timeout.
@@ -144,4 +146,30 @@ class FindCodeForm(forms.Form):
     code = forms.CharField(
         max_length=200, strip=True,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "size": 40}),
+    )
+
+
+# deny_review keeps this much of a denial's reason in the issuance's events.
+MAX_DENIAL_REASON_LENGTH = 500
+
+
+class ReviewDecisionForm(forms.Form):
+    """Confirms a review decision; a denial also needs a reason (kept in the issuance's events)."""
+
+    reason = forms.CharField(
+        required=False, max_length=MAX_DENIAL_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why the order is refused (kept in the issuance's history, not sent to the storefront).",
+    )
+
+    def __init__(self, *args, reason_required: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].required = reason_required
+        if not reason_required:
+            del self.fields["reason"]
+
+
+class PlantCanariesForm(forms.Form):
+    count = forms.IntegerField(
+        min_value=1, max_value=MAX_CANARIES_PER_CALL, initial=5,
+        help_text=f"How many canary codes to plant (1 to {MAX_CANARIES_PER_CALL}).",
     )

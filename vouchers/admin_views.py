@@ -1,4 +1,5 @@
-"""The voucher admin's own pages: generate and import codes, batch status, API keys, find a code.
+"""The voucher admin's own pages: generate and import codes, batch status, API keys, find a code,
+review decisions and canary codes.
 
 Each view checks permission and tenancy, validates a form, calls one service and
 turns a domain error into a form error or an admin message (never a 500).
@@ -8,12 +9,15 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
 
 from vouchers import selectors
 from vouchers.admin_forms import (
@@ -22,15 +26,19 @@ from vouchers.admin_forms import (
     FindCodeForm,
     GenerateCodesForm,
     ImportCodesForm,
+    PlantCanariesForm,
+    ReviewDecisionForm,
 )
-from vouchers.admin_tenancy import scoped_choices
+from vouchers.admin_tenancy import is_unscoped, scoped_choices, staff_merchant
 from vouchers.exceptions import DomainError, ImportRejected, InvalidBatchSettings
-from vouchers.models import Batch, Product
+from vouchers.models import Batch, Code, Issuance, Product
 from vouchers.services import batch_status
 from vouchers.services.api_keys import create_storefront_key
+from vouchers.services.canaries import plant_canaries
 from vouchers.services.events import actor_for_user
 from vouchers.services.generation import generate_batch
 from vouchers.services.imports import import_codes
+from vouchers.services.reviews import approve_review, deny_review
 
 logger = logging.getLogger(__name__)
 
@@ -187,10 +195,22 @@ def batch_status_view(model_admin, request: HttpRequest, object_id: str, action:
     )
 
 
+def void_inline_limit() -> int:
+    """Above this many codes in stock, a void runs in the background (a web request would time out)."""
+    return getattr(settings, "VOUCHER_VOID_INLINE_LIMIT", 50_000)
+
+
 def apply_status_change(
     model_admin, request: HttpRequest, *, batch: Batch, action: str, reason: str = ""
 ) -> bool:
-    """Call the status service for one batch and report the outcome as an admin message."""
+    """Call the status service for one batch and report the outcome as an admin message.
+
+    A void of more codes in stock than void_inline_limit() is handed to a background task.
+    """
+    if action == "void":
+        in_stock = selectors.stock_by_state([batch.pk])[batch.pk][Code.State.AVAILABLE]
+        if in_stock > void_inline_limit():
+            return _void_in_background(model_admin, request, batch=batch, reason=reason, in_stock=in_stock)
     try:
         if action == "void":
             voided = batch_status.void_batch(batch=batch, actor_user=request.user, reason=reason)
@@ -201,6 +221,40 @@ def apply_status_change(
     except DomainError as exc:
         model_admin.message_user(request, f"Batch {batch.pk}: {exc.detail}.", messages.ERROR)
         return False
+    model_admin.log_change(request, batch, outcome)
+    model_admin.message_user(request, outcome, messages.SUCCESS)
+    return True
+
+
+def _void_in_background(
+    model_admin, request: HttpRequest, *, batch: Batch, reason: str, in_stock: int
+) -> bool:
+    """Pause the batch now (it stops selling at once) and void it in a task after commit.
+
+    The task takes ids and the reason only, never a code, and is safe to run twice.
+    """
+    from vouchers.tasks import void_batch_task  # tasks import services; keep the admin importable alone
+
+    if not reason.strip():
+        model_admin.message_user(request, f"Batch {batch.pk}: a reason is required to void a batch.",
+                                 messages.ERROR)
+        return False
+    try:
+        if batch.status == Batch.Status.ACTIVE:
+            batch_status.pause_batch(batch=batch, actor_user=request.user)
+        elif batch.status != Batch.Status.PAUSED:
+            raise batch_status.InvalidBatchTransition(f"a batch that is {batch.status} cannot be voided")
+    except DomainError as exc:
+        model_admin.message_user(request, f"Batch {batch.pk}: {exc.detail}.", messages.ERROR)
+        return False
+    batch_id, user_id = batch.pk, request.user.pk
+    transaction.on_commit(
+        lambda: void_batch_task.delay(batch_id=batch_id, user_id=user_id, reason=reason)
+    )
+    outcome = (
+        f"Batch {batch.pk}: voiding {in_stock:,} codes in the background. "
+        "It is paused (sells nothing) until then."
+    )
     model_admin.log_change(request, batch, outcome)
     model_admin.message_user(request, outcome, messages.SUCCESS)
     return True
@@ -267,4 +321,123 @@ def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
         form = FindCodeForm()
     return render_page(
         model_admin, request, "admin/vouchers/code/find_code.html", title="Find a code", form=form,
+    )
+
+
+# --- fraud reviews --------------------------------------------------------------------
+
+REVIEW_DECISIONS = {"approve": "Approve", "deny": "Deny"}
+
+
+def review_queue_url() -> str:
+    return reverse("admin:vouchers_issuance_review_queue")
+
+
+def review_decision_view(model_admin, request: HttpRequest, object_id: str, decision: str) -> HttpResponse:
+    """Confirm (GET) and apply (POST) a reviewer's approval or denial of one held issuance."""
+    if decision not in REVIEW_DECISIONS:
+        raise Http404("no such review decision")
+    issuance = model_admin.get_object(request, unquote(object_id))
+    if issuance is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    if not model_admin.has_review_permission(request, issuance):
+        raise PermissionDenied
+    form = ReviewDecisionForm(posted(request), reason_required=decision == "deny")
+    if request.method == "POST" and form.is_valid():
+        apply_review_decision(
+            model_admin, request, issuance=issuance, decision=decision,
+            reason=form.cleaned_data.get("reason", ""),
+        )
+        return HttpResponseRedirect(review_queue_url())
+    if issuance.status != Issuance.Status.REVIEW:
+        model_admin.message_user(
+            request,
+            f"Issuance {issuance.pk} is {issuance.status}; only an issuance in review can be decided.",
+            messages.WARNING,
+        )
+        return HttpResponseRedirect(change_url(issuance))
+    return render_page(
+        model_admin, request, "admin/vouchers/issuance/review_confirm.html",
+        title=f"{REVIEW_DECISIONS[decision]} issuance {issuance.pk}", form=form, issuance=issuance,
+        decision=decision, assessment=model_admin.fraud_decisions([issuance.pk]).get(issuance.pk),
+        issuance_url=change_url(issuance), queue_url=review_queue_url(),
+    )
+
+
+def reviewer_merchant_id(request: HttpRequest) -> int | None:
+    """The merchant a reviewer decides for: their staff row's, or None (every merchant) for a superuser."""
+    if is_unscoped(request):
+        return None
+    merchant = staff_merchant(request)
+    if merchant is None:  # the admin's permission checks stop such a user before this
+        raise PermissionDenied
+    return merchant.pk
+
+
+def apply_review_decision(
+    model_admin, request: HttpRequest, *, issuance: Issuance, decision: str, reason: str = ""
+) -> bool:
+    """Call the review service for one issuance and report the outcome as an admin message.
+
+    NotFound, InvalidState and ReservationExpired (the review ran out; its codes went
+    back to stock) become error messages.
+    """
+    merchant_id = reviewer_merchant_id(request)
+    try:
+        if decision == "approve":
+            decided = approve_review(issuance_id=issuance.pk, reviewer=request.user, merchant_id=merchant_id)
+            outcome = (
+                f"Issuance {decided.pk} approved: its {decided.quantity} code(s) are issued; "
+                "the storefront gets them from the API."
+            )
+        else:
+            decided = deny_review(
+                issuance_id=issuance.pk, reviewer=request.user, merchant_id=merchant_id, reason=reason
+            )
+            outcome = f"Issuance {decided.pk} denied: its {decided.quantity} code(s) went back to stock."
+    except DomainError as exc:
+        model_admin.message_user(request, f"Issuance {issuance.pk}: {exc.detail}", messages.ERROR)
+        return False
+    model_admin.log_change(request, decided, outcome)
+    model_admin.message_user(request, outcome, messages.SUCCESS)
+    return True
+
+
+# --- canary codes ---------------------------------------------------------------------
+
+
+@sensitive_variables("plaintexts")
+def plant_canaries_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """Plant canary codes in a batch and show their plaintexts exactly once, in this response.
+
+    Like a new API key, the codes are rendered straight into the response to the POST:
+    no redirect, no message, no session, no log line, so no later page can show them.
+    Error reports show this view's plaintexts as stars.
+    """
+    batch = model_admin.get_object(request, unquote(object_id))
+    if batch is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    if not model_admin.has_canary_permission(request, batch):
+        raise PermissionDenied
+    form = PlantCanariesForm(posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            plaintexts = plant_canaries(
+                batch=batch, count=form.cleaned_data["count"], actor_user=request.user
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            summary = f"Planted {len(plaintexts)} canary codes."
+            model_admin.log_change(request, batch, summary)
+            logger.info("batch %s: %s by %s", batch.pk, summary, actor_for_user(request.user))
+            return render_page(
+                model_admin, request, "admin/vouchers/batch/canaries_planted.html",
+                title=f"Canary codes for {batch}", batch=batch, canaries=plaintexts,
+                batch_url=change_url(batch),
+            )
+    return render_page(
+        model_admin, request, "admin/vouchers/batch/plant_canaries.html",
+        title=f"Plant canary codes in {batch}", form=form, batch=batch,
+        canary_count=model_admin.canary_count(batch), batch_url=change_url(batch),
     )

@@ -6,8 +6,9 @@ from celery import shared_task
 from django.utils import timezone
 
 from vouchers.locks import HELD_STATUSES
-from vouchers.models import Issuance
+from vouchers.models import Batch, Issuance
 from vouchers.services import idempotency
+from vouchers.services.batch_status import InvalidBatchTransition, void_batch
 from vouchers.services.reservations import expire_reservation
 
 RELEASE_CHUNK = 500
@@ -32,3 +33,26 @@ def release_expired_reservations() -> int:
 @shared_task(acks_late=True)
 def purge_idempotency_records() -> int:
     return idempotency.purge_expired()
+
+
+@shared_task(acks_late=True)
+def void_batch_task(batch_id: int, user_id: int | None, reason: str) -> int:
+    """Void a large batch outside a web request (the admin enqueues it after commit).
+
+    Takes ids and the staff member's reason, never a code. Idempotent: a batch that is
+    already void (a second delivery, a concurrent run that won) returns 0 quietly.
+    Returns how many codes in stock became void. Raises VoidReasonRequired for a blank
+    reason (the admin never sends one).
+    """
+    from django.contrib.auth import get_user_model
+
+    batch = Batch.objects.select_related("product").filter(pk=batch_id).first()
+    if batch is None or batch.status == Batch.Status.VOID:
+        return 0
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
+    try:
+        return void_batch(batch=batch, actor_user=user, reason=reason)
+    except InvalidBatchTransition:
+        if Batch.objects.filter(pk=batch_id, status=Batch.Status.VOID).exists():
+            return 0  # voided by a concurrent run since we looked
+        raise
