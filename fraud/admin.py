@@ -11,72 +11,30 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.utils.html import format_html
 
 from fraud.models import AllowlistEntry, BlocklistEntry, FraudEvent, FraudRule, RiskAssessment
 from fraud.services.rules import ensure_default_rules
+from vouchers.admin_tenancy import MerchantScopedAdmin as VoucherMerchantScopedAdmin
+from vouchers.admin_tenancy import is_unscoped, staff_merchant
 
 
-def staff_merchant_id(request: HttpRequest) -> int | None:
-    """The merchant of the logged-in staff member (cached on the request), or None."""
-    if not hasattr(request, "_fraud_merchant_id"):
-        from vouchers.models import MerchantStaff
+class MerchantScopedAdmin(VoucherMerchantScopedAdmin):
+    """The vouchers admin's scoping (rows, choices, permissions) for rows with a `merchant` key.
 
-        user = request.user
-        merchant_id = None
-        if user.is_authenticated and user.is_active and user.is_staff:
-            merchant_id = (
-                MerchantStaff.objects.filter(user_id=user.pk).values_list("merchant_id", flat=True).first()
-            )
-        request._fraud_merchant_id = merchant_id
-    return request._fraud_merchant_id
+    The merchant stays a field of the form (limited to the staff member's own merchant,
+    preselected), so a forged merchant is a form error rather than silently replaced;
+    the merchant list filter is for superusers only.
+    """
 
-
-def is_unscoped(request: HttpRequest) -> bool:
-    return bool(request.user.is_active and request.user.is_superuser)
-
-
-class MerchantScopedAdmin(admin.ModelAdmin):
-    """Rows, choices and filters limited to the staff member's merchant."""
-
-    def _allowed(self, request: HttpRequest) -> bool:
-        return is_unscoped(request) or staff_merchant_id(request) is not None
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if is_unscoped(request):
-            return queryset
-        merchant_id = staff_merchant_id(request)
-        if merchant_id is None:
-            return queryset.none()
-        return queryset.filter(merchant_id=merchant_id)
-
-    def has_module_permission(self, request):
-        return self._allowed(request) and super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return self._allowed(request) and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request):
-        return self._allowed(request) and super().has_add_permission(request)
-
-    def has_change_permission(self, request, obj=None):
-        return self._allowed(request) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._allowed(request) and super().has_delete_permission(request, obj)
+    merchant_paths = ("merchant",)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if not is_unscoped(request):
-            merchant_id = staff_merchant_id(request)
-            related = db_field.related_model
-            if related._meta.label == "vouchers.Merchant":
-                kwargs["queryset"] = related.objects.filter(pk=merchant_id)
-                kwargs["initial"] = merchant_id
-            elif related._meta.label == "vouchers.Product":
-                kwargs["queryset"] = related.objects.filter(merchant_id=merchant_id)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        merchant = None if is_unscoped(request) else staff_merchant(request)
+        if field is not None and merchant is not None and db_field.name == "merchant":
+            field.initial = merchant.pk
+        return field
 
     def get_list_filter(self, request):
         filters = list(super().get_list_filter(request))
@@ -111,9 +69,9 @@ class FraudRuleAdmin(MerchantScopedAdmin):
     )
 
     def changelist_view(self, request, extra_context=None):
-        merchant_id = staff_merchant_id(request)
-        if merchant_id is not None:  # a merchant sees its defaults before the first request
-            ensure_default_rules(merchant_id=merchant_id)
+        merchant = staff_merchant(request)
+        if merchant is not None:  # a merchant sees its defaults before the first request
+            ensure_default_rules(merchant_id=merchant.pk)
         return super().changelist_view(request, extra_context)
 
 

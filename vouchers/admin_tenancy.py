@@ -71,12 +71,18 @@ def has_tenant(request: HttpRequest) -> bool:
     return is_unscoped(request) or staff_merchant(request) is not None
 
 
-def scope_queryset(queryset: QuerySet, request: HttpRequest) -> QuerySet:
-    """Narrow `queryset` to the objects of the requesting user's merchant."""
+def scope_queryset(
+    queryset: QuerySet, request: HttpRequest, *, paths: tuple[str, ...] | None = None
+) -> QuerySet:
+    """Narrow `queryset` to the objects of the requesting user's merchant.
+
+    `paths` (lookups reaching the merchant, OR-ed) default to MERCHANT_PATHS; a model
+    with neither is shown to no one but a superuser.
+    """
     if is_unscoped(request):
         return queryset
     merchant = staff_merchant(request)
-    paths = MERCHANT_PATHS.get(queryset.model)
+    paths = paths or MERCHANT_PATHS.get(queryset.model)
     if merchant is None or paths is None:
         return queryset.none()
     condition = Q()
@@ -143,15 +149,21 @@ class MerchantScopedAdmin(admin.ModelAdmin):
     - `merchant_field` (the model's own merchant foreign key) is hidden from staff
       and set from their staff row, so they cannot create objects for another merchant;
     - staff with no MerchantStaff row (and not superuser) get no permission at all.
+
+    Models of other apps set `merchant_paths`; a model reachable by neither it nor
+    MERCHANT_PATHS shows staff nothing (fail closed).
     """
 
     merchant_field: str | None = None
+    # How this admin's model reaches its merchant, for a model MERCHANT_PATHS does not
+    # name (e.g. another app's model with a `merchant` foreign key: ("merchant",)).
+    merchant_paths: tuple[str, ...] | None = None
     form = TenantModelForm
 
     # --- querysets --------------------------------------------------------------
 
     def get_queryset(self, request):
-        return scope_queryset(super().get_queryset(request), request)
+        return scope_queryset(super().get_queryset(request), request, paths=self.merchant_paths)
 
     # --- permissions ------------------------------------------------------------
 
