@@ -430,7 +430,10 @@ def plant_canaries_view(model_admin, request: HttpRequest, object_id: str) -> Ht
         else:
             summary = f"Planted {len(plaintexts)} canary codes."
             model_admin.log_change(request, batch, summary)
-            logger.info("batch %s: %s by %s", batch.pk, summary, actor_for_user(request.user))
+            logger.info(
+                "batch %s: %s canary codes planted by %s",
+                batch.pk, len(plaintexts), actor_for_user(request.user),
+            )
             return render_page(
                 model_admin, request, "admin/vouchers/batch/canaries_planted.html",
                 title=f"Canary codes for {batch}", batch=batch, canaries=plaintexts,

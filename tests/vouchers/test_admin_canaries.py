@@ -87,7 +87,7 @@ def test_planted_canaries_are_shown_once_in_the_response_then_never_again(staff_
     assert later[1].context["canary_count"] == 3
     # and no log line holds them, while one says how many were planted
     assert [code for code in shown if code in caplog.text] == []
-    assert f"batch {batch.pk}: Planted 3 canary codes. by user:{staff.pk}" in caplog.text
+    assert f"batch {batch.pk}: 3 canary codes planted by user:{staff.pk}" in caplog.text
 
 
 def test_canaries_are_stored_encrypted_only(staff_client, batch):
