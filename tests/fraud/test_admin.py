@@ -18,7 +18,6 @@ def other_merchant(db):
 
 def with_fraud_permissions(user):
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="fraud"))
-    user.refresh_from_db()  # the factory sets the password without saving it
     return user
 
 
@@ -32,7 +31,6 @@ def staff_client(client, merchant):
 @pytest.fixture
 def superuser_client(db, client):
     user = UserFactory(is_staff=True, is_superuser=True)
-    user.refresh_from_db()  # the factory sets the password without saving it
     client.force_login(user)
     return client
 

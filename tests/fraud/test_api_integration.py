@@ -208,3 +208,18 @@ def test_no_plaintext_code_in_any_fraud_record(shop):
     for plaintext in everything:
         assert plaintext not in stored
         assert plaintext.replace("-", "") not in stored
+
+
+def test_a_review_whose_batch_was_voided_cannot_be_approved(shop):
+    from vouchers.exceptions import InvalidState
+    from vouchers.services.batch_status import void_batch
+
+    issuance_id = review_issuance(shop)
+    staff = StaffFactory(merchant=shop.product.merchant)
+    void_batch(batch=shop.product.batches.get(), actor_user=staff.user, reason="supplier recall")
+    before = world()
+    with pytest.raises(InvalidState):
+        approve_review(issuance_id=issuance_id, reviewer=staff.user, merchant_id=staff.merchant_id)
+    assert world() == before
+    deny_review(issuance_id=issuance_id, reviewer=staff.user, merchant_id=staff.merchant_id)
+    assert counted_stock_by_state(shop.product.batches.get().pk)["void"] == 10

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from vouchers import locks
 from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
-from vouchers.models import Code, Issuance
+from vouchers.models import Batch, Code, Issuance
 from vouchers.services.events import actor_for_user
 from vouchers.services.issuance import move_codes
 from vouchers.services.reservations import release_held
@@ -17,12 +17,16 @@ def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuanc
     """Issue the held codes: the storefront then gets them by GET.
 
     `merchant_id` scopes the reviewer to their merchant (None for a superuser). A review
-    found past its time is released (and that is kept) before ReservationExpired.
+    found past its time is released (and that is kept) before ReservationExpired. A
+    review holding codes of a batch voided meanwhile cannot be approved (the customer
+    would get dead codes): deny it.
     Raises NotFound, InvalidState, ReservationExpired.
     """
     with transaction.atomic():
         issuance = _held_for_review(issuance_id, merchant_id)
         now = timezone.now()
+        if issuance.codes.filter(batch__status=Batch.Status.VOID).exists():
+            raise InvalidState("Some held codes belong to a voided batch; deny this issuance instead.")
         if issuance.reserved_until is None or issuance.reserved_until > now:
             issuance.status = Issuance.Status.ISSUED
             issuance.save(update_fields=["status", "updated_at"])
