@@ -241,6 +241,10 @@ def _csv_rows(lines: Iterator[tuple[int, str | None, str | None]]) -> Iterator[R
             columns = header or (0, 1, 2)
             if header:
                 continue
+        if len(cells) == 1 and columns[0] == 0:  # the common one-column file, fast
+            code = cells[0].strip()
+            yield (line_no, code, "", None, None) if code else (line_no, "", "", None, "missing code")
+            continue
         yield _pick(line_no, cells, columns)
 
 

@@ -192,16 +192,16 @@ class _Deadlock(Exception):
 def _failing_once(error: Exception):
     from vouchers.services import imports
 
-    real = imports.write_code_rows
+    real = imports.write_full_code_rows
     calls = []
 
-    def write_code_rows(**kwargs):
+    def write_full_code_rows(**kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise error
         return real(**kwargs)
 
-    return write_code_rows
+    return write_full_code_rows
 
 
 @pytest.mark.django_db
@@ -211,7 +211,7 @@ def test_a_deadlocked_fast_load_falls_back_to_the_checked_pass(product, tmp_path
 
     deadlock = OperationalError("deadlock detected")
     deadlock.__cause__ = _Deadlock()
-    monkeypatch.setattr("vouchers.services.imports.write_code_rows", _failing_once(deadlock))
+    monkeypatch.setattr("vouchers.services.imports.write_full_code_rows", _failing_once(deadlock))
     codes = fresh_codes(3)
     # when
     result = import_codes(product=product, file=write_lines(tmp_path / "c.txt", codes), filename="c.txt")
@@ -226,7 +226,7 @@ def test_any_other_database_error_propagates_and_nothing_is_stored(product, tmp_
     from django.db import OperationalError
 
     monkeypatch.setattr(
-        "vouchers.services.imports.write_code_rows", _failing_once(OperationalError("server closed"))
+        "vouchers.services.imports.write_full_code_rows", _failing_once(OperationalError("server closed"))
     )
     before = snapshot()
     # when

@@ -59,10 +59,11 @@ from vouchers.models import Batch, Code, Product
 from vouchers.services.batches import finish_batch, start_batch
 from vouchers.services.code_writer import (
     BatchSealer,
+    code_row_constants,
     copy_rows,
     display_tail,
     insert_rows,
-    write_code_rows,
+    write_full_code_rows,
 )
 
 REPORT_LIMIT = 1_000
@@ -185,12 +186,11 @@ def _import(
         tally = _Tally()
         try:
             with transaction.atomic():  # savepoint: the fast load, undone if it cannot stand
-                imported = write_code_rows(
-                    batch_id=batch.pk, now=now,
+                imported = write_full_code_rows(
                     rows=_sealed(
                         _valid_rows(rows(), tally=tally, case_sensitive=case_sensitive, now=now,
                                     stop_at_bad=not skip_invalid, progress=progress),
-                        sealer=sealer,
+                        sealer=sealer, constants=code_row_constants(batch_id=batch.pk, now=now),
                     ),
                 )
         except (IntegrityError, OperationalError, _RereadChecked) as exc:
@@ -250,11 +250,15 @@ def _valid_rows(
         if progress is not None and line >= next_progress:
             progress(line - reported)
             reported, next_progress = line, line + PROGRESS_EVERY
+        expires_at = None
         if problem is None:
-            problem, display, normalised, expires_at = _check_row(
-                raw, serial, expiry, case_sensitive=case_sensitive, now=now,
-                normalise=normalise, nfkc=nfkc,
-            )
+            try:
+                normalised = normalise(raw, case_sensitive=case_sensitive)
+            except InvalidCode as exc:
+                problem = str(exc)
+            else:
+                if serial or expiry is not None:
+                    problem, expires_at = _check_serial_and_expiry(serial, expiry, now=now)
         if problem is not None:
             tally.bad_row(line, problem)
             if stop_at_bad:
@@ -263,42 +267,40 @@ def _valid_rows(
         tally.valid += 1
         if len(normalised) < shortest_len:
             shortest_len, tally.shortest = len(normalised), normalised
+        # What the customer receives: the supplier's form, full-width characters made ASCII.
+        display = raw if raw.isascii() else nfkc("NFKC", raw)
         yield line, display, normalised, serial or None, expires_at
     if progress is not None and line > reported:
         progress(line - reported)
 
 
-def _check_row(raw: str, serial: str, expiry, *, case_sensitive: bool, now: datetime, normalise, nfkc):
-    """(problem, display, normalised, expires_at) of one row; problem is None when it is valid."""
-    try:
-        normalised = normalise(raw, case_sensitive=case_sensitive)
-    except InvalidCode as exc:
-        return str(exc), "", "", None
-    # What the customer receives: the supplier's form, full-width characters made ASCII.
-    display = raw if raw.isascii() else nfkc("NFKC", raw)
+def _check_serial_and_expiry(serial: str, expiry, *, now: datetime) -> tuple[str | None, datetime | None]:
+    """(problem, expires_at) of a row's optional columns; problem is None when they are valid."""
     if serial:
         if len(serial) > MAX_SERIAL_LENGTH:
-            return f"serial longer than {MAX_SERIAL_LENGTH} characters", "", "", None
+            return f"serial longer than {MAX_SERIAL_LENGTH} characters", None
         if not serial.isprintable():
-            return "serial holds control characters", "", "", None
-    expires_at = None
-    if expiry is not None:
-        try:
-            expires_at = parse_expiry(expiry)
-        except BadExpiry as exc:
-            return str(exc), "", "", None
-        if expires_at is not None and expires_at <= now:
-            return "expiry is in the past", "", "", None
-    return None, display, normalised, expires_at
+            return "serial holds control characters", None
+    if expiry is None:
+        return None, None
+    try:
+        expires_at = parse_expiry(expiry)
+    except BadExpiry as exc:
+        return str(exc), None
+    if expires_at is not None and expires_at <= now:
+        return "expiry is in the past", None
+    return None, expires_at
 
 
-def _sealed(valid: Iterable[tuple], *, sealer: BatchSealer) -> Iterator[tuple]:
-    """Rows for `write_code_rows` (CODE_ROW_FIELDS order); the plaintext goes no further."""
+def _sealed(valid: Iterable[tuple], *, sealer: BatchSealer, constants: tuple) -> Iterator[tuple]:
+    """Whole rows for `write_full_code_rows`; the plaintext goes no further."""
     blind_index, seal, key_id = sealer.blind_index, sealer.seal, sealer.key_id
+    batch_id, state, stamp, canary = constants
     for _line, display, normalised, serial, expires_at in valid:
         index = blind_index(normalised)
         ciphertext, nonce = seal(display, index)
-        yield ciphertext, nonce, key_id, index, display_tail(normalised), serial, expires_at
+        tail = normalised[-4:] if len(normalised) >= 16 else display_tail(normalised)
+        yield batch_id, ciphertext, nonce, key_id, index, tail, serial, expires_at, state, stamp, canary
 
 
 def _staged(valid: Iterable[tuple], *, sealer: BatchSealer, seal_codes: bool) -> Iterator[tuple]:
