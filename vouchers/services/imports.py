@@ -135,7 +135,7 @@ def import_codes(
     file that cannot be read at all, reported as line 0 or the header's line; nothing
     stored) and InvalidBatchSettings (unknown format or encoding, a validity window
     that ends before it starts, or codes too guessable for their number without
-    `allow_weak_codes`; nothing stored).
+    `allow_weak_codes`; nothing stored), and OSError when a path cannot be opened.
     """
     try:
         file_format = (file_format or format_from_filename(filename)).lower()
