@@ -57,6 +57,7 @@ from vouchers.services.generation import generate_batch
 from vouchers.tasks import release_expired_reservations
 
 PROBLEM = "application/problem+json"
+TEXT_FIELDS = (JSONField, CharField, TextField)
 PRODUCTS = st.sampled_from(["ours"] * 3 + ["unknown"])
 # Targets of a rule; repeats make the interesting ones likelier.
 ISSUANCE_TARGETS = st.sampled_from(["reserved"] * 2 + ["any", "unknown"])
@@ -69,8 +70,8 @@ STOCK = ("available", "reserved")  # answered like an unknown code by check and 
 
 settings.register_profile(
     "storefront-stateful",
-    max_examples=40,
-    stateful_step_count=40,
+    max_examples=45,
+    stateful_step_count=25,
     deadline=None,  # database round trips vary; timing is not a property here
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
@@ -243,9 +244,12 @@ class StorefrontMachine(RuleBasedStateMachine):
         return items[index % len(items)] if items else None
 
     def pick_code(self, kind: str, index: int) -> CodeModel:
+        """A code in the wanted state if there is one, else a sold one, else any."""
         wanted = {"issued": ("issued",), "redeemed": ("redeemed",), "stock": STOCK}.get(kind)
-        candidates = [c for c in self.ordered_codes() if wanted is None or c.state in wanted]
-        return self.pick(candidates, index) or self.pick(self.ordered_codes(), index)
+        codes = self.ordered_codes()
+        candidates = [c for c in codes if wanted is None or c.state in wanted]
+        sold = [c for c in codes if c.state in ("issued", "redeemed")]
+        return self.pick(candidates, index) or self.pick(sold, index) or self.pick(codes, index)
 
     def pick_issuance(self, which: str, index: int) -> IssuanceModel | None:
         if which == "unknown":
@@ -262,21 +266,30 @@ class StorefrontMachine(RuleBasedStateMachine):
         return live
 
     def audit_texts(self):
-        """The JSON and text columns of the fraud app's rows of our merchants (decisions, events)."""
+        """The text columns of the fraud app's audit rows of our merchants (decisions, events).
+
+        Audit rows are the models with a JSON column; rules and lists are configuration.
+        """
         for model in apps.get_app_config("fraud").get_models():
-            names = [f.name for f in model._meta.concrete_fields
-                     if isinstance(f, JSONField | CharField | TextField) and not f.choices]
-            if "merchant" not in {f.name for f in model._meta.concrete_fields} or not names:
+            fields = model._meta.concrete_fields
+            audited = "merchant" in {f.name for f in fields} and any(isinstance(f, JSONField) for f in fields)
+            names = [f.name for f in fields if isinstance(f, TEXT_FIELDS) and not f.choices]
+            if not audited:
                 continue
             for row in model.objects.filter(merchant_id__in=self.merchant_ids).values_list(*names):
                 yield json.dumps(row, default=str)
 
     # --- rules -----------------------------------------------------------------------
 
-    @initialize(quantity=st.integers(1, 4), reserve=st.booleans())
-    def first_order(self, quantity: int, reserve: bool) -> None:
-        """Every example starts with an order, so that later rules have something to act on."""
-        self.issue(quantity=quantity, reserve=reserve, product="ours")
+    @initialize(reserved=st.integers(0, 3), sold=st.integers(1, 3), redeem_one=st.booleans())
+    def opening_orders(self, reserved: int, sold: int, redeem_one: bool) -> None:
+        """Every example starts with sold codes (and maybe a reservation and a redemption), so
+        that later rules have something to act on whichever of them the run enables."""
+        if reserved:
+            self.issue(quantity=reserved, reserve=True, product="ours")
+        self.issue(quantity=sold, reserve=False, product="ours")
+        if redeem_one:
+            self.redeem(kind="issued", index=0, spelling="as_issued", typed="")
 
     @rule(quantity=st.integers(1, 4), reserve=st.booleans(), product=PRODUCTS)
     def issue(self, quantity: int, reserve: bool, product: str) -> None:
