@@ -63,6 +63,7 @@ PRODUCTS = st.sampled_from(["ours"] * 3 + ["unknown"])
 ISSUANCE_TARGETS = st.sampled_from(["reserved"] * 2 + ["any", "unknown"])
 CODE_TARGETS = st.sampled_from(["issued"] * 3 + ["redeemed"] * 2 + ["stock", "any", "unknown"])
 REDEMPTION_TARGETS = st.sampled_from(["live"] * 2 + ["any", "unknown"])
+REPLAYS = st.sampled_from(["same_body"] * 2 + ["reordered_body", "other_body", "other_path", "no_key"])
 SPELLINGS = st.sampled_from(["as_issued", "lowercase", "spaced"])
 UNKNOWN_CODES = st.text(UNAMBIGUOUS_ALPHABET, min_size=8, max_size=20)
 HELD = ("reserved", "issued", "redeemed")
@@ -448,21 +449,26 @@ class StorefrontMachine(RuleBasedStateMachine):
         }]
 
     @precondition(lambda self: self.sent)
-    @rule(index=st.integers(0, 100), mode=st.sampled_from(["same_body", "other_body", "no_key"]))
+    @rule(index=st.integers(0, 100), mode=REPLAYS)
     def replay(self, index: int, mode: str) -> None:
         first = self.pick(self.sent, index)
+        path, body = first.path, first.body
         if mode == "no_key":
             # the same request without a key is refused before anything happens
-            response = self.client.post(first.path, first.body, idempotency_key=None)
+            response = self.client.post(path, body, idempotency_key=None)
             self.expect_problem(response, 400, "idempotency_key_required")
             return
-        body = first.body if mode == "same_body" else {**first.body, "order_ref": "another-order"}
-        if mode == "other_body" and first.body.get("order_ref") == "another-order":
-            body = {**first.body, "order_ref": "yet-another-order"}
+        if mode == "reordered_body":  # the same JSON object, its members in another order
+            body = dict(reversed(list(body.items())))
+        elif mode == "other_body":
+            ref = "another-order" if body.get("order_ref") != "another-order" else "yet-another-order"
+            body = {**body, "order_ref": ref}
+        elif mode == "other_path":
+            path = "/api/v1/redemptions/" if path == "/api/v1/issuances/" else "/api/v1/issuances/"
         # when the request is sent again under its key
-        response = self.client.post(first.path, body, idempotency_key=first.key)
-        # then the same body gets the first response, a different body is refused; no effect
-        if mode == "same_body":
+        response = self.client.post(path, body, idempotency_key=first.key)
+        # then the same request gets the first response, another one is refused; no effect
+        if mode in ("same_body", "reordered_body"):
             assert response.status_code == first.status
             assert response.json() == first.response
             assert response["Idempotent-Replayed"] == "true"
