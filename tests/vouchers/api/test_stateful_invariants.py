@@ -2,21 +2,24 @@
 
 Hypothesis drives random sequences of issue, reserve, confirm, cancel, redeem, reverse,
 check, replays of earlier requests under their Idempotency-Key, reservations running
-out and a batch's validity window closing, all through the HTTP API of one storefront
-whose product has 8 codes in 2 batches (one with a validity window, one with grouped
-codes). Every response is compared with the model, and after every step the
-invariants of DESIGN.md are checked against the database:
+out, a batch's validity window closing and another merchant's storefront naming our
+objects, all through the HTTP API of one storefront whose product has 8 codes in 2
+batches (one with a validity window, one with grouped codes). Every response is
+compared with the model, and after every step the invariants of DESIGN.md are checked
+against the database:
 
 1. a code is held by at most one issuance (the model's), and has at most one live
    redemption;
 2. per batch, counts by state from the rows add up to the batch size and equal the
    sharded counters (and the model);
-3. no plaintext code in events, idempotency records or issuance context;
+3. no plaintext code (ours, or an unknown one a caller typed) in events, idempotency
+   records, issuance context or the fraud app's decisions and events;
 4. every state change of a code has an event, and the events of a code form an
    unbroken chain from `available` to its current state;
 5. an issuance is all or nothing (checked in the issue rule: out of stock creates
    nothing and moves nothing; and every held issuance holds exactly its quantity);
-6. responses match the model (status, error `code`, bodies).
+6. responses match the model (status, error `code`, bodies); another tenant's
+   storefront gets 404 for all of our objects and keys.
 
 Every example builds a fresh shop; rows of earlier examples stay in the test's
 transaction and are ignored (everything is scoped to the example's shop).
@@ -29,7 +32,7 @@ import os
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.apps import apps
@@ -101,7 +104,7 @@ def spelled(plaintext: str, spelling: str) -> str:
 @dataclass
 class BatchModel:
     size: int
-    valid_until: object  # datetime | None
+    valid_until: datetime | None
     window_open: bool = True
 
 
