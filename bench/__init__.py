@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; results in BENCHMARKS.md. Not part of the product."""
