@@ -89,7 +89,7 @@ def assess(*, ctx: RiskContext) -> RiskAssessment:
     except RiskCheckUnavailable:
         logger.error("risk assessment refused: counter store unavailable (merchant %s)", ctx.merchant_id)
         raise
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         assessment = RiskAssessment.objects.create(
             merchant_id=ctx.merchant_id, action=ctx.action, outcome=str(evaluation.outcome),
             score=evaluation.score, reasons=evaluation.reasons, details=evaluation.details,
@@ -110,7 +110,6 @@ def assess(*, ctx: RiskContext) -> RiskAssessment:
     return assessment
 
 
-@transaction.atomic
 def attach_assessment(*, assessment: RiskAssessment, issuance_id=None, redemption_id=None) -> None:
     """Link a stored assessment to the issuance or redemption it judged (exactly one, once).
 

@@ -47,7 +47,7 @@ def record_fraud_event(
     if should_alert(severity):
         claimed = _claim_alert(merchant_id, kind, alert_throttle)
         alert = FraudEvent.Alert.PENDING if claimed else FraudEvent.Alert.THROTTLED
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         event = FraudEvent.objects.create(
             merchant_id=merchant_id, severity=severity, kind=kind, decision=decision,
             context=context, assessment_id=assessment_id, batch_id=batch_id, alert=alert,

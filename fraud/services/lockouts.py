@@ -19,8 +19,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from django.db import transaction
-
 from fraud import clock, conf, counters, subjects
 from fraud.context import RiskContext
 from fraud.exceptions import TooManyAttempts
@@ -78,7 +76,6 @@ def ensure_not_locked_out(*, ctx: RiskContext) -> None:
         raise TooManyAttempts(retry_after=math.ceil(remaining))
 
 
-@transaction.atomic
 def record_failed_attempt(*, ctx: RiskContext, reason: str) -> None:
     """Count a failed check or redemption; lock out a scope that reaches its threshold.
 

@@ -37,7 +37,7 @@ DEFAULT_RULES: list[dict] = [
 ]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def ensure_default_rules(*, merchant_id: int) -> bool:
     """Create the default rules the first time a merchant is assessed; True if created now.
 

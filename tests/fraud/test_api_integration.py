@@ -146,11 +146,8 @@ def test_redeeming_a_never_issued_code_raises_a_possible_leak_event(shop):
 
 
 @pytest.mark.parametrize("how", ["check", "redeem"])
-def test_canary_use_raises_a_critical_alert_naming_the_batch(
-    shop, how, settings, django_capture_on_commit_callbacks
-):
+def test_canary_use_raises_a_critical_alert_naming_the_batch(shop, how, eager_alerts):
     # given a canary planted in the batch and a staff member to alert
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     batch = shop.product.batches.get()
     staff = StaffFactory(merchant=shop.product.merchant)
     staff.user.email = "ops@merchant.example"
@@ -158,7 +155,7 @@ def test_canary_use_raises_a_critical_alert_naming_the_batch(
     canary = plant_canaries(batch=batch, count=1, actor_user=staff.user)[0]
     before = world()
     # when someone uses it
-    with django_capture_on_commit_callbacks(execute=True):
+    with eager_alerts():
         response = shop.client.check(canary) if how == "check" else shop.client.redeem(canary)
     # then it looks like any unknown code, changes no stock, and alerts the merchant
     assert response.status_code == 404

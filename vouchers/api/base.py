@@ -62,7 +62,10 @@ class IdempotentApiView(StorefrontApiView):
     """A POST that changes state: requires Idempotency-Key and has one effect per key.
 
     Subclasses define `perform(request, *args, **kwargs) -> Response`. The effect and
-    the completed record commit in one transaction.
+    the completed record commit in one transaction. Services nest their blocks in it
+    with `atomic(savepoint=False)`: an error they raise rolls the whole request back,
+    and the errors that keep work (rollback=False) are raised after their block closed,
+    so no savepoint round trips are needed on the hot path.
     """
 
     def post(self, request, *args, **kwargs):

@@ -43,6 +43,6 @@ def find_usable_code(
 
 
 def _miss(ctx, row: Code | None):
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         risk.report_miss(ctx, code=row)
     raise UnknownCode("No such code.")

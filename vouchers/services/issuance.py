@@ -61,7 +61,7 @@ def issue_codes(
         hold_until = now + timedelta(seconds=caller.reservation_ttl_seconds)
     else:
         status, hold_until = Issuance.Status.ISSUED, None
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         issuance = Issuance.objects.create(
             storefront_id=caller.storefront_id, product=product, quantity=quantity,
             customer=customer, order_ref=order_ref, status=status, reserved_until=hold_until,

@@ -37,9 +37,9 @@ def redeem_code(
     """
     context = context or CustomerContext()
     row, decision = attempts.find_usable_code(caller=caller, raw=code, context=context, action="redeem")
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         now = timezone.now()
-        batch = Batch.objects.get(pk=row.batch_id)
+        batch = Batch.objects.select_related("product").get(pk=row.batch_id)
         _refuse_unless_redeemable(row, batch, now)
         updated = Code.objects.filter(pk=row.pk, state=Code.State.ISSUED).update(
             state=Code.State.REDEEMED, redeemed_at=now, state_changed_at=now
@@ -49,13 +49,12 @@ def redeem_code(
             _refuse_unless_redeemable(row, batch, now)
             raise AlreadyRedeemed("The code has already been redeemed.")
         try:
-            with transaction.atomic():
-                redemption = Redemption.objects.create(
-                    code=row, storefront_id=caller.storefront_id, partner_id=caller.partner_id,
-                    order_ref=order_ref, location=location, redeemed_at=now,
-                )
+            redemption = Redemption.objects.create(
+                code=row, storefront_id=caller.storefront_id, partner_id=caller.partner_id,
+                order_ref=order_ref, location=location, redeemed_at=now,
+            )
         except IntegrityError:  # unreachable while the UPDATE above holds; the backstop
-            raise AlreadyRedeemed("The code has already been redeemed.") from None
+            raise AlreadyRedeemed("The code has already been redeemed.") from None  # rolls back all
         risk.attach(decision, redemption_id=redemption.pk)
         stock.record_move(batch_id=row.batch_id, from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED)
         record_event(
@@ -81,7 +80,7 @@ def _refuse_unless_redeemable(row: Code, batch: Batch, now) -> None:
         raise CodeExpired("The code has expired.")
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redemption:
     """Undo a redemption within the merchant's window; the code is redeemable again.
 

@@ -19,7 +19,7 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
     kept) before ReservationExpired is raised. Confirming an issued one returns it.
     Raises NotFound, ReservationExpired, InvalidState.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.storefront_id)
         if issuance is None:
             raise NotFound("No such issuance.")
@@ -44,7 +44,7 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
     raise ReservationExpired("The reservation ran out; its codes are back in stock.")
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def cancel_issuance(*, caller: Caller, issuance_id) -> Issuance:
     """Cancel a reservation; its codes return to stock. Cancelling twice returns it.
 
