@@ -187,12 +187,15 @@ def timed(command: list[str], *, env: dict | None = None, tmp: str) -> dict:
     out = Path(tmp) / "time.txt"
     started = time.perf_counter()
     subprocess.run(
-        ["/usr/bin/time", "-o", str(out), "-f", "%e %M", *command], cwd=ROOT, env=env, check=True,
+        ["/usr/bin/time", "-o", str(out), "-f", "%e %M %U %S", *command], cwd=ROOT, env=env, check=True,
         stdout=subprocess.DEVNULL,
     )
     elapsed = time.perf_counter() - started
-    wall, max_rss_kb = out.read_text().split()[-2:]
-    return {"wall_s": round(float(wall) or elapsed, 2), "peak_mb": round(int(max_rss_kb) / 1024, 1)}
+    wall, max_rss_kb, user, system = out.read_text().split()[-4:]
+    return {
+        "wall_s": round(float(wall) or elapsed, 2), "peak_mb": round(int(max_rss_kb) / 1024, 1),
+        "client_cpu_s": round(float(user) + float(system), 2),  # the server's work is not in it
+    }
 
 
 def run_baseline(psql: list[str], database: str, sealed_file: Path, tmp: str, fmt: str) -> dict:
