@@ -63,6 +63,12 @@ def _cache():
     return cache
 
 
+def _redis():
+    from django_redis import get_redis_connection
+
+    return get_redis_connection(conf.get("FRAUD_CACHE_ALIAS"))
+
+
 def _is_redis(cache) -> bool:
     try:
         from django_redis.cache import RedisCache
@@ -131,9 +137,21 @@ def window_incr(name: str, *, window: int, delta: int = 1) -> Hit:
         cache = _cache()
         # The current slice's value comes from the atomic increment itself, so concurrent
         # attempts each see a different total: exactly `limit` of them fit under a limit.
-        current = _incr(cache, keys[-1], delta, ttl)
-        earlier = cache.get_many(keys[:-1])
-        total = current + sum(_checked_int(v) for v in earlier.values())
+        if _is_redis(cache):
+            # One round trip instead of three (add, incr, get_many): this runs for every
+            # velocity rule of every request.
+            redis_keys = [cache.make_key(k) for k in keys]
+            pipe = _redis().pipeline(transaction=True)
+            pipe.incrby(redis_keys[-1], delta)
+            pipe.expire(redis_keys[-1], ttl, nx=True)
+            pipe.mget(redis_keys[:-1])
+            current_raw, _expiry_set, earlier_raw = pipe.execute()
+            # django-redis stores integers unpickled, so raw MGET gives b"<digits>".
+            total = _checked_int(current_raw) + sum(int(v) for v in earlier_raw if v is not None)
+        else:
+            current = _incr(cache, keys[-1], delta, ttl)
+            earlier = cache.get_many(keys[:-1])
+            total = current + sum(_checked_int(v) for v in earlier.values())
     return Hit(key=keys[-1], delta=delta, total=total)
 
 
@@ -164,10 +182,8 @@ def distinct_add(name: str, member: str, *, window: int) -> int:
     with _guard("distinct_add"):
         cache = _cache()
         if _is_redis(cache):
-            from django_redis import get_redis_connection
-
             redis_keys = [cache.make_key(k) for k in keys]
-            pipe = get_redis_connection(conf.get("FRAUD_CACHE_ALIAS")).pipeline(transaction=True)
+            pipe = _redis().pipeline(transaction=True)
             pipe.sadd(redis_keys[-1], hashed)
             pipe.expire(redis_keys[-1], ttl)
             pipe.sunion(redis_keys)
