@@ -198,6 +198,112 @@ def distinct_add(name: str, member: str, *, window: int) -> int:
             return len(union)
 
 
+# --- one round trip for a whole assessment ----------------------------------------
+
+@dataclass(frozen=True)
+class WindowIncr:
+    name: str
+    window: int
+    delta: int = 1
+
+
+@dataclass(frozen=True)
+class DistinctAdd:
+    name: str
+    member: str
+    window: int
+
+
+@dataclass(frozen=True)
+class DistinctHit:
+    """One distinct-member add: the slice it went to, whether the member was new there."""
+
+    key: str
+    hashed: str
+    added: bool
+    total: int
+    ttl: int
+
+
+def apply_many(
+    incrs: list[WindowIncr], adds: list[DistinctAdd]
+) -> tuple[list[Hit], list[DistinctHit]]:
+    """Every window increment and distinct add of one assessment; one round trip on Redis.
+
+    Same results as calling window_incr / distinct_add one by one (each total comes
+    from the atomic command itself), in one MULTI/EXEC instead of one per rule.
+    """
+    if not incrs and not adds:
+        return [], []
+    now = clock.now()
+    with _guard("apply_many"):
+        cache = _cache()
+        if not _is_redis(cache):
+            return ([window_incr(i.name, window=i.window, delta=i.delta) for i in incrs],
+                    [_local_distinct_add(cache, a, now) for a in adds])
+        pipe = _redis().pipeline(transaction=True)
+        plans = []
+        for i in incrs:
+            keys = _slice_keys(i.name, i.window, now)
+            redis_keys = [cache.make_key(k) for k in keys]
+            pipe.incrby(redis_keys[-1], i.delta)
+            pipe.expire(redis_keys[-1], i.window + 2 * slice_seconds(i.window), nx=True)
+            pipe.mget(redis_keys[:-1])
+            plans.append(keys[-1])
+        for a in adds:
+            keys = _slice_keys(a.name, a.window, now)
+            redis_keys = [cache.make_key(k) for k in keys]
+            pipe.sadd(redis_keys[-1], _member(a.member))
+            pipe.expire(redis_keys[-1], a.window + 2 * slice_seconds(a.window))
+            pipe.sunion(redis_keys)
+            plans.append(keys[-1])
+        results = pipe.execute()
+        hits: list[Hit] = []
+        for n, i in enumerate(incrs):
+            current, _expiry, earlier = results[3 * n: 3 * n + 3]
+            total = _checked_int(current) + sum(int(v) for v in earlier if v is not None)
+            hits.append(Hit(key=plans[n], delta=i.delta, total=total))
+        distinct: list[DistinctHit] = []
+        for m, a in enumerate(adds):
+            added, _expiry, union = results[3 * (len(incrs) + m): 3 * (len(incrs) + m) + 3]
+            distinct.append(DistinctHit(
+                key=plans[len(incrs) + m], hashed=_member(a.member), added=bool(added),
+                total=len(union), ttl=a.window + 2 * slice_seconds(a.window),
+            ))
+        return hits, distinct
+
+
+def _local_distinct_add(cache, add: DistinctAdd, now: float) -> DistinctHit:
+    keys = _slice_keys(add.name, add.window, now)
+    hashed = _member(add.member)
+    with _LOCAL_LOCK:
+        current = cache.get(keys[-1]) or set()
+        added = hashed not in current
+        current.add(hashed)
+        cache.set(keys[-1], current, add.window + 2 * slice_seconds(add.window))
+        union: set[str] = set()
+        for members in cache.get_many(keys).values():
+            union |= members
+    return DistinctHit(key=keys[-1], hashed=hashed, added=added, total=len(union),
+                       ttl=add.window + 2 * slice_seconds(add.window))
+
+
+def distinct_undo(hit: DistinctHit) -> None:
+    """Take back a distinct add, if it was the one that put the member there."""
+    if not hit.added:
+        return
+    with _guard("distinct_undo"):
+        cache = _cache()
+        if _is_redis(cache):
+            _redis().srem(cache.make_key(hit.key), hit.hashed)
+            return
+        with _LOCAL_LOCK:
+            current = cache.get(hit.key)
+            if current:
+                current.discard(hit.hashed)
+                cache.set(hit.key, current, hit.ttl)
+
+
 # --- fixed buckets (the guessing alarm compares whole windows) ----------------------
 
 def bucket_incr(name: str, *, bucket: int, ttl: int) -> int:

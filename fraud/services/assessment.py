@@ -11,6 +11,11 @@ went through, and a customer hammering a refusal does not extend it. An attempt
 that proceeds but then fails in the caller (out of stock) still counts. Farming
 rules record every customer they see on a device or IP, allowed or not: a farm is
 what is seen, not what is sold.
+
+Counting costs one Redis round trip per attempt: at the first counting rule reached,
+the counters of it and every later rule are taken in one pipeline, and the counts of
+rules the evaluation then never reaches (after a decisive match) are taken back, so
+the outcome is the same as counting rule by rule.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from fraud.services.rules import rules_for_merchant
 logger = logging.getLogger("fraud.assessment")
 
 Kind = FraudRule.Kind
+VELOCITY_KINDS = FraudRule.VELOCITY_KINDS
+FARMING_KINDS = frozenset({Kind.FARMING_DEVICE, Kind.FARMING_IP})
 
 # Which list entry names the reason when several match: the most specific first.
 LIST_PRIORITY = [ListKind.CUSTOMER, ListKind.EMAIL, ListKind.EMAIL_DOMAIN, ListKind.DEVICE,
@@ -54,6 +61,8 @@ class _Evaluation:
     reasons: list[str] = field(default_factory=list)
     details: list[dict] = field(default_factory=list)
     hits: list[counters.Hit] = field(default_factory=list)
+    # Counters of every applicable rule, taken in one round trip before evaluating.
+    prefetched: dict[int, counters.Hit | counters.DistinctHit] = field(default_factory=dict)
     proximity: float = 0.0  # highest count / limit seen, for the score of an allow
     allow_listed: bool = False
 
@@ -135,7 +144,15 @@ def attach_assessment(*, assessment: RiskAssessment, issuance_id=None, redemptio
 
 def _evaluate(ctx: RiskContext, rules: list[FraudRule]) -> _Evaluation:
     result = _Evaluation()
-    for rule in rules:
+    reached: set[int] = set()
+    prefetched = False
+    for position, rule in enumerate(rules):
+        reached.add(rule.pk)
+        if not prefetched and rule.kind in VELOCITY_KINDS | FARMING_KINDS:
+            # First rule that counts: count for it and every later rule at once. List and
+            # cap rules before it decide without the counter store (it may be down).
+            _prefetch_counters(ctx, rules[position:], result)
+            prefetched = True
         reason = MATCHERS[rule.kind](rule, ctx, result)
         if reason is None:
             continue
@@ -148,10 +165,46 @@ def _evaluate(ctx: RiskContext, rules: list[FraudRule]) -> _Evaluation:
         result.outcome = Outcome.REVIEW
         if reason not in result.reasons:
             result.reasons.append(reason)
+    # Rules after a decisive match never counted this attempt: take their counts back.
+    for pk, hit in result.prefetched.items():
+        if pk not in reached:
+            _undo(hit)
     if result.outcome == Outcome.DENY:
         for hit in result.hits:  # a denied attempt does not count towards velocity
             counters.window_undo(hit)
     return result
+
+
+def _prefetch_counters(ctx: RiskContext, rules: list[FraudRule], result: _Evaluation) -> None:
+    """Count this attempt for every velocity and farming rule in `rules` (one Redis round trip)."""
+    incr_rules, incrs, add_rules, adds = [], [], [], []
+    for rule in rules:
+        if rule.kind in VELOCITY_KINDS:
+            subject = _velocity_subject(rule, ctx)
+            if subject:
+                product = ctx.product_id if rule.per_product else ""
+                incr_rules.append(rule)
+                incrs.append(counters.WindowIncr(
+                    counters.subject_key("vel", rule.pk, subject, product), rule.window_seconds,
+                    ctx.quantity if rule.count_units else 1,
+                ))
+        elif rule.kind in FARMING_KINDS:
+            where, customer = _farming_subject(rule, ctx)
+            if where and customer:
+                add_rules.append(rule)
+                adds.append(counters.DistinctAdd(
+                    counters.subject_key("farm", rule.pk, where), customer, rule.window_seconds
+                ))
+    hits, distinct = counters.apply_many(incrs, adds)
+    result.prefetched.update(zip((r.pk for r in incr_rules), hits, strict=True))
+    result.prefetched.update(zip((r.pk for r in add_rules), distinct, strict=True))
+
+
+def _undo(hit: counters.Hit | counters.DistinctHit) -> None:
+    if isinstance(hit, counters.Hit):
+        counters.window_undo(hit)
+    else:
+        counters.distinct_undo(hit)
 
 
 def _counted(result: _Evaluation, rule: FraudRule, count: int, matched: bool) -> None:
@@ -173,14 +226,9 @@ def _velocity_subject(rule: FraudRule, ctx: RiskContext) -> str:
 
 
 def _match_velocity(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
-    subject = _velocity_subject(rule, ctx)
-    if not subject:
+    hit = result.prefetched.get(rule.pk)
+    if hit is None:  # no subject to count (e.g. no customer given)
         return None
-    product = ctx.product_id if rule.per_product else ""
-    hit = counters.window_incr(
-        counters.subject_key("vel", rule.pk, subject, product), window=rule.window_seconds,
-        delta=ctx.quantity if rule.count_units else 1,
-    )
     result.hits.append(hit)
     matched = hit.total > rule.limit
     _counted(result, rule, hit.total, matched)
@@ -212,14 +260,16 @@ def _match_first_orders(rule: FraudRule, ctx: RiskContext, result: _Evaluation) 
     return rule.kind if matched else None
 
 
-def _match_farming(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
+def _farming_subject(rule: FraudRule, ctx: RiskContext) -> tuple[str, str]:
     where = ctx.device_id.strip() if rule.kind == Kind.FARMING_DEVICE else subjects.ip_subject(ctx.ip)
-    customer = ctx.customer.strip()
-    if not where or not customer:
+    return where, ctx.customer.strip()
+
+
+def _match_farming(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
+    hit = result.prefetched.get(rule.pk)
+    if hit is None:  # no device/IP or no customer to count
         return None
-    distinct = counters.distinct_add(
-        counters.subject_key("farm", rule.pk, where), customer, window=rule.window_seconds
-    )
+    distinct = hit.total
     matched = distinct > rule.limit
     _counted(result, rule, distinct, matched)
     return rule.kind if matched else None
