@@ -10,13 +10,15 @@ from vouchers.callers import Caller
 from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
 from vouchers.models import Batch, Code, Issuance
 from vouchers.services.issuance import move_codes
+from vouchers.validity import is_expired
 
 
 def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
     """Turn a live reservation into an issuance; the codes become the customer's.
 
-    A reservation found past its time is released on the spot (and that release is
-    kept) before ReservationExpired is raised. Confirming an issued one returns it.
+    A reservation found past its time, or holding codes whose batch was voided or
+    whose validity ended meanwhile, is released on the spot (and that release is kept)
+    before ReservationExpired is raised. Confirming an issued one returns it.
     Raises NotFound, ReservationExpired, InvalidState.
     """
     with transaction.atomic(savepoint=False):
@@ -31,17 +33,22 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
         )
         if not expired and issuance.status != Issuance.Status.RESERVED:
             raise InvalidState(f"An issuance in status {issuance.status} cannot be confirmed.")
+        held = list(issuance.codes.select_related("batch").order_by("pk"))
+        # Codes whose batch was voided or ran out of its window while held are not sold.
+        expired = expired or any(
+            code.batch.status == Batch.Status.VOID or is_expired(code, code.batch, now) for code in held
+        )
         if not expired:
             _set_status(issuance, Issuance.Status.ISSUED)
             move_codes(
-                codes=list(issuance.codes.order_by("pk")), issuance=issuance,
+                codes=held, issuance=issuance,
                 from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
                 actor=caller.identity, now=now, action="confirmed",
             )
             return issuance
         if issuance.status == Issuance.Status.RESERVED:
             release_held(issuance, to_status=Issuance.Status.EXPIRED, actor=caller.identity, action="expired")
-    raise ReservationExpired("The reservation ran out; its codes are back in stock.")
+    raise ReservationExpired("The reservation ran out (or its codes did); they are back in stock.")
 
 
 @transaction.atomic(savepoint=False)

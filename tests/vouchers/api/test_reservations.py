@@ -126,3 +126,21 @@ def test_codes_held_when_their_batch_is_voided_go_to_void_not_back_to_stock(shop
     counted = counted_stock_by_state(batch.pk)
     assert counted == {"available": 0, "reserved": 0, "issued": 0, "redeemed": 0, "void": 10}
     assert_counters_match(shop)
+
+
+def test_confirm_of_codes_whose_window_closed_meanwhile_is_refused_and_releases_them(shop):
+    # given a live reservation whose batch stopped being valid while it was held
+    from vouchers.models import Batch
+
+    issuance_id = reserve(shop)
+    Batch.objects.filter(pk=shop.product.batches.get().pk).update(
+        valid_until=timezone.now() - timedelta(seconds=1)
+    )
+    # when the storefront confirms it
+    response = shop.client.confirm(issuance_id)
+    # then no expired code is sold: refused, and the codes go back
+    assert response.status_code == 409
+    assert response.json()["code"] == "reservation_expired"
+    assert Issuance.objects.get(pk=issuance_id).status == "expired"
+    assert Code.objects.filter(state="issued").count() == 0
+    assert_counters_match(shop)

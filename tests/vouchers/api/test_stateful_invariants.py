@@ -335,8 +335,9 @@ class StorefrontMachine(RuleBasedStateMachine):
         response = self.post(f"/api/v1/issuances/{issuance_id}/confirm/", {})
         if issuance is None:
             self.expect_problem(response, 404, "not_found")
-        elif issuance.status == "reserved" and issuance.overdue:
-            # found past its time: released on the spot, and that release is kept
+        elif issuance.status == "reserved" and (issuance.overdue or self.holds_dead_codes(issuance)):
+            # found past its time, or holding codes whose window closed meanwhile: released
+            # on the spot (that release is kept), and no dead code is sold
             self.release(issuance, status="expired")
             self.expect_problem(response, 409, "reservation_expired")
         elif issuance.status == "expired":
@@ -349,6 +350,9 @@ class StorefrontMachine(RuleBasedStateMachine):
                 issuance.status = "issued"
             assert response.status_code == 200, response.json()
             self.assert_issuance_body(response.json(), issuance)
+
+    def holds_dead_codes(self, issuance) -> bool:
+        return any(not self.batches[self.codes[pk].batch_id].window_open for pk in issuance.code_ids)
 
     @rule(which=ISSUANCE_TARGETS, index=st.integers(0, 15))
     def cancel(self, which: str, index: int) -> None:
