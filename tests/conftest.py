@@ -27,6 +27,14 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _forget_seeded_fraud_profiles():
+    """The per-process memo of seeded merchants must not outlive a test's rolled-back rows."""
+    from fraud.services import rules
+
+    rules._SEEDED.clear()
+
+
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Value
 
 from fraud import clock, counters, subjects
 from fraud.context import RiskContext
@@ -63,6 +63,7 @@ class _Evaluation:
     hits: list[counters.Hit] = field(default_factory=list)
     # Counters of every applicable rule, taken in one round trip before evaluating.
     prefetched: dict[int, counters.Hit | counters.DistinctHit] = field(default_factory=dict)
+    list_matches: dict | None = None  # allow/block list matches, fetched once
     proximity: float = 0.0  # highest count / limit seen, for the score of an allow
     allow_listed: bool = False
 
@@ -277,7 +278,7 @@ def _match_farming(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> st
 
 def _list_matcher(model: type[AllowlistEntry] | type[BlocklistEntry], prefix: str) -> Callable:
     def match(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
-        kind = _list_match(model, ctx)
+        kind = _list_matches(ctx, result).get(model)
         if kind is None:
             return None
         result.details.append({"rule": rule.pk, "kind": rule.kind, "entry_kind": kind, "matched": True})
@@ -286,8 +287,13 @@ def _list_matcher(model: type[AllowlistEntry] | type[BlocklistEntry], prefix: st
     return match
 
 
-def _list_match(model, ctx: RiskContext) -> str | None:
-    """The most specific kind of entry in `model` that matches the context, or None."""
+def _list_matches(ctx: RiskContext, result: _Evaluation) -> dict:
+    """{AllowlistEntry or BlocklistEntry: most specific matching kind}, both lists in one query.
+
+    Computed once per assessment, the first time a list rule asks.
+    """
+    if result.list_matches is not None:
+        return result.list_matches
     q = Q()
     customer, device = ctx.customer.strip(), ctx.device_id.strip()
     if customer:
@@ -302,14 +308,25 @@ def _list_match(model, ctx: RiskContext) -> str | None:
     address = subjects.parse_ip(ctx.ip)
     if address is not None:
         q |= Q(kind=ListKind.IP, value=str(address)) | Q(kind=ListKind.CIDR)
+    result.list_matches = {}
     if not q:
-        return None
+        return result.list_matches
     now = datetime.fromtimestamp(clock.now(), tz=UTC)
-    entries = model.objects.filter(merchant_id=ctx.merchant_id).filter(q).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    ).values_list("kind", "value")
-    matched = {kind for kind, value in entries if kind != ListKind.CIDR or _in_network(address, value)}
-    return next((kind.value for kind in LIST_PRIORITY if kind in matched), None)
+    live = Q(merchant_id=ctx.merchant_id) & q & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    allowed = AllowlistEntry.objects.filter(live).order_by().annotate(list=Value("allow"))
+    blocked = BlocklistEntry.objects.filter(live).order_by().annotate(list=Value("block"))
+    entries = allowed.values_list("list", "kind", "value").union(
+        blocked.values_list("list", "kind", "value"), all=True
+    )
+    matched: dict[str, set[str]] = {"allow": set(), "block": set()}
+    for which, kind, value in entries:
+        if kind != ListKind.CIDR or _in_network(address, value):
+            matched[which].add(kind)
+    for model, which in ((AllowlistEntry, "allow"), (BlocklistEntry, "block")):
+        kind = next((k.value for k in LIST_PRIORITY if k in matched[which]), None)
+        if kind is not None:
+            result.list_matches[model] = kind
+    return result.list_matches
 
 
 def _in_network(address, network: str) -> bool:

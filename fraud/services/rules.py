@@ -37,18 +37,27 @@ DEFAULT_RULES: list[dict] = [
 ]
 
 
+# Merchants whose profile row was found committed: no need to look again in this process.
+_SEEDED: set[int] = set()
+
+
 @transaction.atomic(savepoint=False)
 def ensure_default_rules(*, merchant_id: int) -> bool:
     """Create the default rules the first time a merchant is assessed; True if created now.
 
     Runs once per merchant (the profile row is the marker), so a rule the merchant
-    deleted does not come back.
+    deleted does not come back. A profile found already there is remembered per
+    process, which saves a query on every assessment.
     """
+    if merchant_id in _SEEDED:
+        return False
     _profile, created = FraudProfile.objects.get_or_create(merchant_id=merchant_id)
     if created:
         FraudRule.objects.bulk_create(
             [FraudRule(merchant_id=merchant_id, **spec) for spec in DEFAULT_RULES]
         )
+    else:
+        _SEEDED.add(merchant_id)
     return created
 
 
