@@ -66,7 +66,10 @@ def documented(responses: dict) -> dict:
 COMMON_ERRORS = {
     400: problem("`invalid_request` (with `errors`) or `idempotency_key_required`."),
     401: problem("`not_authenticated`: missing or wrong API key."),
-    429: problem("`rate_limited`.", retry_after=True),
+    429: problem(
+        "`rate_limited`, or `risk_unavailable` where fraud checks run and their counter store "
+        "is unreachable (they fail closed).", retry_after=True,
+    ),
     503: problem("`service_unavailable`: rate limiting unavailable, failing closed.", retry_after=True),
 }
 IDEMPOTENCY_ERRORS = {
@@ -201,7 +204,7 @@ class CodeCheckApi(StorefrontApiView):
         responses=documented({
             200: CodeStatusOutput, **COMMON_ERRORS,
             404: problem("`unknown_code`: unknown, not issued, or not yours. Counts as a failed attempt."),
-            429: problem("`rate_limited` or `too_many_attempts`.", retry_after=True),
+            429: problem("`rate_limited`, `too_many_attempts` or `risk_unavailable`.", retry_after=True),
         }),
     )
     def post(self, request):
@@ -221,7 +224,7 @@ class RedemptionCreateApi(IdempotentApiView):
                 "`already_redeemed` (with `redeemed_at`), `code_void` or `idempotency_in_progress`."
             ),
             410: problem("`code_expired`."),
-            429: problem("`rate_limited` or `too_many_attempts`.", retry_after=True),
+            429: problem("`rate_limited`, `too_many_attempts` or `risk_unavailable`.", retry_after=True),
         }),
     )
     def post(self, request):
