@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from vouchers import locks, selectors
@@ -82,9 +82,19 @@ def issue_codes(
 
 
 def claim_codes(*, product: Product, quantity: int, now) -> list[Code]:
-    """Lock up to `quantity` available codes of the product's sellable batches."""
+    """Lock up to `quantity` available codes of the product's sellable batches.
+
+    Only batches that still hold a claimable code are walked (one EXISTS probe of the
+    partial index each, inside the same query), so batches sold out long ago cost no
+    round trip: without it, every issuance ran one empty locking query per exhausted
+    batch ahead of the first one with stock.
+    """
+    claimable = Code.objects.filter(batch_id=OuterRef("pk"), state=Code.State.AVAILABLE).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)  # as locks.lock_available_codes
+    )
     batch_ids = (
         Batch.objects.filter(product=product).filter(selectors.sellable_batches_q(now))
+        .filter(Exists(claimable))
         .order_by(F("valid_until").asc(nulls_last=True), "pk").values_list("pk", flat=True)
     )
     claimed: list[Code] = []
