@@ -1,7 +1,7 @@
 """Storefront API benchmarks: gunicorn on PostgreSQL + Redis, load from wrk.
 
-    python bench/api_bench.py            # the full run (about 12-15 minutes)
-    python bench/api_bench.py --quick    # a short smoke run (about 4 minutes)
+    python bench/api_bench.py            # the full run (15-25 minutes on 2 busy cores)
+    python bench/api_bench.py --quick    # a short smoke run (about 7 minutes)
     python bench/api_bench.py --only baseline,redeem --worker-class sync --workers 5
 
 Prerequisites: PostgreSQL and Redis on 127.0.0.1 (--pg, --redis), and wrk
@@ -100,9 +100,11 @@ class Bench:
     def db_url(self, name: str) -> str:
         return f"{self.args.pg.rstrip('/')}/{name}"
 
-    def child(self, *argv: str, database: str, timeout: float) -> dict:
+    def child(self, *argv: str, database: str, timeout: float, api_key: str = "") -> dict:
         """Run an internal step in a child process with the bench environment; its JSON."""
         env = {**self.env, "DATABASE_URL": self.db_url(database)}
+        if api_key:
+            env["BENCH_API_KEY"] = api_key
         out = self.tmp / f"child-{secrets.token_hex(4)}.json"
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), *argv, "--out", str(out)],
@@ -373,6 +375,14 @@ class Bench:
             log("key checking cost, in-process")
             self.results["auth"] = self.child("auth-cost", "--calls", str(a.auth_calls),
                                               database=db, timeout=600)
+        if a.profile:
+            log("in-process CPU profile of issuance and redemption")
+            self.results["cpu_profile"] = self.child("cpu-profile", "--count", str(a.sequential),
+                                                     database=db, timeout=900, api_key=key)
+            for kind, figures in self.results["cpu_profile"].items():
+                log(f"  {kind}: {figures['sql_statements_per_request']:.1f} SQL statements, "
+                    f"{figures['redis_round_trips_per_request']:.1f} Redis round trips per request; "
+                    f"CPU shares {figures['cpu_share_pct']}")
 
     def warm_up(self, db: str, key: str) -> float:
         """Warm every worker and return a first estimate of redemption throughput."""
@@ -436,8 +446,9 @@ class Bench:
     def profile_round(self, db: str, key: str, estimate: float) -> dict:
         """An extra, unmeasured round with py-spy attached to gunicorn (master and workers).
 
-        py-spy samples on-CPU Python stacks (idle threads excluded) 100 times a second;
-        the raw stacks go to bench/results/ and a summary into the results.
+        py-spy samples, 100 times a second, the stacks of threads holding the GIL, that
+        is Python running on a CPU (a thread waiting for PostgreSQL or Redis has released
+        it). The raw stacks go to bench/results/ and a summary into the results.
         """
         if shutil.which("py-spy") is None:
             log("py-spy not found (pip install py-spy): no profile")
@@ -458,7 +469,7 @@ class Bench:
             out = RESULTS_DIR / f"pyspy-{name}.txt"
             spy = subprocess.Popen(
                 ["py-spy", "record", "--pid", str(self.gunicorn.pid), "--subprocesses", "--rate", "100",
-                 "--format", "raw", "--output", str(out), "--duration", "600"],
+                 "--gil", "--format", "raw", "--output", str(out), "--duration", "600"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)
@@ -1102,9 +1113,126 @@ def step_auth_cost(args: argparse.Namespace) -> dict:
             "rate_limits_us": limits_us}
 
 
+CPU_FOCUS = (
+    ("dispatch", "rest_framework/views.py", "the whole request (DRF dispatch)"),
+    ("initial", "vouchers/api/base.py", "auth + rate limits"),
+    ("authenticate", "vouchers/api/authentication.py", "API key check"),
+    ("_limit", "vouchers/api/ratelimits.py", "rate limits (2)"),
+    ("claim", "vouchers/services/idempotency.py", "idempotency: claim (own transaction)"),
+    ("lock_for_run", "vouchers/services/idempotency.py", "idempotency: lock the record"),
+    ("complete", "vouchers/services/idempotency.py", "idempotency: store the response"),
+    ("validated", "vouchers/api/base.py", "input serializer"),
+    ("data", "rest_framework/serializers.py", "output serializer"),
+    ("redeem_code", "vouchers/services/redemption.py", "service: redeem_code"),
+    ("issue_codes", "vouchers/services/issuance.py", "service: issue_codes"),
+    ("find_code", "vouchers/selectors.py", "code lookup (blind index)"),
+    ("assess", "fraud/services/assessment.py", "fraud: assessment"),
+    ("rules_for_merchant", "fraud/services/rules.py", "fraud: load the merchant's rules"),
+    ("ensure_not_locked_out", "fraud/services/lockouts.py", "fraud: lockout check"),
+    ("attach_assessment", "fraud/services/assessment.py", "fraud: link the assessment"),
+    ("claim_codes", "vouchers/services/issuance.py", "claim codes (SKIP LOCKED)"),
+    ("move_codes", "vouchers/services/issuance.py", "move codes (UPDATE, counters, events)"),
+    ("record_moves", "vouchers/services/stock.py", "stock counters"),
+    ("record_event", "vouchers/services/events.py", "event row"),
+    ("close_old_connections", "django/db/__init__.py", "connection checks (request start/end)"),
+)
+
+
+def step_cpu_profile(args: argparse.Namespace) -> dict:
+    """In-process CPU profile of issuance and redemption (cProfile timed by CPU clock).
+
+    Requests go through DRF's test client, so the WSGI server is left out; the database
+    and Redis are the bench's. Also counts SQL statements and Redis commands per
+    request. cProfile adds overhead to Python calls, so shares are approximate.
+    """
+    import cProfile
+    import pstats
+    import uuid
+
+    import redis
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    from vouchers.models import Product
+    from vouchers.services.generation import generate_batch
+
+    n = args.count
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {os.environ['BENCH_API_KEY']}")
+    generate_batch(product=Product.objects.get(sku=REDEEM_SKU), count=2 * n + 40)
+
+    def issue(i: int):
+        return client.post("/api/v1/issuances/", {"sku": REDEEM_SKU, "quantity": 1, "customer": f"cp-{i}"},
+                           format="json", HTTP_IDEMPOTENCY_KEY=f"cpu-i-{uuid.uuid4().hex}")
+
+    def redeem(code: str):
+        return client.post("/api/v1/redemptions/", {"code": code}, format="json",
+                           HTTP_IDEMPOTENCY_KEY=f"cpu-r-{uuid.uuid4().hex}")
+
+    counts = {"sql": 0, "redis": 0}
+
+    def count_sql(execute, sql, params, many, context):
+        counts["sql"] += 1
+        return execute(sql, params, many, context)
+
+    original_redis = redis.Redis.execute_command
+    original_pipeline = redis.client.Pipeline.execute
+
+    def count_redis(self, *a, **kw):
+        counts["redis"] += 1
+        return original_redis(self, *a, **kw)
+
+    def count_pipeline(self, *a, **kw):
+        counts["redis"] += 1
+        return original_pipeline(self, *a, **kw)
+
+    codes = [issue(i).json()["codes"][0]["code"] for i in range(20)]  # warm-up (and codes)
+    for code in codes:
+        redeem(code)
+    result = {}
+    redis.Redis.execute_command = count_redis
+    redis.client.Pipeline.execute = count_pipeline
+    try:
+        for kind in ("issue", "redeem"):
+            counts.update(sql=0, redis=0)
+            profiler = cProfile.Profile(time.process_time)
+            cpu_started = time.process_time()
+            wall_started = time.perf_counter()
+            with connection.execute_wrapper(count_sql):
+                profiler.enable()
+                if kind == "issue":
+                    responses = [issue(1000 + i) for i in range(n)]
+                    codes = [r.json()["codes"][0]["code"] for r in responses if r.status_code == 201]
+                else:
+                    responses = [redeem(code) for code in codes]
+                profiler.disable()
+            cpu_ms = 1000 * (time.process_time() - cpu_started) / len(responses)
+            stats = pstats.Stats(profiler).stats
+            total = sum(tt for (_, _, tt, _, _) in stats.values())
+            shares = {}
+            for function, fragment, label in CPU_FOCUS:
+                cumulative = sum(ct for (filename, _, name), (_, _, _, ct, _) in stats.items()
+                                 if name == function and fragment in filename.replace(os.sep, "/"))
+                if cumulative:
+                    shares[label] = round(100 * cumulative / total, 1)
+            result[kind] = {
+                "requests": len(responses),
+                "statuses": sorted({r.status_code for r in responses}),
+                "cpu_ms_per_request_profiled": cpu_ms,
+                "wall_ms_per_request_profiled": 1000 * (time.perf_counter() - wall_started) / len(responses),
+                "sql_statements_per_request": counts["sql"] / len(responses),
+                "redis_round_trips_per_request": counts["redis"] / len(responses),
+                "cpu_share_pct": shares,
+            }
+    finally:
+        redis.Redis.execute_command = original_redis
+        redis.client.Pipeline.execute = original_pipeline
+    return result
+
+
 STEPS = {
     "prepare": step_prepare, "issue": step_issue, "verify-flash": step_verify_flash,
-    "fill": step_fill, "auth-cost": step_auth_cost,
+    "fill": step_fill, "auth-cost": step_auth_cost, "cpu-profile": step_cpu_profile,
 }
 
 
@@ -1132,7 +1260,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="short runs (5 s), 10^6 codes for the inventory test, fewer sequential requests")
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=None, help="seconds per wrk run (default 12)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds per wrk run (default 10)")
     parser.add_argument("--only", default="baseline,redeem,flash,auth,inventory",
                         help="comma-separated scenarios: baseline,redeem,flash,auth,inventory")
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"))
@@ -1147,7 +1275,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds of quiet before each wrk run (queued requests finish)")
     parser.add_argument("--sequential", type=int, default=None,
-                        help="requests per sequential run (default 400, quick 150)")
+                        help="requests per sequential run (default 200, quick 100)")
     parser.add_argument("--inventory-small", type=int, default=10_000)
     parser.add_argument("--inventory-large", type=int, default=None, help="default 10^7 (quick 10^6)")
     parser.add_argument("--auth-calls", type=int, default=5000)
@@ -1156,8 +1284,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.step = "run"
     args.only = set(filter(None, args.only.split(",")))
-    args.duration = args.duration or (5 if args.quick else 12)
-    args.sequential = args.sequential or (150 if args.quick else 400)
+    args.duration = args.duration or (5 if args.quick else 10)
+    args.sequential = args.sequential or (100 if args.quick else 200)
     args.inventory_large = args.inventory_large or (10**6 if args.quick else 10**7)
     return args
 
