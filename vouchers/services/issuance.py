@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import BooleanField, F
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from vouchers import locks, selectors
@@ -81,20 +82,30 @@ def issue_codes(
     return issuance
 
 
+# Whether a batch still holds a claimable code (the same test as
+# locks.lock_available_codes): one probe of the partial index on available codes.
+# Written as SQL because the ORM-built Exists(OuterRef) costs about 0.6 ms of CPU per
+# issuance to compile, as much as the query it saves. The state is a constant written
+# in, so the planner matches the partial index whatever the parameter binding.
+_HAS_CLAIMABLE_CODE = (  # names and the state from the models; the time is a parameter
+    f"EXISTS (SELECT 1 FROM {Code._meta.db_table} c "  # noqa: S608
+    f"WHERE c.batch_id = {Batch._meta.db_table}.id AND c.state = '{Code.State.AVAILABLE.value}' "
+    "AND (c.expires_at IS NULL OR c.expires_at > %s))"
+)
+
+
 def claim_codes(*, product: Product, quantity: int, now) -> list[Code]:
     """Lock up to `quantity` available codes of the product's sellable batches.
 
-    Only batches that still hold a claimable code are walked (one EXISTS probe of the
-    partial index each, inside the same query), so batches sold out long ago cost no
-    round trip: without it, every issuance ran one empty locking query per exhausted
-    batch ahead of the first one with stock.
+    Only batches that still hold a claimable code are walked (the EXISTS probe runs
+    inside the batch query), so batches sold out long ago cost no round trip: without
+    it, every issuance ran one empty locking query per exhausted batch ahead of the
+    first one with stock.
     """
-    claimable = Code.objects.filter(batch_id=OuterRef("pk"), state=Code.State.AVAILABLE).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)  # as locks.lock_available_codes
-    )
+    has_claimable = RawSQL(_HAS_CLAIMABLE_CODE, [now], output_field=BooleanField())  # noqa: S611
     batch_ids = (
         Batch.objects.filter(product=product).filter(selectors.sellable_batches_q(now))
-        .filter(Exists(claimable))
+        .filter(has_claimable)
         .order_by(F("valid_until").asc(nulls_last=True), "pk").values_list("pk", flat=True)
     )
     claimed: list[Code] = []
