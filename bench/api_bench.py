@@ -524,14 +524,15 @@ class Bench:
             mine = iter(code_lines[index * per_size:(index + 1) * per_size])
             self.start_gunicorn(db)
             try:
-                sizes[label] = self.inventory_size(key, stored, mine, label, n=n, runs=runs, warm=warm)
+                sizes[label] = self.inventory_size(key, stored, mine, label, n=n, runs=runs, warm=warm,
+                                                   database=db)
             finally:
                 self.stop_gunicorn()
         codes.unlink()
         self.results["inventory"] = sizes
 
     def inventory_size(self, key: str, stored: int, codes, label: str, *, n: int, runs: int,
-                       warm: int) -> dict:
+                       warm: int, database: str) -> dict:
         headers = {"Authorization": f"Api-Key {key}"}
 
         def issue_requests(tag: str, count: int):
@@ -559,6 +560,8 @@ class Bench:
                 f"{out['redeem'][-1]['statuses']}, baseline p50 {out['baseline'][-1]['p50_ms']:.2f} ms")
         for kind in ("issue", "redeem", "baseline"):
             out[f"{kind}_p50_ms"] = statistics.median(r["p50_ms"] for r in out[kind])
+        out["db_ms"] = self.child("db-timings", "--count", "200", database=database, timeout=600)
+        log(f"inventory {stored:>11,} server-side execution (median ms): {out['db_ms']}")
         return out
 
 
@@ -806,6 +809,12 @@ def print_report(args: argparse.Namespace, results: dict, med: dict) -> None:
         drift = med["inventory_issue"]["baseline_drift"]
         print(f"| baseline (no codes involved) | {inv['small']['baseline_p50_ms']:.2f} ms | "
               f"{inv['large']['baseline_p50_ms']:.2f} ms | {drift:.2f} | | |")
+        names = {"lookup": "code lookup by blind index", "batches": "claim: batches with stock",
+                 "lock": "claim: lock 1 code (SKIP LOCKED)"}
+        for name, text in names.items():
+            small_ms, large_ms = inv["small"]["db_ms"][name], inv["large"]["db_ms"][name]
+            print(f"| server-side, {text} | {small_ms:.3f} ms | {large_ms:.3f} ms | "
+                  f"{large_ms / small_ms:.2f} | | |")
     if "auth" in results:
         auth = results["auth"]
         seq = results.get("baseline_sequential", {}).get("p50_ms")
@@ -1230,9 +1239,56 @@ def step_cpu_profile(args: argparse.Namespace) -> dict:
     return result
 
 
+def step_db_timings(args: argparse.Namespace) -> dict:
+    """Server-side execution time of the queries that touch the codes table, by EXPLAIN
+    ANALYZE: a code lookup by blind index, the batch query of a claim, and the claim's
+    locking query (rolled back). Medians over `count` samples; random codes of the
+    inventory product are looked up, so the index pages visited differ each time."""
+    import re
+
+    from django.db import transaction
+    from django.db.models import BooleanField, F, Q
+    from django.db.models.expressions import RawSQL
+    from django.utils import timezone
+
+    from vouchers import selectors
+    from vouchers.models import Batch, Code, Product
+    from vouchers.services import issuance
+
+    def execution_ms(plan: str) -> float:
+        return float(re.search(r"Execution Time: ([0-9.]+) ms", plan).group(1))
+
+    product = Product.objects.get(sku=INVENTORY_SKU)
+    batch_id = Batch.objects.filter(product=product).values_list("pk", flat=True).first()
+    sample = list(Code.objects.filter(batch_id=batch_id).order_by("?").values_list("blind_index", flat=True)
+                  [:args.count])
+    timings: dict[str, list[float]] = {"lookup": [], "batches": [], "lock": []}
+    for blind_index in sample:
+        now = timezone.now()
+        timings["lookup"].append(execution_ms(
+            Code.objects.select_related("batch__product").filter(blind_index__in=[bytes(blind_index)])
+            .explain(analyze=True)
+        ))
+        timings["batches"].append(execution_ms(
+            Batch.objects.filter(product=product).filter(selectors.sellable_batches_q(now))
+            .filter(RawSQL(issuance._HAS_CLAIMABLE_CODE, [now], output_field=BooleanField()))  # noqa: S611
+            .order_by(F("valid_until").asc(nulls_last=True), "pk").values_list("pk", flat=True)
+            .explain(analyze=True)
+        ))
+        with transaction.atomic():
+            timings["lock"].append(execution_ms(
+                Code.objects.filter(batch_id=batch_id, state=Code.State.AVAILABLE)
+                .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).order_by("pk")
+                .select_for_update(skip_locked=True, of=("self",))[:1].explain(analyze=True)
+            ))
+            transaction.set_rollback(True)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
 STEPS = {
     "prepare": step_prepare, "issue": step_issue, "verify-flash": step_verify_flash,
     "fill": step_fill, "auth-cost": step_auth_cost, "cpu-profile": step_cpu_profile,
+    "db-timings": step_db_timings,
 }
 
 
