@@ -94,6 +94,8 @@ if VOUCHER_PRIMARY_KEY_ID not in VOUCHER_ENCRYPTION_KEYS:
 # --- applications -----------------------------------------------------------------
 
 INSTALLED_APPS = [
+    # The admin's theme (django-unfold): before django.contrib.admin so its templates win.
+    "unfold",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -224,6 +226,16 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # Large supplier files are streamed to disk, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- the console (django-unfold admin theme) --------------------------------------
+
+UNFOLD = {
+    "SITE_TITLE": "Voucher inventory",
+    "SITE_HEADER": "Voucher inventory",
+    "SITE_URL": "/",
+    "SITE_SYMBOL": "redeem",
+    "SHOW_HISTORY": True,
+}
 
 # --- REST framework and OpenAPI ---------------------------------------------------
 

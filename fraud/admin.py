@@ -8,15 +8,13 @@ are read-only: they are evidence.
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
-from django.utils.html import format_html
 
 from fraud.models import AllowlistEntry, BlocklistEntry, FraudEvent, FraudRule, RiskAssessment
 from fraud.services.rules import ensure_default_rules
 from vouchers.admin_tenancy import MerchantScopedAdmin as VoucherMerchantScopedAdmin
 from vouchers.admin_tenancy import is_unscoped, staff_merchant
+from vouchers.admin_theme import labelled
 
 
 class MerchantScopedAdmin(VoucherMerchantScopedAdmin):
@@ -93,7 +91,8 @@ class AllowlistEntryAdmin(ListEntryAdmin):
 
 
 def _pretty_json(value) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+    """Labelled fields, never raw JSON."""
+    return labelled(value)
 
 
 @admin.register(FraudEvent)

@@ -3,10 +3,11 @@
 from django.contrib import admin
 
 from partners.models import Partner
+from vouchers.admin_theme import ConsoleModelAdmin
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(ConsoleModelAdmin):
     list_display = ("name", "slug", "contact_email", "created_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
