@@ -18,7 +18,8 @@ def readonly_starts(html: str, text: str) -> bool:
 
 def text(fragment: str) -> str:
     """The visible text of an HTML fragment, whitespace collapsed (icon ligatures left out)."""
-    fragment = re.sub(r'<span class="material-symbols-outlined[^"]*">.*?</span>', " ", fragment, flags=re.DOTALL)
+    icon = r'<span class="material-symbols-outlined[^"]*">.*?</span>'
+    fragment = re.sub(icon, " ", fragment, flags=re.DOTALL)
     return " ".join(re.sub(r"<[^>]+>", " ", fragment).split())
 
 
