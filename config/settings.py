@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "vouchers",
     "partners",
     "fraud",
+    "vouchers.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -202,6 +203,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.tasks.release_expired_reservations",
         "schedule": 30.0,
     },
+    "roll-up-dashboard-figures": {
+        "task": "vouchers.dashboard.tasks.roll_up_dashboard_figures",
+        "schedule": 60.0,
+    },
     "purge-idempotency-records": {
         "task": "vouchers.tasks.purge_idempotency_records",
         "schedule": 3600.0,
@@ -235,6 +240,7 @@ UNFOLD = {
     "SITE_URL": "/",
     "SITE_SYMBOL": "redeem",
     "SHOW_HISTORY": True,
+    "DASHBOARD_CALLBACK": "vouchers.dashboard.views.dashboard_callback",
 }
 
 # --- REST framework and OpenAPI ---------------------------------------------------
