@@ -207,6 +207,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.dashboard.tasks.roll_up_dashboard_figures",
         "schedule": 60.0,
     },
+    "check-stock-alerts": {
+        "task": "vouchers.dashboard.tasks.check_stock_alerts",
+        "schedule": 600.0,
+    },
     "purge-idempotency-records": {
         "task": "vouchers.tasks.purge_idempotency_records",
         "schedule": 3600.0,

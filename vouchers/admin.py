@@ -22,7 +22,7 @@ from rest_framework_api_key.models import APIKey
 
 from fraud.models import RiskAssessment
 from vouchers import admin_auth, admin_views, selectors  # noqa: F401 (admin_auth registers users and groups)
-from vouchers.admin_forms import BatchStatusForm, ReviewDecisionForm
+from vouchers.admin_forms import BatchStatusForm, ExtendValidityForm, ReviewDecisionForm
 from vouchers.admin_tenancy import (
     MerchantScopedAdmin,
     ScopedInline,
@@ -32,6 +32,7 @@ from vouchers.admin_tenancy import (
     is_unscoped,
 )
 from vouchers.admin_theme import labelled
+from vouchers.dashboard.admin import MerchantAlertSettingInline, ProductAlertSettingInline
 from vouchers.exceptions import DomainError
 from vouchers.models import (
     Batch,
@@ -46,6 +47,7 @@ from vouchers.models import (
     StorefrontAPIKey,
 )
 from vouchers.services.api_keys import revoke_storefront_key
+from vouchers.services.batch_validity import extend_validity
 
 # djangorestframework-api-key registers its generic APIKey model, which no caller of this
 # service uses, and its admin puts a new key's plaintext into a message (a cookie or the
@@ -97,6 +99,7 @@ def superuser_only(request) -> bool:
 @admin.register(Merchant)
 class MerchantAdmin(MerchantScopedAdmin):
     list_display = ("name", "slug", "reversal_window_days", "created_at")
+    inlines = (MerchantAlertSettingInline,)
     search_fields = ("name", "slug")
 
     def get_readonly_fields(self, request, obj=None):
@@ -262,6 +265,7 @@ class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
 @admin.register(Product)
 class ProductAdmin(AnnotatedPageAdmin):
     merchant_field = "merchant"
+    inlines = (ProductAlertSettingInline,)
     list_display = (
         "sku", "name", "merchant", "face_value", "currency", "partner", "is_active", "available",
     )
@@ -316,7 +320,7 @@ class BatchAdmin(AnnotatedPageAdmin):
         "format_fields", "size", "stock_table", "canary_codes", "created_by", "created_at",
     )
     readonly_fields = tuple(f for f in fields if f != "reference")
-    actions = ("pause_selected", "resume_selected", "void_selected")
+    actions = ("pause_selected", "resume_selected", "void_selected", "extend_validity_selected")
 
     stock_available = _stock_column(Code.State.AVAILABLE)
     stock_reserved = _stock_column(Code.State.RESERVED)
@@ -470,6 +474,35 @@ class BatchAdmin(AnnotatedPageAdmin):
             self, request, "admin/vouchers/batch/void_selected_confirmation.html",
             title="Void batches", form=form,
             batches=[(b, stock[b.pk]) for b in batches],
+            action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+        )
+
+
+    @admin.action(description="Extend validity of selected batches…", permissions=["status"])
+    def extend_validity_selected(self, request, queryset):
+        """Asks for the new end of validity and a reason; each batch records an event."""
+        batches = list(queryset.select_related("product"))
+        confirmed = "confirm" in request.POST
+        form = ExtendValidityForm(request.POST if confirmed else None)
+        if confirmed and form.is_valid():
+            for batch in batches:
+                try:
+                    previous = extend_validity(
+                        batch=batch, valid_until=form.cleaned_data["valid_until"],
+                        reason=form.cleaned_data["reason"], actor_user=request.user,
+                    )
+                except DomainError as exc:
+                    self.message_user(request, exc.detail, messages.WARNING)
+                else:
+                    self.log_change(request, batch, f"Validity extended from {previous:%Y-%m-%d %H:%M}.")
+                    self.message_user(
+                        request, f"{batch} is now valid until {batch.valid_until:%Y-%m-%d %H:%M} UTC.",
+                        messages.SUCCESS,
+                    )
+            return None
+        return admin_views.render_page(
+            self, request, "admin/vouchers/batch/extend_validity.html",
+            title="Extend the validity of batches", form=form, batches=batches,
             action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.admin import widgets
+from django.utils.translation import gettext_lazy as _
 
 from vouchers.codeformat import MAX_CODE_LENGTH, UNAMBIGUOUS_ALPHABET, CodeFormat
 from vouchers.services.api_keys import MAX_KEY_NAME_LENGTH
@@ -172,4 +173,16 @@ class PlantCanariesForm(forms.Form):
     count = forms.IntegerField(
         min_value=1, max_value=MAX_CANARIES_PER_CALL, initial=5,
         help_text=f"How many canary codes to plant (1 to {MAX_CANARIES_PER_CALL}).",
+    )
+
+
+class ExtendValidityForm(forms.Form):
+    """A new end of validity for the selected batches, and why (recorded in each batch's event)."""
+
+    valid_until = forms.DateTimeField(
+        label=_("Valid until (UTC)"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+    )
+    reason = forms.CharField(
+        label=_("Reason"), max_length=MAX_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 3}),
     )

@@ -11,3 +11,11 @@ from vouchers.dashboard import rollup
 def roll_up_dashboard_figures() -> dict[str, int]:
     """Fold new code events and risk assessments into the daily roll-ups (safe to run twice)."""
     return rollup.fold_all()
+
+
+@shared_task(acks_late=True)
+def check_stock_alerts() -> dict[str, int]:
+    """Raise low-stock and expiring-soon alerts (once per crossing) and clear those that passed."""
+    from vouchers.dashboard.alerts import check_alerts
+
+    return check_alerts()
