@@ -65,9 +65,13 @@ def charts(board: Dashboard) -> dict[str, str]:
             for outcome, counts in board.decisions_daily.items()
         ],
     }
-    stacked = {"scales": {"x": {"stacked": True}, "y": {"stacked": True}}}
+    # Chart.js options replace the theme's defaults whole: grouped bars, legend shown.
+    base = {"animation": False, "responsive": True, "maintainAspectRatio": False,
+            "plugins": {"legend": {"display": True, "align": "end"}}}
+    stacked = {**base, "scales": {"x": {"stacked": True}, "y": {"stacked": True, "beginAtZero": True}}}
     return {
         "sales_chart": json.dumps(sales),
+        "sales_chart_options": json.dumps({**base, "scales": {"y": {"beginAtZero": True}}}),
         "stock_chart": json.dumps(stock),
         "stock_chart_options": json.dumps(stacked),
         "decisions_chart": json.dumps(decisions),
