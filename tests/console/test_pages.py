@@ -55,3 +55,28 @@ def test_an_api_client_still_gets_the_openapi_media_types(db):
     assert yaml_response["Content-Type"].startswith("application/vnd.oai.openapi")
     assert json_response["Content-Type"].startswith("application/vnd.oai.openapi+json")
     assert json_response.json()["openapi"].startswith("3.")
+
+
+def test_the_permission_picker_names_permissions_in_words(client, db):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    # when
+    html = client.get("/admin/auth/group/add/").content.decode()
+    # then
+    assert ">Batch: Can change batch<" in html
+    assert "vouchers.change_batch" not in html and "vouchers | batch" not in html
+
+
+def test_the_dashboard_follows_a_chinese_browser(client, db):
+    from tests.factories import StaffFactory
+
+    member = StaffFactory()
+    client.force_login(member.user)
+    # when
+    chinese = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="zh-Hans,zh;q=0.9").content.decode()
+    english = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
+    # then
+    for label in ("库存券码", "审核队列", "领取率", "核销率", "即将到期"):
+        assert label in chinese and label not in english
+    assert "Codes in stock" in english and "Codes in stock" not in chinese
