@@ -15,7 +15,9 @@ the stock counters computed from the codes. Then:
    reads beyond the roll-up between two beat runs);
 3. the admin home (the dashboard) is rendered --runs times for the merchant's staff
    through Django's test client, in-process: the server time of one page, template
-   included. Reported: median, min, max, and the number of SQL queries.
+   included, alternating with a baseline page of the same frame (the merchant list).
+   Reported: median, min, max, the SQL time, the number of SQL queries, and the
+   dashboard / baseline ratio (median of the pairs).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ TABLES = [
 ]
 
 BATCHES, PRODUCTS, SHARDS = 100, 10, 16
+# A page with the same frame (theme, sidebar, session, tenancy) and one small list: what
+# any console page costs on this machine at this moment, measured alongside.
+BASELINE = "/admin/vouchers/merchant/"
 
 
 def run(sql: str, params=None) -> None:
@@ -169,23 +174,36 @@ def main() -> None:
 
     user, _ = get_user_model().objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
     MerchantStaff.objects.get_or_create(user=user, defaults={"merchant_id": 1})
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=["vouchers", "fraud"]))
     client = Client()
     client.force_login(user)
     client.get("/admin/")  # warm: templates, connection
-    timings = []
+    client.get(BASELINE)
+    timings, sql_times, baseline = [], [], []
     for _ in range(args.runs):
+        # The baseline first, then the dashboard: drift on a shared machine hits both.
+        start = time.perf_counter()
+        assert client.get(BASELINE).status_code == 200
+        baseline.append((time.perf_counter() - start) * 1000)
         reset_queries()
         with CaptureQueriesContext(connection) as queries:
             start = time.perf_counter()
             response = client.get("/admin/")
             timings.append((time.perf_counter() - start) * 1000)
+        sql_times.append(sum(float(q["time"]) for q in queries.captured_queries) * 1000)
         assert response.status_code == 200 and b'data-testid="in-stock"' in response.content
     from vouchers.dashboard.selectors import merchant_dashboard
     from vouchers.models import Merchant
 
     board = merchant_dashboard(merchant=Merchant.objects.get(pk=1))
     print(f"dashboard render (ms, {args.runs} runs): median {statistics.median(timings):.0f}, "
-          f"min {min(timings):.0f}, max {max(timings):.0f}; {len(queries)} queries")
+          f"min {min(timings):.0f}, max {max(timings):.0f}; {len(queries)} queries, "
+          f"SQL median {statistics.median(sql_times):.0f} ms")
+    ratios = [t / b for t, b in zip(timings, baseline, strict=True)]
+    print(f"baseline {BASELINE} (ms): median {statistics.median(baseline):.0f}; "
+          f"dashboard / baseline, median of the pairs: {statistics.median(ratios):.2f}")
     print(f"  shown: in stock {board.in_stock:,}, issued 30 d {board.totals['issued'][30]:,}, "
           f"redeemed 30 d {board.totals['redeemed'][30]:,}")
 
