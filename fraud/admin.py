@@ -113,16 +113,20 @@ class FraudEventAdmin(ReadOnlyAdmin):
 
 @admin.register(RiskAssessment)
 class RiskAssessmentAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "action", "outcome", "score", "reasons", "customer", "ip", "merchant",
+    list_display = ("created_at", "action", "outcome", "score", "reason_list", "customer", "ip", "merchant",
                     "issuance", "redemption")
     list_filter = ("outcome", "action", "merchant", "created_at")
     date_hierarchy = "created_at"
     search_fields = ("customer", "ip", "email", "device_id")
     list_select_related = ("merchant", "issuance", "redemption")
-    fields = ("created_at", "merchant", "action", "outcome", "score", "reasons", "details_pretty",
+    fields = ("created_at", "merchant", "action", "outcome", "score", "reason_list", "details_pretty",
               "api_key_id", "storefront", "partner", "product", "quantity", "customer", "ip", "ip_group",
               "device_id", "email", "issuance", "redemption")
     readonly_fields = fields
+
+    @admin.display(description="reasons")
+    def reason_list(self, obj: RiskAssessment) -> str:
+        return ", ".join(obj.reasons) if obj.reasons else "–"
 
     @admin.display(description="details")
     def details_pretty(self, obj: RiskAssessment) -> str:
