@@ -17,9 +17,16 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-# Playwright's sync API runs an event loop in the test's thread; the test's own ORM calls
-# (setup and checks, never concurrent with the browser) are safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+@pytest.fixture(scope="session", autouse=True)
+def _orm_beside_the_browser():
+    """Playwright's sync API keeps an event loop running in the main thread from its start to
+    the end of the session; the tests' own ORM calls (setup and checks, never concurrent with
+    the browser) are safe. The browser tests run last (see below), so the variable is set
+    only for them and no subprocess of another test inherits it."""
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def chromium_path() -> str | None:
@@ -43,6 +50,9 @@ def browser_context_args(browser_context_args):
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
-            item.add_marker(pytest.mark.browser)
+    """Mark the browser tests, and run them after every other test of the session."""
+    in_browser = [item for item in items if "tests/browser/" in str(item.fspath).replace(os.sep, "/")]
+    for item in in_browser:
+        item.add_marker(pytest.mark.browser)
+    chosen = set(map(id, in_browser))
+    items[:] = [item for item in items if id(item) not in chosen] + in_browser
