@@ -35,6 +35,12 @@ def _forget_seeded_fraud_profiles():
     rules._SEEDED.clear()
 
 
+@pytest.fixture(autouse=True)
+def _demo_credentials_in_tmp(settings, tmp_path):
+    """`demo` remembers what it printed in a file; tests keep theirs away from the developer's."""
+    settings.DEMO_CREDENTIALS_FILE = tmp_path / "demo-credentials.json"
+
+
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
