@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "vouchers",
     "partners",
     "fraud",
+    "audit",
 ]
 
 MIDDLEWARE = [

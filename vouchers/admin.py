@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework_api_key.models import APIKey
 
 from fraud.models import RiskAssessment
-from vouchers import admin_views, selectors
+from vouchers import admin_reveal, admin_views, selectors
 from vouchers.admin_forms import BatchStatusForm, ReviewDecisionForm
 from vouchers.admin_tenancy import (
     MerchantScopedAdmin,
@@ -525,11 +525,23 @@ class CodeAdmin(RecordAdmin):
                 "find/", self.admin_site.admin_view(sensitive_post_parameters("code")(self.find_view)),
                 name="{}_{}_find".format(*info),
             ),
+            path(
+                "<path:object_id>/reveal/", self.admin_site.admin_view(self.reveal_view),
+                name="{}_{}_reveal".format(*info),
+            ),
             *super().get_urls(),
         ]
 
     def find_view(self, request):
         return admin_views.find_code_view(self, request)
+
+    def reveal_view(self, request, object_id):
+        return admin_reveal.reveal_code_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk and admin_reveal.has_reveal_permission(request):
+            context["reveal_url"] = reverse("admin:vouchers_code_reveal", args=[quote(obj.pk)])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(CodeEvent)

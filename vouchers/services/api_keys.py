@@ -11,6 +11,7 @@ import logging
 
 from django.db import transaction
 
+from audit.services import record_audit
 from vouchers.exceptions import DomainError
 from vouchers.models import Storefront, StorefrontAPIKey
 from vouchers.services.events import actor_for_user
@@ -44,6 +45,11 @@ def create_storefront_key(
     if not name or len(name) > MAX_KEY_NAME_LENGTH:
         raise InvalidAPIKeyName(f"a key name has 1 to {MAX_KEY_NAME_LENGTH} characters")
     api_key, plaintext = StorefrontAPIKey.objects.create_key(name=name, storefront=storefront)
+    record_audit(
+        action="api_key_created", merchant_id=storefront.merchant_id, user=created_by, target=api_key,
+        target_id=api_key.prefix, target_label=f"{api_key.prefix} ({api_key.name})",
+        details={"prefix": api_key.prefix, "name": api_key.name, "storefront_id": storefront.pk},
+    )
     logger.info(
         "storefront API key created: prefix=%s storefront=%s by=%s",
         api_key.prefix, storefront.pk, actor_for_user(created_by),
@@ -52,16 +58,26 @@ def create_storefront_key(
 
 
 @transaction.atomic(durable=True)
-def revoke_storefront_key(*, api_key: StorefrontAPIKey, revoked_by) -> StorefrontAPIKey:
+def revoke_storefront_key(
+    *, api_key: StorefrontAPIKey, revoked_by, reason: str = ""
+) -> StorefrontAPIKey:
     """Revoke a key for good (a revoked key never authenticates again).
 
-    One conditional UPDATE, so revoking twice is refused rather than silently repeated.
-    Raises APIKeyAlreadyRevoked.
+    One conditional UPDATE, so revoking twice is refused rather than silently repeated;
+    the audit entry is written in the same transaction. Raises APIKeyAlreadyRevoked.
     """
     updated = StorefrontAPIKey.objects.filter(pk=api_key.pk, revoked=False).update(revoked=True)
     if updated != 1:
         raise APIKeyAlreadyRevoked(f"the key {api_key.prefix} is already revoked")
     api_key.revoked = True
+    merchant_id = (
+        Storefront.objects.filter(pk=api_key.storefront_id).values_list("merchant_id", flat=True).get()
+    )
+    record_audit(
+        action="api_key_revoked", merchant_id=merchant_id, user=revoked_by, target=api_key,
+        target_id=api_key.prefix, target_label=f"{api_key.prefix} ({api_key.name})", reason=reason,
+        details={"prefix": api_key.prefix, "name": api_key.name, "storefront_id": api_key.storefront_id},
+    )
     logger.info(
         "storefront API key revoked: prefix=%s storefront=%s by=%s",
         api_key.prefix, api_key.storefront_id, actor_for_user(revoked_by),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import record_audit
 from vouchers import locks
 from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
-from vouchers.models import Batch, Code, Issuance
+from vouchers.models import Batch, Code, Issuance, Storefront
 from vouchers.services.events import actor_for_user
 from vouchers.services.issuance import move_codes
 from vouchers.services.reservations import release_held
@@ -35,6 +36,7 @@ def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuanc
                 from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
                 actor=actor_for_user(reviewer), now=now, action="review_approved",
             )
+            _audit(issuance=issuance, action="review_approved", reviewer=reviewer)
             return issuance
         release_held(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
     raise ReservationExpired("The review waited too long; its codes went back to stock.")
@@ -53,7 +55,19 @@ def deny_review(*, issuance_id, reviewer, merchant_id: int | None, reason: str =
 
         record_event(action="review_reason", actor=actor_for_user(reviewer), issuance_id=issuance.pk,
                      details={"reason": reason[:500]})
+    _audit(issuance=issuance, action="review_denied", reviewer=reviewer, reason=reason)
     return issuance
+
+
+def _audit(*, issuance: Issuance, action: str, reviewer, reason: str = "") -> None:
+    merchant_id = Storefront.objects.filter(pk=issuance.storefront_id).values_list(
+        "merchant_id", flat=True).get()
+    record_audit(
+        action=action, merchant_id=merchant_id, user=reviewer, target=issuance,
+        target_label=f"Issuance {issuance.pk}", reason=reason,
+        details={"issuance_id": str(issuance.pk), "quantity": issuance.quantity,
+                 "product_id": issuance.product_id},
+    )
 
 
 def _held_for_review(issuance_id, merchant_id: int | None) -> Issuance:

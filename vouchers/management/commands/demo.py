@@ -66,7 +66,7 @@ DEMO_PRODUCTS = (
 )
 
 # What the demo staff member may do in the admin: everything of the three apps but delete.
-STAFF_PERMISSION_APPS = ("vouchers", "fraud", "partners")
+STAFF_PERMISSION_APPS = ("vouchers", "fraud", "partners", "audit")
 
 
 UNKNOWN_PASSWORD = None  # the user existed before and the credentials file does not know its password
