@@ -93,7 +93,8 @@ def test_the_model_refuses_to_change_or_delete_an_entry(three_entries):
 ])
 def test_the_database_refuses_raw_updates_and_deletes(three_entries, statement):
     # when an UPDATE or DELETE bypasses the ORM
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    refused = pytest.raises(DatabaseError, match="append-only")
+    with refused, transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement)
     # then nothing changed
     assert AuditEntry.objects.count() == 3
