@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework_api_key.models import APIKey
 
 from fraud.models import RiskAssessment
-from vouchers import admin_reveal, admin_views, selectors
+from vouchers import admin_keys, admin_reveal, admin_views, selectors
 from vouchers.admin_forms import BatchStatusForm, ReviewDecisionForm
 from vouchers.admin_tenancy import (
     MerchantScopedAdmin,
@@ -148,7 +148,7 @@ class StorefrontForm(TenantModelForm):
 
 class StorefrontAPIKeyInline(ScopedInline):
     model = StorefrontAPIKey
-    fields = ("prefix", "name", "created", "expiry_date", "revoked")
+    fields = ("prefix", "name", "created", "last_used_at", "expiry_date", "revoked")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -220,11 +220,11 @@ class StorefrontAdmin(MerchantScopedAdmin):
 class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
     """Keys are listed by prefix; created from the storefront's page, revoked here."""
 
-    list_display = ("prefix", "name", "storefront", "created", "expiry_date", "revoked")
+    list_display = ("prefix", "name", "storefront", "created", "last_used_at", "expiry_date", "revoked")
     list_filter = ("revoked", ("storefront", ScopedRelatedFilter))
     list_select_related = ("storefront__merchant",)
     search_fields = ("name", "=prefix")
-    fields = ("prefix", "name", "storefront", "created", "expiry_date", "revoked")
+    fields = ("prefix", "name", "storefront", "created", "last_used_at", "expiry_date", "revoked")
     readonly_fields = fields
     actions = ("revoke_selected",)
 
@@ -239,6 +239,23 @@ class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
 
     def has_revoke_permission(self, request) -> bool:
         return has_tenant(request) and request.user.has_perm("vouchers.change_storefrontapikey")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view),
+                name="vouchers_storefrontapikey_revoke",
+            ),
+            *super().get_urls(),
+        ]
+
+    def revoke_view(self, request, object_id):
+        return admin_keys.revoke_key_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not obj.revoked and self.has_revoke_permission(request):
+            context["revoke_url"] = reverse("admin:vouchers_storefrontapikey_revoke", args=[quote(obj.pk)])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.action(description="Revoke selected API keys", permissions=["revoke"])
     def revoke_selected(self, request, queryset):

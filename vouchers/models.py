@@ -77,6 +77,10 @@ class StorefrontAPIKey(AbstractAPIKey):
     """A hashed API key acting for one storefront (only the prefix is stored in clear)."""
 
     storefront = models.ForeignKey(Storefront, on_delete=models.CASCADE, related_name="api_keys")
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When the key last authenticated a request (updated at most once a minute).",
+    )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "storefront API key"

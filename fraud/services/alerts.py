@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from fraud.models import FraudEvent
@@ -35,15 +36,31 @@ def alert_recipients(event: FraudEvent) -> list[str]:
     return list(dict.fromkeys(emails))
 
 
+def admin_event_url(event: FraudEvent) -> str:
+    """The event's page in the admin, absolute (PUBLIC_BASE_URL: where staff reach the service)."""
+    base = getattr(settings, "PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    return base + reverse("admin:fraud_fraudevent_change", args=[event.pk])
+
+
+def merchant_label(event: FraudEvent) -> str:
+    if event.merchant_id is None:
+        return "none (a caller of no known merchant)"
+    from vouchers.models import Merchant
+
+    merchant = Merchant.objects.filter(pk=event.merchant_id).values("name", "slug").first()
+    return f"{merchant['name']} ({merchant['slug']})" if merchant else str(event.merchant_id)
+
+
 def render_alert(event: FraudEvent) -> tuple[str, str]:
     what = event.get_kind_display()
     batch = f" in batch {event.batch_id}" if event.batch_id else ""
-    subject = f"[fraud {event.severity.upper()}] {what}{batch}"
+    merchant = merchant_label(event)
+    subject = f"[fraud {event.severity.upper()}] {merchant}: {what}{batch}"
     lines = [
         f"{what}{batch}.",
         "",
+        f"Merchant: {merchant}",
         f"Severity: {event.severity}",
-        f"Merchant: {event.merchant_id or '-'}",
         f"When: {event.created_at.isoformat()}",
         f"Event: #{event.pk}",
     ]
@@ -56,7 +73,9 @@ def render_alert(event: FraudEvent) -> tuple[str, str]:
                   "codes. Consider pausing or voiding the batch."]
     elif event.kind == FraudEvent.Kind.UNISSUED_CODE_USE:
         lines += ["", "This code was never issued to a customer: the batch's codes may have leaked."]
-    lines += ["", "See the fraud events in the admin for details."]
+    elif event.kind == FraudEvent.Kind.LOCKOUT:
+        lines += ["", "A lockout that should not have happened can be lifted from the event's page."]
+    lines += ["", f"Details in the admin: {admin_event_url(event)}"]
     return subject, "\n".join(lines)
 
 

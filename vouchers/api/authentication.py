@@ -10,6 +10,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from vouchers.callers import Caller
 from vouchers.models import StorefrontAPIKey
+from vouchers.services.api_keys import note_key_use
 
 SCHEME = "Api-Key"
 
@@ -34,6 +35,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             or not api_key.storefront.is_active
         ):
             raise AuthenticationFailed("Unknown, revoked or expired API key.")
+        note_key_use(api_key_id=api_key.pk)  # at most one small write a minute per key
         storefront = api_key.storefront
         caller = Caller(
             kind="storefront", api_key_id=api_key.pk, merchant_id=storefront.merchant_id,

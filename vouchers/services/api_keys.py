@@ -8,8 +8,11 @@ staff member once; it is never logged, stored or shown again.
 from __future__ import annotations
 
 import logging
+import time
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from audit.services import record_audit
 from vouchers.exceptions import DomainError
@@ -83,3 +86,29 @@ def revoke_storefront_key(
         api_key.prefix, api_key.storefront_id, actor_for_user(revoked_by),
     )
     return api_key
+
+
+# key id -> monotonic time of this process's last write of its last_used_at
+_LAST_USE_WRITTEN: dict[str, float] = {}
+
+
+def last_use_interval() -> float:
+    return float(getattr(settings, "API_KEY_LAST_USE_INTERVAL_SECONDS", 60))
+
+
+def note_key_use(*, api_key_id: str) -> bool:
+    """Record that a key authenticated a request, at most once a minute per key and process.
+
+    Called on every authenticated request, so it must be cheap: a dictionary look-up,
+    and one UPDATE of one row when this process has not written the key's time for a
+    minute (no cache round trip, no write per request). With N worker processes a busy
+    key costs at most N small writes a minute, and `last_used_at` is at most a minute
+    (plus the time between requests) behind. Returns whether it wrote.
+    """
+    now = time.monotonic()
+    last = _LAST_USE_WRITTEN.get(api_key_id)
+    if last is not None and now - last < last_use_interval():
+        return False
+    _LAST_USE_WRITTEN[api_key_id] = now
+    StorefrontAPIKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
+    return True
