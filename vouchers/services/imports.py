@@ -243,13 +243,16 @@ def _valid_rows(
     normalise = codeformat.normalise
     nfkc = unicodedata.normalize
     shortest_len = codeformat.MAX_CODE_LENGTH + 1
+    # Progress counts data rows (a header or a blank line is no row), every PROGRESS_EVERY.
     reported = 0
     next_progress = PROGRESS_EVERY
-    line = 0
-    for line, raw, serial, expiry, problem in rows:
-        if progress is not None and line >= next_progress:
-            progress(line - reported)
-            reported, next_progress = line, line + PROGRESS_EVERY
+    seen = 0
+    for _line, raw, serial, expiry, problem in rows:
+        line = _line
+        seen += 1
+        if progress is not None and seen >= next_progress:
+            progress(seen - reported)
+            reported, next_progress = seen, seen + PROGRESS_EVERY
         expires_at = None
         if problem is None:
             try:
@@ -270,8 +273,8 @@ def _valid_rows(
         # What the customer receives: the supplier's form, full-width characters made ASCII.
         display = raw if raw.isascii() else nfkc("NFKC", raw)
         yield line, display, normalised, serial or None, expires_at
-    if progress is not None and line > reported:
-        progress(line - reported)
+    if progress is not None and seen > reported:
+        progress(seen - reported)
 
 
 def _check_serial_and_expiry(serial: str, expiry, *, now: datetime) -> tuple[str | None, datetime | None]:
