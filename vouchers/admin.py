@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework_api_key.models import APIKey
 
 from fraud.models import RiskAssessment
-from vouchers import admin_keys, admin_reveal, admin_views, selectors
+from vouchers import admin_keys, admin_loads, admin_reveal, admin_views, selectors
 from vouchers.admin_forms import BatchStatusForm, ReviewDecisionForm
 from vouchers.admin_tenancy import (
     MerchantScopedAdmin,
@@ -402,6 +402,11 @@ class BatchAdmin(AnnotatedPageAdmin):
         return [
             path("generate/", wrap(self.generate_view), name="{}_{}_generate".format(*info)),
             path("import/", wrap(self.import_view), name="{}_{}_import".format(*info)),
+            path("loads/<uuid:job_id>/", wrap(self.load_job_view), name="{}_{}_load_job".format(*info)),
+            path(
+                "loads/<uuid:job_id>/report.csv", wrap(self.load_job_report_view),
+                name="{}_{}_load_job_report".format(*info),
+            ),
             path(
                 "<path:object_id>/status/<str:action>/", wrap(self.status_view),
                 name="{}_{}_status".format(*info),
@@ -418,6 +423,12 @@ class BatchAdmin(AnnotatedPageAdmin):
 
     def import_view(self, request):
         return admin_views.import_codes_view(self, request)
+
+    def load_job_view(self, request, job_id):
+        return admin_loads.load_job_view(self, request, job_id)
+
+    def load_job_report_view(self, request, job_id):
+        return admin_loads.load_job_report_view(self, request, job_id)
 
     def status_view(self, request, object_id, action):
         return admin_views.batch_status_view(self, request, object_id, action)

@@ -87,6 +87,10 @@ def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        from vouchers import admin_loads
+
+        if background := admin_loads.start_generation_if_large(model_admin, request, data):
+            return background
         try:
             batch = generate_batch(
                 product=data["product"], count=data["count"], fmt=data["fmt"],
@@ -121,6 +125,10 @@ def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         uploaded = data["file"]
+        from vouchers import admin_loads
+
+        if background := admin_loads.start_import_if_large(model_admin, request, data):
+            return background
         try:
             result = import_codes(
                 product=data["product"], file=uploaded, filename=uploaded.name,

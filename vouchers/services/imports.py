@@ -127,7 +127,7 @@ def import_codes(
 
     `file_format` defaults from the file name's extension; `encoding` (text formats)
     defaults to UTF-8 with or without BOM, or GB18030 (a superset of GBK) when the file
-    is not valid UTF-8. `progress` is called with the number of lines read since its last
+    is not valid UTF-8. `progress` is called with the number of data rows read since its last
     call (during the first pass over the file). Must be called outside any transaction:
     the import is one durable transaction, so nothing is visible before it commits.
 
