@@ -8,6 +8,7 @@ superusers only. Viewing needs the "Can view audit entry" permission.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEntry
 from vouchers.admin_tenancy import MerchantScopedAdmin, is_unscoped
@@ -28,11 +29,11 @@ class AuditEntryAdmin(MerchantScopedAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="who", ordering="actor_name")
+    @admin.display(description=_("who"), ordering="actor_name")
     def actor_display(self, obj: AuditEntry) -> str:
         return obj.actor_name or obj.actor
 
-    @admin.display(description="details")
+    @admin.display(description=_("details"))
     def details_display(self, obj: AuditEntry) -> str:
         return "; ".join(f"{name}: {value}" for name, value in sorted(obj.details.items())) or "-"
 

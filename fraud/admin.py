@@ -12,6 +12,7 @@ import json
 
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from fraud import admin_lockouts
 from fraud.models import AllowlistEntry, BlocklistEntry, FraudEvent, FraudRule, RiskAssessment
@@ -108,7 +109,7 @@ class FraudEventAdmin(ReadOnlyAdmin):
               "context_pretty", "alert", "alerted_at")
     readonly_fields = fields
 
-    @admin.display(description="context")
+    @admin.display(description=_("context"))
     def context_pretty(self, obj: FraudEvent) -> str:
         return _pretty_json(obj.context)
 
@@ -145,6 +146,6 @@ class RiskAssessmentAdmin(ReadOnlyAdmin):
               "device_id", "email", "issuance", "redemption")
     readonly_fields = fields
 
-    @admin.display(description="details")
+    @admin.display(description=_("details"))
     def details_pretty(self, obj: RiskAssessment) -> str:
         return _pretty_json(obj.details)

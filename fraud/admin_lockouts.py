@@ -13,6 +13,7 @@ from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import AuditReasonRequired
 from fraud.exceptions import RiskCheckUnavailable
@@ -25,7 +26,7 @@ from vouchers.exceptions import DomainError
 class LiftLockoutForm(forms.Form):
     reason = forms.CharField(
         max_length=500, strip=True, widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Why the lockout ends early (kept in the audit log with your name).",
+        help_text=_("Why the lockout ends early (kept in the audit log with your name)."),
     )
 
 
@@ -59,10 +60,12 @@ def lift_lockout_view(model_admin, request: HttpRequest, object_id: str) -> Http
         except (DomainError, AuditReasonRequired, RiskCheckUnavailable) as exc:
             form.add_error(None, getattr(exc, "detail", str(exc)))
         else:
-            messages.success(request, f"The {scope.name} lockout of event {event.pk} was lifted.")
+            messages.success(request, _("The %(p0)s lockout of event %(p1)s was lifted.") % {
+                "p0": scope.name, "p1": event.pk})
             return HttpResponseRedirect(event_url)
     return render_page(
         model_admin, request, "admin/fraud/fraudevent/lift_lockout.html",
-        title=f"Lift the lockout of event {event.pk}", form=form, event=event, event_url=event_url,
+        title=_("Lift the lockout of event %(p0)s") % {
+            "p0": event.pk}, form=form, event=event, event_url=event_url,
         remaining=active_lockout_seconds(event),
     )

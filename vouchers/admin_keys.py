@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.translation import gettext_lazy as _
 
 from vouchers.admin_views import change_url, posted, render_page
 from vouchers.exceptions import DomainError
@@ -21,7 +22,7 @@ from vouchers.services.api_keys import revoke_storefront_key
 class RevokeKeyForm(forms.Form):
     reason = forms.CharField(
         required=False, max_length=500, strip=True, widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Optional; kept in the audit log (e.g. “the till was stolen”).",
+        help_text=_("Optional; kept in the audit log (e.g. “the till was stolen”)."),
     )
 
 
@@ -41,9 +42,11 @@ def revoke_key_view(model_admin, request: HttpRequest, object_id: str) -> HttpRe
             form.add_error(None, exc.detail)
         else:
             model_admin.log_change(request, api_key, "Revoked.")
-            messages.success(request, f"API key {api_key.prefix} ({api_key.name}) is revoked.")
+            messages.success(request, _("API key %(p0)s (%(p1)s) is revoked.") % {
+                "p0": api_key.prefix, "p1": api_key.name})
             return HttpResponseRedirect(change_url(api_key))
     return render_page(
         model_admin, request, "admin/vouchers/storefrontapikey/revoke.html",
-        title=f"Revoke API key {api_key.prefix}", form=form, api_key=api_key, key_url=change_url(api_key),
+        title=_("Revoke API key %(p0)s") % {
+            "p0": api_key.prefix}, form=form, api_key=api_key, key_url=change_url(api_key),
     )

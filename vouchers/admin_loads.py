@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from vouchers.admin_tenancy import scope_queryset
 from vouchers.admin_views import change_url, render_page
@@ -35,7 +36,7 @@ def start_generation_if_large(model_admin, request: HttpRequest, data: dict) -> 
         valid_from=data.get("valid_from"), valid_until=data.get("valid_until"),
         reference=data.get("reference") or "",
     )
-    messages.info(request, f"Generating {data['count']:,} codes in the background.")
+    messages.info(request, _("Generating %(p0)s codes in the background.") % {"p0": f"{data['count']:,}"})
     return HttpResponseRedirect(job_url(job))
 
 
@@ -50,7 +51,7 @@ def start_import_if_large(model_admin, request: HttpRequest, data: dict) -> Http
         valid_from=data.get("valid_from"), valid_until=data.get("valid_until"),
         allow_weak_codes=data["allow_weak_codes"], reference=data.get("reference") or uploaded.name,
     )
-    messages.info(request, f"Importing {uploaded.name} in the background.")
+    messages.info(request, _("Importing %(p0)s in the background.") % {"p0": uploaded.name})
     return HttpResponseRedirect(job_url(job))
 
 
@@ -74,7 +75,8 @@ def load_job_view(model_admin, request: HttpRequest, job_id) -> HttpResponse:
     report = job.report[:REPORT_ROWS_SHOWN]
     return render_page(
         model_admin, request, "admin/vouchers/batch/load_job.html",
-        title=f"{job.get_kind_display().capitalize()} of {job.product.sku}: {job.status}",
+        title=_("%(p0)s of %(p1)s: %(p2)s") % {
+            "p0": job.get_kind_display().capitalize(), "p1": job.product.sku, "p2": job.status},
         job=job, processed=done, percent=percent, report=report,
         more=max(len(job.report) - len(report), 0),
         batch_url=change_url(job.batch) if job.batch_id else None,

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from django_ratelimit.core import is_ratelimited
 
@@ -33,7 +34,7 @@ def reveal_rate() -> str:
 class RevealCodeForm(forms.Form):
     reason = forms.CharField(
         max_length=MAX_REASON_LENGTH, strip=True, widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Why this code must be seen (kept in the audit log with your name).",
+        help_text=_("Why this code must be seen (kept in the audit log with your name)."),
     )
 
 
@@ -55,7 +56,7 @@ def reveal_code_view(model_admin, request: HttpRequest, object_id: str) -> HttpR
             request, group=RATE_GROUP, key="user", rate=reveal_rate(), method="POST", increment=True,
         )
         if limited:
-            form.add_error(None, "You have revealed too many codes recently. Try again later.")
+            form.add_error(None, _("You have revealed too many codes recently. Try again later."))
             status = 429
         else:
             merchant = None if is_unscoped(request) else staff_merchant(request)
@@ -70,15 +71,15 @@ def reveal_code_view(model_admin, request: HttpRequest, object_id: str) -> HttpR
             else:
                 response = render_page(
                     model_admin, request, "admin/vouchers/code/revealed.html",
-                    title=f"Code {code.pk} revealed", code=code, plaintext=plaintext,
+                    title=_("Code %(p0)s revealed") % {"p0": code.pk}, code=code, plaintext=plaintext,
                     code_url=change_url(code),
                 )
                 response["Cache-Control"] = "no-store, private"
                 return response
     if status == 429:
-        messages.error(request, "Reveal refused: rate limit reached.")
+        messages.error(request, _("Reveal refused: rate limit reached."))
     return render_page(
         model_admin, request, "admin/vouchers/code/reveal.html",
-        title=f"Reveal code {code.pk}", form=form, code=code, code_url=change_url(code),
+        title=_("Reveal code %(p0)s") % {"p0": code.pk}, form=form, code=code, code_url=change_url(code),
         status=status,
     )

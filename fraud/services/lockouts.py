@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from fraud import clock, conf, counters, subjects
 from fraud.context import RiskContext
@@ -128,13 +129,13 @@ def _lock(scope: Scope, *, ctx: RiskContext, reason: str, failures: int, window:
 class LockoutNotActive(DomainError):
     code = "not_locked"
     status = 409
-    title = "This lockout is no longer active"
+    title = _("This lockout is no longer active")
 
 
 class NotALockout(DomainError):
     code = "invalid_state"
     status = 409
-    title = "This fraud event is not a lockout"
+    title = _("This fraud event is not a lockout")
 
 
 def scope_of_event(event: FraudEvent) -> Scope:
@@ -178,7 +179,7 @@ def lift_lockout(*, event: FraudEvent, user, reason: str) -> Scope:
     if not reason:
         from audit.services import AuditReasonRequired
 
-        raise AuditReasonRequired("a reason is required to lift a lockout")
+        raise AuditReasonRequired(_("a reason is required to lift a lockout"))
     remaining = lock_remaining_seconds(scope)
     if remaining <= 0:
         raise LockoutNotActive(f"the {scope.name} lockout of event {event.pk} has already ended")

@@ -23,7 +23,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None
         key = key.strip()
         if scheme != SCHEME or not key:
-            raise AuthenticationFailed("Use the header 'Authorization: Api-Key <key>'.")
+            raise AuthenticationFailed(_("Use the header 'Authorization: Api-Key <key>'."))
         prefix, dot, _ = key.partition(".")
         api_key = (
             StorefrontAPIKey.objects.select_related("storefront")
@@ -34,7 +34,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             api_key is None or api_key.has_expired or not api_key.is_valid(key)
             or not api_key.storefront.is_active
         ):
-            raise AuthenticationFailed("Unknown, revoked or expired API key.")
+            raise AuthenticationFailed(_("Unknown, revoked or expired API key."))
         note_key_use(api_key_id=api_key.pk)  # at most one small write a minute per key
         storefront = api_key.storefront
         caller = Caller(

@@ -13,6 +13,7 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import record_audit
 from vouchers.exceptions import DomainError
@@ -26,13 +27,13 @@ MAX_KEY_NAME_LENGTH = StorefrontAPIKey._meta.get_field("name").max_length
 
 class InvalidAPIKeyName(DomainError):
     code = "invalid_request"
-    title = "An API key needs a name"
+    title = _("An API key needs a name")
 
 
 class APIKeyAlreadyRevoked(DomainError):
     code = "already_revoked"
     status = 409
-    title = "This API key is already revoked"
+    title = _("This API key is already revoked")
 
 
 @transaction.atomic(durable=True)

@@ -15,6 +15,7 @@ from collections import Counter
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import record_audit
 from vouchers.exceptions import DomainError
@@ -39,7 +40,7 @@ class InvalidBatchTransition(DomainError):
 
     code = "invalid_state"
     status = 409
-    title = "Batch status change refused"
+    title = _("Batch status change refused")
 
 
 class VoidReasonRequired(DomainError):
@@ -47,7 +48,7 @@ class VoidReasonRequired(DomainError):
 
     code = "reason_required"
     status = 400
-    title = "A reason is required to void a batch"
+    title = _("A reason is required to void a batch")
 
 
 @transaction.atomic(durable=True)
@@ -193,5 +194,5 @@ def _void_available_codes(*, batch_id: int, actor: str, now) -> int:
             [void, now, batch_id, available],
         )
         if cursor.rowcount != events:  # cannot happen under SQLite's single writer; refuse loudly if it does
-            raise RuntimeError("codes changed while the batch was being voided")
+            raise RuntimeError(_("codes changed while the batch was being voided"))
         return events

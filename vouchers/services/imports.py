@@ -40,6 +40,7 @@ from typing import BinaryIO
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from vouchers import codeformat
 from vouchers.codeformat import InvalidCode, TooGuessable
@@ -387,7 +388,7 @@ def _checked_load(
                 report=tally.report, bad_rows=tally.bad,
             )
         if not seal_codes:  # unreachable: a bad row was seen, so the file was refused above
-            raise RuntimeError("codes were staged unsealed but the file was not refused")
+            raise RuntimeError(_("codes were staged unsealed but the file was not refused"))
         try:
             with transaction.atomic():
                 inserted = _insert_from_staging(batch_id=batch.pk, now=now)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from audit.services import record_audit
@@ -30,13 +31,13 @@ MAX_REASON_LENGTH = 500
 class RevealReasonRequired(DomainError):
     code = "reason_required"
     status = 400
-    title = "A reason is required to reveal a code"
+    title = _("A reason is required to reveal a code")
 
 
 class RevealNotAllowed(DomainError):
     code = "permission_denied"
     status = 403
-    title = "Revealing codes needs the reveal permission"
+    title = _("Revealing codes needs the reveal permission")
 
 
 @sensitive_variables("plaintext")
@@ -52,16 +53,16 @@ def reveal_code(*, code_id: int, user, merchant_id: int | None, reason: str) -> 
     code under a missing key, loudly).
     """
     if user is None or not user.has_perm("vouchers.reveal_code"):
-        raise RevealNotAllowed("You do not have the permission to reveal codes.")
+        raise RevealNotAllowed(_("You do not have the permission to reveal codes."))
     reason = (reason or "").strip()[:MAX_REASON_LENGTH]
     if not reason:
-        raise RevealReasonRequired("Say why the code must be revealed.")
+        raise RevealReasonRequired(_("Say why the code must be revealed."))
     queryset = Code.objects.select_related("batch__product")
     if merchant_id is not None:
         queryset = queryset.filter(batch__product__merchant_id=merchant_id)
     code = queryset.filter(pk=code_id).first()
     if code is None:
-        raise NotFound("No such code.")
+        raise NotFound(_("No such code."))
     plaintext = crypto.decrypt_code(code)
     actor = actor_for_user(user)
     record_event(action="revealed", actor=actor, code=code, details={"reason": reason})

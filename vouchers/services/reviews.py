@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import record_audit
 from vouchers import locks
@@ -27,7 +28,7 @@ def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuanc
         issuance = _held_for_review(issuance_id, merchant_id)
         now = timezone.now()
         if issuance.codes.filter(batch__status=Batch.Status.VOID).exists():
-            raise InvalidState("Some held codes belong to a voided batch; deny this issuance instead.")
+            raise InvalidState(_("Some held codes belong to a voided batch; deny this issuance instead."))
         if issuance.reserved_until is None or issuance.reserved_until > now:
             issuance.status = Issuance.Status.ISSUED
             issuance.save(update_fields=["status", "updated_at"])
@@ -39,7 +40,7 @@ def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuanc
             _audit(issuance=issuance, action="review_approved", reviewer=reviewer)
             return issuance
         release_held(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
-    raise ReservationExpired("The review waited too long; its codes went back to stock.")
+    raise ReservationExpired(_("The review waited too long; its codes went back to stock."))
 
 
 @transaction.atomic
@@ -73,7 +74,7 @@ def _audit(*, issuance: Issuance, action: str, reviewer, reason: str = "") -> No
 def _held_for_review(issuance_id, merchant_id: int | None) -> Issuance:
     issuance = locks.lock_issuance_for_review(issuance_id=issuance_id, merchant_id=merchant_id)
     if issuance is None:
-        raise NotFound("No such issuance.")
+        raise NotFound(_("No such issuance."))
     if issuance.status != Issuance.Status.REVIEW:
         raise InvalidState(f"Only an issuance in review can be decided; this one is {issuance.status}.")
     return issuance
