@@ -58,8 +58,10 @@ class IdempotencyInProgress(DomainError):
 
 
 def problem_body(*, status: int, code: str, title: str, detail: str, extra: dict | None = None) -> dict:
-    body = {"type": f"https://errors.vouchers.example/{code}", "title": title, "status": status,
-            "code": code, "detail": detail}
+    # str(): titles and details may be lazy translations; the body is rendered (and stored
+    # for idempotent replays) in the request's language.
+    body = {"type": f"https://errors.vouchers.example/{code}", "title": str(title), "status": status,
+            "code": code, "detail": str(detail)}
     body.update(extra or {})
     return body
 

@@ -177,10 +177,10 @@ def run_load_job(*, job_id) -> LoadJob | None:
             outcome.update(batch=result.batch, imported=result.imported, skipped=result.skipped,
                            report=[list(row) for row in result.report[:REPORT_LIMIT]])
     except ImportRejected as exc:
-        outcome = {"status": LoadJob.Status.FAILED, "error": exc.detail[:500], "bad_rows": exc.bad_rows,
+        outcome = {"status": LoadJob.Status.FAILED, "error": str(exc.detail)[:500], "bad_rows": exc.bad_rows,
                    "report": [list(row) for row in exc.report[:REPORT_LIMIT]]}
     except InvalidBatchSettings as exc:
-        outcome = {"status": LoadJob.Status.FAILED, "error": exc.detail[:500]}
+        outcome = {"status": LoadJob.Status.FAILED, "error": str(exc.detail)[:500]}
     except Exception:
         logger.exception("load job %s failed", job.pk)
         outcome = {"status": LoadJob.Status.FAILED,
