@@ -26,7 +26,7 @@ def clean_cache():
 def every_admin_page(client) -> dict[str, str]:
     """Each registered model's list and the pages of its first rows, as the client sees them."""
     pages = {}
-    for model, model_admin in admin.site._registry.items():
+    for model in admin.site._registry:
         info = model._meta.app_label, model._meta.model_name
         try:
             url = reverse("admin:{}_{}_changelist".format(*info))
