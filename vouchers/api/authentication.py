@@ -5,6 +5,7 @@ One indexed query by the key's prefix, then a SHA-512 comparison: cheap per requ
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -18,13 +19,13 @@ SCHEME = "Api-Key"
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, key = header.partition(" ")
+        scheme, _space, key = header.partition(" ")
         if not header:
             return None
         key = key.strip()
         if scheme != SCHEME or not key:
             raise AuthenticationFailed(_("Use the header 'Authorization: Api-Key <key>'."))
-        prefix, dot, _ = key.partition(".")
+        prefix, dot, _secret = key.partition(".")
         api_key = (
             StorefrontAPIKey.objects.select_related("storefront")
             .filter(prefix=prefix, revoked=False).first()
