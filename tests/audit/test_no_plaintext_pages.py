@@ -17,6 +17,17 @@ from vouchers.models import Code
 
 
 @pytest.fixture(autouse=True)
+def eager_tasks():
+    """Alert mails are sent by a task: run it in-process, also where a broker is configured."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(autouse=True)
 def clean_cache():
     caches["default"].clear()
     yield

@@ -17,6 +17,18 @@ from vouchers.services import load_jobs
 
 
 @pytest.fixture(autouse=True)
+def eager_tasks():
+    """The load task runs in-process after commit, as on the embedded default, also where a
+    broker is configured (PostgreSQL + Redis runs)."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(autouse=True)
 def small_thresholds(settings, tmp_path):
     settings.VOUCHER_UPLOAD_DIR = tmp_path / "uploads"
     settings.VOUCHER_BACKGROUND_IMPORT_ABOVE_BYTES = 50
