@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "partners",
     "fraud",
     "vouchers.dashboard",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -230,6 +231,7 @@ LOGIN_REDIRECT_URL = "/admin/"
 LOGIN_URL = "/admin/login/"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -303,6 +305,8 @@ EMAIL_CONFIG = env.email_url(
 )
 vars().update(EMAIL_CONFIG)  # EMAIL_BACKEND, EMAIL_HOST, ... (django-environ idiom)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="vouchers@localhost")
+# Where staff reach the service: links in e-mails (fraud alerts) start with it.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ADMINS = [("Operators", a) for a in env.list("ADMINS_EMAILS", default=[])]
 

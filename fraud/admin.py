@@ -9,7 +9,9 @@ are read-only: they are evidence.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from fraud import admin_lockouts
 from fraud.models import AllowlistEntry, BlocklistEntry, FraudEvent, FraudRule, RiskAssessment
 from fraud.services.rules import ensure_default_rules
 from vouchers.admin_tenancy import MerchantScopedAdmin as VoucherMerchantScopedAdmin
@@ -106,9 +108,28 @@ class FraudEventAdmin(ReadOnlyAdmin):
               "context_pretty", "alert", "alerted_at")
     readonly_fields = fields
 
-    @admin.display(description="context")
+    @admin.display(description=_("context"))
     def context_pretty(self, obj: FraudEvent) -> str:
         return _pretty_json(obj.context)
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path("<path:object_id>/lift-lockout/", self.admin_site.admin_view(self.lift_lockout_view),
+                 name="fraud_fraudevent_lift_lockout"),
+            *super().get_urls(),
+        ]
+
+    def lift_lockout_view(self, request, object_id):
+        return admin_lockouts.lift_lockout_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if (obj is not None and obj.kind == FraudEvent.Kind.LOCKOUT
+                and admin_lockouts.has_lift_permission(request)
+                and admin_lockouts.active_lockout_seconds(obj) > 0):
+            context["lift_lockout_url"] = admin_lockouts.lift_url(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(RiskAssessment)
@@ -124,10 +145,10 @@ class RiskAssessmentAdmin(ReadOnlyAdmin):
               "device_id", "email", "issuance", "redemption")
     readonly_fields = fields
 
-    @admin.display(description="reasons")
+    @admin.display(description=_("reasons"))
     def reason_list(self, obj: RiskAssessment) -> str:
         return ", ".join(obj.reasons) if obj.reasons else "–"
 
-    @admin.display(description="details")
+    @admin.display(description=_("details"))
     def details_pretty(self, obj: RiskAssessment) -> str:
         return _pretty_json(obj.details)

@@ -17,11 +17,19 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, Q
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework_api_key.models import APIKey
 
 from fraud.models import RiskAssessment
-from vouchers import admin_auth, admin_views, selectors  # noqa: F401 (admin_auth registers users and groups)
+from vouchers import (  # noqa: F401 (admin_auth registers users and groups)
+    admin_auth,
+    admin_keys,
+    admin_loads,
+    admin_reveal,
+    admin_views,
+    selectors,
+)
 from vouchers.admin_forms import BatchStatusForm, ExtendValidityForm, ReviewDecisionForm
 from vouchers.admin_tenancy import (
     MerchantScopedAdmin,
@@ -146,13 +154,14 @@ class StorefrontForm(TenantModelForm):
         if merchant is not None and products is not None:
             foreign = [p.sku for p in products if p.merchant_id != merchant.pk]
             if foreign:
-                self.add_error("products", f"Not products of {merchant}: {', '.join(foreign)}.")
+                self.add_error("products", _("Not products of %(p0)s: %(p1)s.") % {
+                    "p0": merchant, "p1": ', '.join(foreign)})
         return cleaned
 
 
 class StorefrontAPIKeyInline(ScopedInline):
     model = StorefrontAPIKey
-    fields = ("prefix", "name", "created", "expiry_date", "revoked")
+    fields = ("prefix", "name", "created", "last_used_at", "expiry_date", "revoked")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -186,7 +195,7 @@ class StorefrontAdmin(MerchantScopedAdmin):
             active_key_count=Count("api_keys", filter=Q(api_keys__revoked=False))
         )
 
-    @admin.display(description="active API keys", ordering="active_key_count")
+    @admin.display(description=_("active API keys"), ordering="active_key_count")
     def active_keys(self, obj):
         return obj.active_key_count
 
@@ -224,11 +233,11 @@ class StorefrontAdmin(MerchantScopedAdmin):
 class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
     """Keys are listed by prefix; created from the storefront's page, revoked here."""
 
-    list_display = ("prefix", "name", "storefront", "created", "expiry_date", "revoked")
+    list_display = ("prefix", "name", "storefront", "created", "last_used_at", "expiry_date", "revoked")
     list_filter = ("revoked", ("storefront", ScopedRelatedFilter))
     list_select_related = ("storefront__merchant",)
     search_fields = ("name", "=prefix")
-    fields = ("prefix", "name", "storefront", "created", "expiry_date", "revoked")
+    fields = ("prefix", "name", "storefront", "created", "last_used_at", "expiry_date", "revoked")
     readonly_fields = fields
     actions = ("revoke_selected",)
 
@@ -244,7 +253,24 @@ class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
     def has_revoke_permission(self, request) -> bool:
         return has_tenant(request) and request.user.has_perm("vouchers.change_storefrontapikey")
 
-    @admin.action(description="Revoke selected API keys", permissions=["revoke"])
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view),
+                name="vouchers_storefrontapikey_revoke",
+            ),
+            *super().get_urls(),
+        ]
+
+    def revoke_view(self, request, object_id):
+        return admin_keys.revoke_key_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not obj.revoked and self.has_revoke_permission(request):
+            context["revoke_url"] = reverse("admin:vouchers_storefrontapikey_revoke", args=[quote(obj.pk)])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.action(description=_("Revoke selected API keys"), permissions=["revoke"])
     def revoke_selected(self, request, queryset):
         revoked = 0
         for api_key in queryset:
@@ -256,7 +282,7 @@ class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
                 revoked += 1
                 self.log_change(request, api_key, "Revoked.")
         if revoked:
-            self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+            self.message_user(request, _("Revoked %(p0)s API key(s).") % {"p0": revoked}, messages.SUCCESS)
 
 
 # --- products -------------------------------------------------------------------------
@@ -279,7 +305,7 @@ class ProductAdmin(AnnotatedPageAdmin):
         for product in objects:
             product.available_now = available[product.pk]
 
-    @admin.display(description="in stock (sellable now)")
+    @admin.display(description=_("in stock (sellable now)"))
     def available(self, obj):
         return getattr(obj, "available_now", None)
 
@@ -328,7 +354,7 @@ class BatchAdmin(AnnotatedPageAdmin):
     stock_redeemed = _stock_column(Code.State.REDEEMED)
     stock_void = _stock_column(Code.State.VOID)
 
-    @admin.display(description="merchant", ordering="product__merchant__name")
+    @admin.display(description=_("merchant"), ordering="product__merchant__name")
     def merchant(self, obj):
         return obj.product.merchant
 
@@ -347,7 +373,7 @@ class BatchAdmin(AnnotatedPageAdmin):
         for batch in objects:
             batch.stock = stock[batch.pk]
 
-    @admin.display(description="stock by state")
+    @admin.display(description=_("stock by state"))
     def stock_table(self, obj):
         stock = selectors.stock_by_state([obj.pk])[obj.pk]
         rows = format_html_join(
@@ -365,7 +391,7 @@ class BatchAdmin(AnnotatedPageAdmin):
         """How many canaries the batch has (canaries are always void: the constraint keeps them so)."""
         return Code.objects.filter(batch_id=batch.pk, state=Code.State.VOID, is_canary=True).count()
 
-    @admin.display(description="canary codes")
+    @admin.display(description=_("canary codes"))
     def canary_codes(self, obj):
         return format_html(
             "{} <span class=\"help\">(planted bait; any use of one raises a leak alert. "
@@ -399,6 +425,11 @@ class BatchAdmin(AnnotatedPageAdmin):
         return [
             path("generate/", wrap(self.generate_view), name="{}_{}_generate".format(*info)),
             path("import/", wrap(self.import_view), name="{}_{}_import".format(*info)),
+            path("loads/<uuid:job_id>/", wrap(self.load_job_view), name="{}_{}_load_job".format(*info)),
+            path(
+                "loads/<uuid:job_id>/report.csv", wrap(self.load_job_report_view),
+                name="{}_{}_load_job_report".format(*info),
+            ),
             path(
                 "<path:object_id>/status/<str:action>/", wrap(self.status_view),
                 name="{}_{}_status".format(*info),
@@ -415,6 +446,12 @@ class BatchAdmin(AnnotatedPageAdmin):
 
     def import_view(self, request):
         return admin_views.import_codes_view(self, request)
+
+    def load_job_view(self, request, job_id):
+        return admin_loads.load_job_view(self, request, job_id)
+
+    def load_job_report_view(self, request, job_id):
+        return admin_loads.load_job_report_view(self, request, job_id)
 
     def status_view(self, request, object_id, action):
         return admin_views.batch_status_view(self, request, object_id, action)
@@ -447,17 +484,17 @@ class BatchAdmin(AnnotatedPageAdmin):
 
     # --- actions
 
-    @admin.action(description="Pause selected batches", permissions=["status"])
+    @admin.action(description=_("Pause selected batches"), permissions=["status"])
     def pause_selected(self, request, queryset):
         for batch in queryset.select_related("product"):
             admin_views.apply_status_change(self, request, batch=batch, action="pause")
 
-    @admin.action(description="Resume selected batches", permissions=["status"])
+    @admin.action(description=_("Resume selected batches"), permissions=["status"])
     def resume_selected(self, request, queryset):
         for batch in queryset.select_related("product"):
             admin_views.apply_status_change(self, request, batch=batch, action="resume")
 
-    @admin.action(description="Void selected batches…", permissions=["status"])
+    @admin.action(description=_("Void selected batches…"), permissions=["status"])
     def void_selected(self, request, queryset):
         """Asks for confirmation and a reason first (voiding cannot be undone)."""
         batches = list(queryset.select_related("product"))
@@ -472,7 +509,7 @@ class BatchAdmin(AnnotatedPageAdmin):
         stock = selectors.stock_by_state(b.pk for b in batches)
         return admin_views.render_page(
             self, request, "admin/vouchers/batch/void_selected_confirmation.html",
-            title="Void batches", form=form,
+            title=_("Void batches"), form=form,
             batches=[(b, stock[b.pk]) for b in batches],
             action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
         )
@@ -556,11 +593,11 @@ class CodeAdmin(RecordAdmin):
     readonly_fields = fields
     inlines = (CodeEventInline,)
 
-    @admin.display(description="code", ordering="last4")
+    @admin.display(description=_("code"), ordering="last4")
     def code_tail(self, obj):
         return f"…{obj.last4}"
 
-    @admin.display(description="product", ordering="batch__product__sku")
+    @admin.display(description=_("product"), ordering="batch__product__sku")
     def product(self, obj):
         return obj.batch.product
 
@@ -572,11 +609,23 @@ class CodeAdmin(RecordAdmin):
                 "find/", self.admin_site.admin_view(sensitive_post_parameters("code")(self.find_view)),
                 name="{}_{}_find".format(*info),
             ),
+            path(
+                "<path:object_id>/reveal/", self.admin_site.admin_view(self.reveal_view),
+                name="{}_{}_reveal".format(*info),
+            ),
             *super().get_urls(),
         ]
 
     def find_view(self, request):
         return admin_views.find_code_view(self, request)
+
+    def reveal_view(self, request, object_id):
+        return admin_reveal.reveal_code_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk and admin_reveal.has_reveal_permission(request):
+            context["reveal_url"] = reverse("admin:vouchers_code_reveal", args=[quote(obj.pk)])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(CodeEvent)
@@ -608,7 +657,7 @@ class IssuedCodeInline(ScopedInline):
     can_delete = False
     show_change_link = True
 
-    @admin.display(description="code")
+    @admin.display(description=_("code"))
     def code_tail(self, obj):
         return f"…{obj.last4}"
 
@@ -672,21 +721,21 @@ class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
         for issuance in objects:
             issuance.decision = decisions.get(issuance.pk)
 
-    @admin.display(description="fraud score")
+    @admin.display(description=_("fraud score"))
     def fraud_score(self, obj):
         decision = getattr(obj, "decision", None)
         return None if decision is None else decision["score"]
 
-    @admin.display(description="fraud reasons")
+    @admin.display(description=_("fraud reasons"))
     def fraud_reasons(self, obj):
         decision = getattr(obj, "decision", None)
         return ", ".join(decision["reasons"]) if decision and decision["reasons"] else "-"
 
-    @admin.display(description="customer context")
+    @admin.display(description=_("customer context"))
     def context_fields(self, obj):
         return labelled(obj.context)
 
-    @admin.display(description="fraud decision")
+    @admin.display(description=_("fraud decision"))
     def fraud_decision(self, obj):
         decision = fraud_decisions([obj.pk]).get(obj.pk)
         if decision is None:
@@ -739,12 +788,12 @@ class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
         context["reviewer_help"] = REVIEWER_HELP
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    @admin.action(description="Approve selected issuances (held for review)", permissions=["review"])
+    @admin.action(description=_("Approve selected issuances (held for review)"), permissions=["review"])
     def approve_selected(self, request, queryset):
         for issuance in queryset:
             admin_views.apply_review_decision(self, request, issuance=issuance, decision="approve")
 
-    @admin.action(description="Deny selected issuances (held for review)…", permissions=["review"])
+    @admin.action(description=_("Deny selected issuances (held for review)…"), permissions=["review"])
     def deny_selected(self, request, queryset):
         """Asks for confirmation and a reason first (a denied order cannot be approved later)."""
         issuances = list(queryset.select_related("product", "storefront"))
@@ -758,7 +807,7 @@ class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
             return None
         return admin_views.render_page(
             self, request, "admin/vouchers/issuance/deny_selected_confirmation.html",
-            title="Deny issuances held for review", form=form, issuances=issuances,
+            title=_("Deny issuances held for review"), form=form, issuances=issuances,
             action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
         )
 
@@ -777,7 +826,7 @@ class ReviewQueueAdmin(IssuanceAdmin):
     list_filter = (("storefront", ScopedRelatedFilter), ("product", ScopedRelatedFilter))
     ordering = ("created_at", "pk")
 
-    @admin.display(description="review deadline", ordering="reserved_until")
+    @admin.display(description=_("review deadline"), ordering="reserved_until")
     def review_deadline(self, obj):
         return obj.reserved_until
 

@@ -5,11 +5,13 @@ One indexed query by the key's prefix, then a SHA-512 comparison: cheap per requ
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from vouchers.callers import Caller
 from vouchers.models import StorefrontAPIKey
+from vouchers.services.api_keys import note_key_use
 
 SCHEME = "Api-Key"
 
@@ -17,13 +19,13 @@ SCHEME = "Api-Key"
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, key = header.partition(" ")
+        scheme, _space, key = header.partition(" ")
         if not header:
             return None
         key = key.strip()
         if scheme != SCHEME or not key:
-            raise AuthenticationFailed("Use the header 'Authorization: Api-Key <key>'.")
-        prefix, dot, _ = key.partition(".")
+            raise AuthenticationFailed(_("Use the header 'Authorization: Api-Key <key>'."))
+        prefix, dot, _secret = key.partition(".")
         api_key = (
             StorefrontAPIKey.objects.select_related("storefront")
             .filter(prefix=prefix, revoked=False).first()
@@ -33,7 +35,8 @@ class ApiKeyAuthentication(BaseAuthentication):
             api_key is None or api_key.has_expired or not api_key.is_valid(key)
             or not api_key.storefront.is_active
         ):
-            raise AuthenticationFailed("Unknown, revoked or expired API key.")
+            raise AuthenticationFailed(_("Unknown, revoked or expired API key."))
+        note_key_use(api_key_id=api_key.pk)  # at most one small write a minute per key
         storefront = api_key.storefront
         caller = Caller(
             kind="storefront", api_key_id=api_key.pk, merchant_id=storefront.merchant_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -75,11 +76,11 @@ class IdempotentApiView(StorefrontApiView):
         fingerprint = idempotency.fingerprint(method=request.method, path=request.path, body=request.data)
         claim = idempotency.claim(caller=self.caller.identity, key=key, fingerprint=fingerprint)
         if claim.outcome == "mismatch":
-            raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
+            raise IdempotencyKeyReused(_("This Idempotency-Key was used with a different request."))
         if claim.outcome == "replay":
             return self._replay(claim.record)
         if claim.outcome == "in_progress":
-            raise IdempotencyInProgress("The first request with this key is still running; retry later.")
+            raise IdempotencyInProgress(_("The first request with this key is still running; retry later."))
         return self._run(claim.record, request, *args, **kwargs)
 
     def _run(self, record, request, *args, **kwargs):
@@ -87,7 +88,7 @@ class IdempotentApiView(StorefrontApiView):
             with transaction.atomic(durable=True):
                 locked = idempotency.lock_for_run(record)
                 if locked is None:
-                    raise IdempotencyInProgress("The first request with this key is still running.")
+                    raise IdempotencyInProgress(_("The first request with this key is still running."))
                 try:
                     response = self.perform(request, *args, **kwargs)
                 except DomainError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from django_ratelimit.core import get_usage
 
 from vouchers.api.errors import RateLimited, RateLimiterUnavailable
@@ -32,7 +33,7 @@ def _limit(request, *, group: str, value: str, rate: str) -> None:
     # is also -1 when the window ends in the very second the request crosses, which
     # turned about 1 request in 5,000 into a spurious 503 under load.
     if usage["count"] == 0 and usage["limit"] == 0:
-        raise RateLimiterUnavailable("Rate limiting is unavailable; try again shortly.", retry_after=5)
+        raise RateLimiterUnavailable(_("Rate limiting is unavailable; try again shortly."), retry_after=5)
     if usage["should_limit"]:
         raise RateLimited(
             f"More than {rate} requests; slow down.", retry_after=max(usage["time_left"], 1)

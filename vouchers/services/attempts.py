@@ -10,6 +10,7 @@ a never-issued code or a canary raises a leak event for the merchant.
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from fraud.models import RiskAssessment
 from vouchers import selectors
@@ -45,4 +46,4 @@ def find_usable_code(
 def _miss(ctx, row: Code | None):
     with transaction.atomic(savepoint=False):
         risk.report_miss(ctx, code=row)
-    raise UnknownCode("No such code.")
+    raise UnknownCode(_("No such code."))
