@@ -111,7 +111,7 @@ INSTALLED_APPS = [
     "partners",
     "fraud",
     "vouchers.dashboard",
-    "audit",
+    "vouchers.audit",
 ]
 
 MIDDLEWARE = [

@@ -15,11 +15,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import AuditReasonRequired
 from fraud.exceptions import RiskCheckUnavailable
 from fraud.services.lockouts import lift_lockout, lock_remaining_seconds, scope_of_event
 from vouchers.admin_tenancy import has_tenant
 from vouchers.admin_views import posted, render_page
+from vouchers.audit.services import AuditReasonRequired
 from vouchers.exceptions import DomainError
 
 

@@ -56,7 +56,7 @@ def _audit_triggers_out_of_the_flush(request):
     request.getfixturevalue("transactional_db")  # set up first, so torn down (flushed) after this
     yield
     if connection.vendor == "sqlite":
-        from audit.guards import drop_triggers
+        from vouchers.audit.guards import drop_triggers
 
         drop_triggers(connection)
 

@@ -172,12 +172,12 @@ def lift_lockout(*, event: FraudEvent, user, reason: str) -> Scope:
     scope) is written in its own transaction. Raises NotALockout, LockoutNotActive,
     AuditReasonRequired (blank reason), RiskCheckUnavailable.
     """
-    from audit.services import record_audit
+    from vouchers.audit.services import record_audit
 
     scope = scope_of_event(event)
     reason = (reason or "").strip()
     if not reason:
-        from audit.services import AuditReasonRequired
+        from vouchers.audit.services import AuditReasonRequired
 
         raise AuditReasonRequired(_("a reason is required to lift a lockout"))
     remaining = lock_remaining_seconds(scope)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from audit.models import AuditEntry
 from fraud.exceptions import TooManyAttempts
 from fraud.models import FraudEvent
 from fraud.services.lockouts import ensure_not_locked_out, record_failed_attempt
 from tests.factories import StaffFactory, grant_app_permissions
+from vouchers.audit.models import AuditEntry
 
 
 @pytest.fixture

@@ -150,7 +150,7 @@ def test_a_key_is_revoked_from_its_page_with_a_reason_and_audited(staff_client, 
     # then
     assert response.status_code == 302
     assert StorefrontAPIKey.objects.is_valid(plaintext) is False
-    from audit.models import AuditEntry
+    from vouchers.audit.models import AuditEntry
 
     assert list(AuditEntry.objects.order_by("seq").values_list("action", "reason", "target_id")) == [
         ("api_key_created", "", key.prefix), ("api_key_revoked", "till stolen", key.prefix)]

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import record_audit
+from vouchers.audit.services import record_audit
 from vouchers.exceptions import DomainError
 from vouchers.models import Storefront, StorefrontAPIKey
 from vouchers.services.events import actor_for_user

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import record_audit
+from vouchers.audit.services import record_audit
 from vouchers.exceptions import DomainError
 from vouchers.models import Batch, Code, CodeEvent, Product
 from vouchers.services import stock

@@ -9,10 +9,10 @@ from django.core import mail
 from django.core.cache import caches
 from django.urls import NoReverseMatch, reverse
 
-from audit.models import AuditEntry
 from tests.factories import StaffFactory, grant_app_permissions
 from tests.vouchers.api.conftest import make_shop
 from vouchers import crypto
+from vouchers.audit.models import AuditEntry
 from vouchers.models import Code
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from audit.models import AuditChainHead, AuditEntry
-from audit.services import record_audit, verify_chains
 from tests.concurrency import run_concurrently
 from tests.factories import MerchantFactory
+from vouchers.audit.models import AuditChainHead, AuditEntry
+from vouchers.audit.services import record_audit, verify_chains
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

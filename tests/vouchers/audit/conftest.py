@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from audit.guards import create_triggers, drop_triggers
+from vouchers.audit.guards import create_triggers, drop_triggers
 
 
 def tamper(sql: str, params: list | None = None) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from audit.exceptions import AppendOnlyViolation
+from vouchers.audit.exceptions import AppendOnlyViolation
 
 GENESIS_HASH = "0" * 64
 

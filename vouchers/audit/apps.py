@@ -3,13 +3,14 @@ from django.apps import AppConfig
 
 class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
-    name = "audit"
+    name = "vouchers.audit"
+    label = "audit"
     verbose_name = "Audit log"
 
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from audit.guards import ensure_append_only_triggers
+        from vouchers.audit.guards import ensure_append_only_triggers
 
         # A flush (tests' TransactionTestCase) drops nothing on PostgreSQL (TRUNCATE fires no
         # row trigger) but needs the SQLite delete trigger out of the way; post_migrate runs

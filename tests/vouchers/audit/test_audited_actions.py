@@ -6,10 +6,10 @@ import pytest
 from django.core.cache import caches
 from django.urls import reverse
 
-from audit.models import AuditEntry
-from audit.services import verify_chains
 from tests.factories import StaffFactory, StorefrontFactory, grant_app_permissions
 from tests.vouchers.api.conftest import make_shop
+from vouchers.audit.models import AuditEntry
+from vouchers.audit.services import verify_chains
 from vouchers.codeformat import CodeFormat
 from vouchers.models import Issuance, StorefrontAPIKey
 from vouchers.services.api_keys import APIKeyAlreadyRevoked, create_storefront_key, revoke_storefront_key

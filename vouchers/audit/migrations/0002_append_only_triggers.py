@@ -4,13 +4,13 @@ from django.db import migrations
 
 
 def forwards(apps, schema_editor):
-    from audit.guards import create_triggers
+    from vouchers.audit.guards import create_triggers
 
     create_triggers(schema_editor.connection)
 
 
 def backwards(apps, schema_editor):
-    from audit.guards import drop_triggers
+    from vouchers.audit.guards import drop_triggers
 
     drop_triggers(schema_editor.connection)
 

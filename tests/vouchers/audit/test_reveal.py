@@ -10,10 +10,10 @@ from django.core import mail
 from django.core.cache import caches
 from django.urls import reverse
 
-from audit.models import AuditEntry
-from audit.services import verify_chains
 from tests.factories import ProductFactory, StaffFactory, grant_app_permissions
 from vouchers import crypto
+from vouchers.audit.models import AuditEntry
+from vouchers.audit.services import verify_chains
 from vouchers.codeformat import CodeFormat
 from vouchers.models import Code, CodeEvent
 from vouchers.services.generation import generate_batch

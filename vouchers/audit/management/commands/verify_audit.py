@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.services import verify_chains
+from vouchers.audit.services import verify_chains
 
 
 class Command(BaseCommand):

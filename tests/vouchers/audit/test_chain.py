@@ -9,11 +9,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
-from audit.exceptions import AppendOnlyViolation
-from audit.models import GENESIS_HASH, AuditChainHead, AuditEntry
-from audit.services import AuditReasonRequired, entry_digest, record_audit, verify_chains
-from tests.audit.conftest import tamper
 from tests.factories import UserFactory
+from tests.vouchers.audit.conftest import tamper
+from vouchers.audit.exceptions import AppendOnlyViolation
+from vouchers.audit.models import GENESIS_HASH, AuditChainHead, AuditEntry
+from vouchers.audit.services import AuditReasonRequired, entry_digest, record_audit, verify_chains
 
 
 def verify() -> tuple[int, str, str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from audit.models import AuditEntry
 from vouchers.admin_tenancy import MerchantScopedAdmin, is_unscoped
+from vouchers.audit.models import AuditEntry
 
 
 @admin.register(AuditEntry)

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.models import GENESIS_HASH, AuditChainHead, AuditEntry
+from vouchers.audit.models import GENESIS_HASH, AuditChainHead, AuditEntry
 
 MAX_REASON_LENGTH = 500
 # Never written into an entry, whatever a caller passes: an audit row holds no secret.
