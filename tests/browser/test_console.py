@@ -77,7 +77,7 @@ def test_the_dashboard_speaks_chinese_to_a_chinese_browser(browser, live_server,
             f"{day.shop.storefront.merchant.name} 今日概览"
         )
         body = page.locator("body").inner_text()
-        for label in ("库存券码", "已发放", "已核销", "冲正", "审核队列", "即将到期", "领取率", "核销率"):
+        for label in ("库存卡码", "已发放", "已核销", "冲正", "审核队列", "即将到期", "领取率", "核销率"):
             assert label in body
         assert "Codes in stock" not in body
     finally:

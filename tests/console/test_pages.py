@@ -77,6 +77,6 @@ def test_the_dashboard_follows_a_chinese_browser(client, db):
     chinese = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="zh-Hans,zh;q=0.9").content.decode()
     english = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
     # then
-    for label in ("库存券码", "审核队列", "领取率", "核销率", "即将到期"):
+    for label in ("库存卡码", "审核队列", "领取率", "核销率", "即将到期"):
         assert label in chinese and label not in english
     assert "Codes in stock" in english and "Codes in stock" not in chinese

@@ -17,7 +17,11 @@ from tests.factories import StaffFactory, grant_app_permissions
 from tests.html import links
 from tests.vouchers.api.conftest import make_shop
 
-LOCALE = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES"
+# The project's catalogue and the dashboard app's own (Django loads both; the project's wins a tie).
+CATALOGUES = [
+    Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES",
+    Path(settings.BASE_DIR) / "vouchers" / "dashboard" / "locale" / "zh_Hans" / "LC_MESSAGES",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -63,10 +67,11 @@ def parse_po(text: str) -> dict:
     return catalog
 
 
-def test_the_compiled_catalog_matches_the_po_file_and_translates_everything():
+@pytest.mark.parametrize("locale", CATALOGUES, ids=["project", "dashboard"])
+def test_the_compiled_catalog_matches_the_po_file_and_translates_everything(locale):
     # given the committed .po and .mo
-    po = parse_po((LOCALE / "django.po").read_text(encoding="utf-8"))
-    with open(LOCALE / "django.mo", "rb") as handle:
+    po = parse_po((locale / "django.po").read_text(encoding="utf-8"))
+    with open(locale / "django.mo", "rb") as handle:
         mo = gettext.GNUTranslations(handle)
     compiled = {key: value for key, value in mo._catalog.items() if key != ""}
     # then every entry is translated, and the .mo holds exactly the .po's entries
