@@ -42,16 +42,20 @@ DEFAULT_RULES: list[dict] = [
 _SEEDED: set[int] = set()
 
 
-@transaction.atomic(savepoint=False)
 def ensure_default_rules(*, merchant_id: int) -> bool:
     """Create the default rules the first time a merchant is assessed; True if created now.
 
     Runs once per merchant (the profile row is the marker), so a rule the merchant
     deleted does not come back. A profile found already there is remembered per
-    process, which saves a query on every assessment.
+    process, which saves a query (and an empty transaction) on every assessment.
     """
     if merchant_id in _SEEDED:
         return False
+    return _seed_default_rules(merchant_id=merchant_id)
+
+
+@transaction.atomic(savepoint=False)
+def _seed_default_rules(*, merchant_id: int) -> bool:
     _profile, created = FraudProfile.objects.get_or_create(merchant_id=merchant_id)
     if created:
         FraudRule.objects.bulk_create(
