@@ -248,6 +248,7 @@ SPECTACULAR_SETTINGS = {
 # customers): generous, so a busy storefront is not throttled by its own traffic.
 API_RATE_PER_KEY = env.str("API_RATE_PER_KEY", default="6000/m")
 API_RATE_PER_ADDRESS = env.str("API_RATE_PER_ADDRESS", default="12000/m")
+ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="20/m")
 # An in-progress idempotency record older than this whose attempt holds no lock died.
 IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=60)
 IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=48)

@@ -1,8 +1,17 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django_ratelimit.decorators import ratelimit
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+# Password guessing on the admin's login form: django-ratelimit, per client address
+# (the API counts its own limits in its one Redis round trip, vouchers/api/ratelimits.py).
+admin_login = ratelimit(
+    key="ip", rate=lambda _group, _request: settings.ADMIN_LOGIN_RATE, method="POST", block=True
+)(admin.site.login)
+
 urlpatterns = [
+    path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("vouchers.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -87,11 +87,17 @@ def record_failed_attempt(*, ctx: RiskContext, reason: str) -> None:
         raise ValueError(f"reason must be one of {FAILURE_REASONS}")
     window = int(conf.get("FRAUD_LOCKOUT_WINDOW_SECONDS"))
     thresholds = conf.get("FRAUD_LOCKOUT_THRESHOLDS")
-    for scope in scopes_for(ctx):
-        failures = counters.window_incr(scope.failures_key, window=window).total
-        if failures >= int(thresholds[scope.name]):
-            _lock(scope, ctx=ctx, reason=reason, failures=failures, window=window)
-    guessing.observe_failure(ctx=ctx, reason=reason)
+    scopes = scopes_for(ctx)
+    bucket = guessing.bucket_for(ctx)
+    # Every counter this failure feeds, in one round trip.
+    hits, failures_in_bucket, sources = counters.count_failure(
+        [counters.WindowIncr(scope.failures_key, window) for scope in scopes], bucket
+    )
+    for scope, hit in zip(scopes, hits, strict=True):
+        if hit.total >= int(thresholds[scope.name]):
+            _lock(scope, ctx=ctx, reason=reason, failures=hit.total, window=window)
+    guessing.judge_failures(ctx=ctx, reason=reason, bucket=bucket, failures=failures_in_bucket,
+                            sources=sources)
 
 
 def lockout_seconds(strike: int) -> int:

@@ -197,6 +197,8 @@ class IssuanceCancelApi(IdempotentApiView):
 
 
 class CodeCheckApi(StorefrontApiView):
+    lockout_action = "check"
+
     @extend_schema(
         operation_id="codes_check", summary="A code's status; changes nothing",
         parameters=[RETRY_AFTER],
@@ -214,6 +216,8 @@ class CodeCheckApi(StorefrontApiView):
 
 
 class RedemptionCreateApi(IdempotentApiView):
+    lockout_action = "redeem"
+
     @extend_schema(
         operation_id="redemptions_create", summary="Redeem an issued code, exactly once",
         parameters=[IDEMPOTENCY_KEY, replayed(201), RETRY_AFTER], request=RedemptionInput,

@@ -11,6 +11,7 @@ import logging
 
 from django.db import transaction
 
+from config import versions
 from vouchers.exceptions import DomainError
 from vouchers.models import Storefront, StorefrontAPIKey
 from vouchers.services.events import actor_for_user
@@ -62,8 +63,15 @@ def revoke_storefront_key(*, api_key: StorefrontAPIKey, revoked_by) -> Storefron
     if updated != 1:
         raise APIKeyAlreadyRevoked(f"the key {api_key.prefix} is already revoked")
     api_key.revoked = True
+    storefront_keys_changed(merchant_id=api_key.storefront.merchant_id)
     logger.info(
         "storefront API key revoked: prefix=%s storefront=%s by=%s",
         api_key.prefix, api_key.storefront_id, actor_for_user(revoked_by),
     )
     return api_key
+
+
+def storefront_keys_changed(*, merchant_id: int) -> None:
+    """Call in the transaction that revoked a key or changed a storefront (active, TTL):
+    every process reloads the merchant's keys on its next request."""
+    versions.bump(merchant_id, versions.API_KEYS)

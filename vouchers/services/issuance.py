@@ -79,6 +79,9 @@ def issue_codes(
             now=now, action={"issued": "issued", "reserved": "reserved", "review": "held_for_review"}[status],
         )
         risk.attach(decision, issuance_id=issuance.pk)
+        # HOOK (docs/transactions.md): after the effect, inside the transaction, with
+        # issuance.pk, product.pk, the claimed code ids, issuance.status and `now`
+        # (a covered product's ledger entry belongs here when the status is issued).
     return issuance
 
 

@@ -45,6 +45,8 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
                 from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
                 actor=caller.identity, now=now, action="confirmed",
             )
+            # HOOK (docs/transactions.md): the codes are issued now: after the effect,
+            # inside the transaction, with issuance.pk, its product id, the code ids, `now`.
             return issuance
         if issuance.status == Issuance.Status.RESERVED:
             release_held(issuance, to_status=Issuance.Status.EXPIRED, actor=caller.identity, action="expired")
