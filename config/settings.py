@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "vouchers",
     "partners",
     "fraud",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -201,6 +202,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.tasks.purge_idempotency_records",
         "schedule": 3600.0,
     },
+    "dispatch-due-webhooks": {
+        "task": "webhooks.tasks.dispatch_due_webhooks",
+        "schedule": env.float("WEBHOOK_DISPATCH_INTERVAL_SECONDS", default=15.0),
+    },
 }
 
 # --- auth, i18n, static -----------------------------------------------------------
@@ -262,6 +267,21 @@ API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 # (10^9 guesses then hit a code with probability at most 1 in 1,000).
 VOUCHER_MIN_SPACE_PER_CODE = 10**12
 VOUCHER_STOCK_SHARDS = env.int("VOUCHER_STOCK_SHARDS", default=16)
+
+# --- webhooks ---------------------------------------------------------------------
+
+# Production: endpoint URLs must be https and resolve to public addresses only (checked
+# at creation and before every delivery). The development profile allows http and
+# local addresses, so a receiver on 127.0.0.1 can be tried out.
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=PRODUCTION)
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=not PRODUCTION)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RETRY_FOR_SECONDS = env.int("WEBHOOK_RETRY_FOR_SECONDS", default=3 * 24 * 60 * 60)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env.float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", default=6 * 60 * 60)
+WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 60 * 60)
+# How long a process trusts its cached list of who subscribes to what.
+WEBHOOK_SUBSCRIPTION_CACHE_SECONDS = env.float("WEBHOOK_SUBSCRIPTION_CACHE_SECONDS", default=5.0)
 
 # --- e-mail (fraud alerts to merchant staff) -------------------------------------
 

@@ -16,6 +16,7 @@ from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import OutOfStock, UnknownProduct
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product
 from vouchers.services import risk, stock
+from webhooks.services import outbox as webhooks
 
 
 def sellable_product(*, caller: Caller, sku: str) -> Product:
@@ -79,6 +80,7 @@ def issue_codes(
             now=now, action={"issued": "issued", "reserved": "reserved", "review": "held_for_review"}[status],
         )
         risk.attach(decision, issuance_id=issuance.pk)
+        webhooks.issuance_changed(issuance, codes=claimed)
     return issuance
 
 

@@ -21,6 +21,7 @@ from vouchers.models import Batch, Code, Redemption
 from vouchers.services import attempts, risk, stock
 from vouchers.services.events import record_event
 from vouchers.validity import is_expired
+from webhooks.services import outbox as webhooks
 
 
 def redeem_code(
@@ -62,6 +63,7 @@ def redeem_code(
             from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED,
             details={"redemption": str(redemption.pk)},
         )
+        webhooks.redemption_changed(redemption, event_type="code.redeemed")
     redemption.code = row
     row.batch = batch
     return redemption
@@ -113,4 +115,5 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
         issuance_id=redemption.code.issuance_id, from_state=Code.State.REDEEMED,
         to_state=Code.State.ISSUED, details={"redemption": str(redemption.pk), "reason": reason[:200]},
     )
+    webhooks.redemption_changed(redemption, event_type="redemption.reversed")
     return redemption
