@@ -21,6 +21,7 @@ from vouchers.api.views import (
     RETRY_AFTER,
     documented,
     problem,
+    replayed,
 )
 from vouchers.callers import Caller
 from vouchers.models import Storefront
@@ -49,6 +50,10 @@ class EndpointOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class EndpointListOutput(serializers.Serializer):
+    results = EndpointOutput(many=True)
+
+
 class CreatedEndpointOutput(EndpointOutput):
     secret = serializers.CharField(help_text="The signing secret. Shown in this response only.")
 
@@ -67,7 +72,7 @@ class EndpointCollectionApi(_OwnedEndpoints, IdempotentApiView):
     @extend_schema(
         operation_id="webhook_endpoints_list", summary="Your webhook endpoints (no secrets)",
         parameters=[RETRY_AFTER],
-        responses=documented({200: EndpointOutput(many=True), 401: COMMON_ERRORS[401],
+        responses=documented({200: EndpointListOutput, 401: COMMON_ERRORS[401],
                               429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503]}),
     )
     def get(self, request):
@@ -76,7 +81,7 @@ class EndpointCollectionApi(_OwnedEndpoints, IdempotentApiView):
 
     @extend_schema(
         operation_id="webhook_endpoints_create", summary="Add a webhook endpoint; its secret is shown once",
-        parameters=[IDEMPOTENCY_KEY, RETRY_AFTER], request=EndpointInput,
+        parameters=[IDEMPOTENCY_KEY, replayed(201), RETRY_AFTER], request=EndpointInput,
         responses=documented({
             201: OpenApiResponse(CreatedEndpointOutput), **COMMON_ERRORS, **IDEMPOTENCY_ERRORS,
             400: problem("`invalid_request` (with `errors`): unknown event, or a URL that is not https "
