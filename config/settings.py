@@ -206,6 +206,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.tasks.dispatch_due_webhooks",
         "schedule": env.float("WEBHOOK_DISPATCH_INTERVAL_SECONDS", default=15.0),
     },
+    "webhook-stock-and-expiry-events": {
+        "task": "webhooks.tasks.emit_stock_and_expiry_events",
+        "schedule": 600.0,
+    },
 }
 
 # --- auth, i18n, static -----------------------------------------------------------
@@ -282,6 +286,11 @@ WEBHOOK_RETRY_MAX_DELAY_SECONDS = env.float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", d
 WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 60 * 60)
 # How long a process trusts its cached list of who subscribes to what.
 WEBHOOK_SUBSCRIPTION_CACHE_SECONDS = env.float("WEBHOOK_SUBSCRIPTION_CACHE_SECONDS", default=5.0)
+# stock.low: a product with this many codes in stock or fewer, announced at most once per period.
+WEBHOOK_STOCK_LOW_THRESHOLD = env.int("WEBHOOK_STOCK_LOW_THRESHOLD", default=10)
+WEBHOOK_STOCK_LOW_REPEAT_HOURS = env.int("WEBHOOK_STOCK_LOW_REPEAT_HOURS", default=24)
+# codes.expiring: a batch with stock whose validity ends within this many days.
+WEBHOOK_EXPIRING_WITHIN_DAYS = env.int("WEBHOOK_EXPIRING_WITHIN_DAYS", default=7)
 
 # --- e-mail (fraud alerts to merchant staff) -------------------------------------
 

@@ -20,3 +20,11 @@ def dispatch_due_webhooks() -> int:
     for delivery_id in ids:
         deliver_webhook.delay(delivery_id)
     return len(ids)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def emit_stock_and_expiry_events() -> int:
+    """Announce low stock and batches about to expire to subscribed storefronts (beat)."""
+    from webhooks.services import stock_events
+
+    return stock_events.emit_stock_low() + stock_events.emit_codes_expiring()

@@ -214,3 +214,26 @@ def test_merchant_wide_events_reach_every_subscribed_storefront_of_the_merchant(
                         merchant_id=shop.storefront.merchant_id, data=lambda: {"fraud_event": {"id": 1}})
     assert sorted(event.deliveries.values_list("endpoint__storefront_id", flat=True)) == sorted(
         [shop.storefront.pk, sibling.storefront.pk])
+
+
+def test_the_verification_snippet_of_the_docs_accepts_a_real_delivery_and_nothing_else(receiver):
+    # given the snippet published in docs/webhooks.md
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(snippet, "docs/webhooks.md", "exec"), namespace)  # noqa: S102 (our own docs)
+    verify_webhook = namespace["verify_webhook"]
+    # and a real delivery
+    shop = make_shop(codes=0)
+    created = subscribe(shop, receiver.url, ["stock.low"])
+    delivery.deliver(WebhookDelivery.objects.get(event=emit_one(shop)).pk)
+    request = receiver.requests[0]
+    header = request.headers["Webhook-Signature"]
+    # then it verifies, and a changed body, another secret or an old timestamp do not
+    assert verify_webhook(request.body, header, created.secret) is True
+    assert verify_webhook(request.body + b" ", header, created.secret) is False
+    assert verify_webhook(request.body, header, "whsec_other") is False
+    old = f"t={int(time.time()) - 3600}," + header.split(",", 1)[1]
+    assert verify_webhook(request.body, old, created.secret) is False
