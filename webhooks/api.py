@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from vouchers.api.base import IdempotentApiView, StorefrontApiView
+from vouchers.api.listing import IsStorefrontOrPartner
 from vouchers.api.views import (
     COMMON_ERRORS,
     IDEMPOTENCY_ERRORS,
@@ -23,16 +23,10 @@ from vouchers.api.views import (
     problem,
     replayed,
 )
-from vouchers.callers import Caller
 from vouchers.models import Storefront
 from webhooks.events import EVENT_CHOICES
 from webhooks.services import endpoints
 from webhooks.services.delivery import live_secrets
-
-
-class IsStorefrontOrPartner(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return isinstance(request.user, Caller) and request.user.kind in {"storefront", "partner"}
 
 
 class EndpointInput(serializers.Serializer):

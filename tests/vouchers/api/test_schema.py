@@ -16,6 +16,7 @@ API_PATHS = [
     "/api/v1/issuances/{issuance_id}/cancel/",
     "/api/v1/codes/check/",
     "/api/v1/redemptions/",
+    "/api/v1/redemptions/{redemption_id}/",
     "/api/v1/redemptions/{redemption_id}/reversal/",
     "/api/v1/webhooks/endpoints/",
     "/api/v1/webhooks/endpoints/{endpoint_id}/",
