@@ -199,8 +199,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.tasks.release_expired_reservations",
         "schedule": 30.0,
     },
-    "purge-idempotency-records": {
-        "task": "vouchers.tasks.purge_idempotency_records",
+    "purge-expired-records": {
+        "task": "vouchers.tasks.purge_expired_records",
         "schedule": 3600.0,
     },
     "dispatch-due-webhooks": {
@@ -261,6 +261,11 @@ API_RATE_PER_ADDRESS = env.str("API_RATE_PER_ADDRESS", default="12000/m")
 # An in-progress idempotency record older than this whose attempt holds no lock died.
 IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=60)
 IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=48)
+# Retention of the other records, purged hourly by beat in batches (README "Retention").
+RETENTION_RISK_ASSESSMENT_DAYS = env.int("RETENTION_RISK_ASSESSMENT_DAYS", default=90)
+RETENTION_FRAUD_EVENT_DAYS = env.int("RETENTION_FRAUD_EVENT_DAYS", default=365)
+RETENTION_WEBHOOK_DELIVERY_DAYS = env.int("RETENTION_WEBHOOK_DELIVERY_DAYS", default=30)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 # An issuance held for fraud review keeps its codes this long; undecided, it expires
 # and the codes return to stock.
 VOUCHER_REVIEW_TTL_SECONDS = env.int("VOUCHER_REVIEW_TTL_SECONDS", default=24 * 60 * 60)
