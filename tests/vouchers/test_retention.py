@@ -82,7 +82,8 @@ def test_each_kind_of_record_is_purged_after_its_period_and_no_sooner(periods):
     # then exactly the old rows that nothing needs any more are gone
     assert counts == {"idempotency_records": 3, "webhook_deliveries": 2, "fraud_events": 3,
                       "risk_assessments": 3}
-    assert set(RiskAssessment.objects.values_list("pk", flat=True)) == {kept_by_event.pk, recent_assessment.pk}
+    kept_assessments = {kept_by_event.pk, recent_assessment.pk}
+    assert set(RiskAssessment.objects.values_list("pk", flat=True)) == kept_assessments
     assert set(FraudEvent.objects.values_list("pk", flat=True)) == {pending_alert.pk, recent_event.pk}
     assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [recent_record.pk]
     assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {old_pending.pk, recent_done.pk}
