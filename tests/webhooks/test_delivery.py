@@ -237,3 +237,14 @@ def test_the_verification_snippet_of_the_docs_accepts_a_real_delivery_and_nothin
     assert verify_webhook(request.body, header, "whsec_other") is False
     old = f"t={int(time.time()) - 3600}," + header.split(",", 1)[1]
     assert verify_webhook(request.body, old, created.secret) is False
+
+
+def test_a_secret_sealed_under_a_key_that_left_the_ring_fails_the_attempt_loudly(receiver):
+    shop = make_shop(codes=0)
+    created = subscribe(shop, receiver.url, ["stock.low"])
+    WebhookEndpoint.objects.filter(pk=created.endpoint.pk).update(secret_key_id="retired")
+    pending = WebhookDelivery.objects.get(event=emit_one(shop))
+    assert delivery.deliver(pending.pk).result == "retry"
+    pending.refresh_from_db()
+    assert pending.last_error.startswith("signing secret cannot be opened")
+    assert receiver.requests == []

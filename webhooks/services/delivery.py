@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from cryptography.exceptions import InvalidTag
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from vouchers.crypto import UnknownKeyId
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import addresses, secrets, transport
 
@@ -119,7 +121,12 @@ def _attempt(delivery: WebhookDelivery) -> tuple[int | None, str]:
         target = addresses.check_url(endpoint.url)
     except addresses.UnsafeEndpointURL as exc:
         return None, f"refused: {exc}"
-    body, headers = request_for(delivery, timestamp=int(time.time()))
+    try:
+        body, headers = request_for(delivery, timestamp=int(time.time()))
+    except (UnknownKeyId, InvalidTag):
+        # The key that sealed the secret left the key ring: rotate the endpoint's secret.
+        logger.error("webhook endpoint %s: signing secret cannot be opened", endpoint.pk)
+        return None, "signing secret cannot be opened (its key left VOUCHER_ENCRYPTION_KEYS)"
     try:
         answer = transport.post(target, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
     except (OSError, ValueError) as exc:  # timeouts, refused connections, TLS errors

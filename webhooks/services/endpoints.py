@@ -49,6 +49,12 @@ def validate_url(url: str) -> str:
     return url
 
 
+def _forget_now_and_after_commit() -> None:
+    """Clear this process's subscription cache now, and again once the change is visible."""
+    forget_subscriptions()
+    transaction.on_commit(forget_subscriptions)
+
+
 def seal_into(endpoint: WebhookEndpoint, secret: str) -> None:
     endpoint.secret_ciphertext, endpoint.secret_nonce, endpoint.secret_key_id = secrets.seal_secret(
         secret, endpoint_id=endpoint.pk
@@ -73,7 +79,7 @@ def create_endpoint(
     secret = secrets.new_secret()
     seal_into(endpoint, secret)
     endpoint.save(force_insert=True)
-    transaction.on_commit(forget_subscriptions)
+    _forget_now_and_after_commit()
     return CreatedEndpoint(endpoint=endpoint, secret=secret)
 
 
@@ -109,4 +115,4 @@ def delete_endpoint(*, endpoint_id, storefront_id: int | None = None, partner_id
     ).delete()
     if not deleted:
         raise NotFound("No such webhook endpoint.")
-    transaction.on_commit(forget_subscriptions)
+    _forget_now_and_after_commit()
