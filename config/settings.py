@@ -250,6 +250,11 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # An issuance's status appears in several shapes (detail, list, filter): one name.
+    "ENUM_NAME_OVERRIDES": {
+        "IssuanceStatusEnum": "vouchers.models.Issuance.Status",
+        "WebhookEventTypeEnum": "webhooks.events.EVENT_CHOICES",
+    },
 }
 
 # --- storefront API ---------------------------------------------------------------
