@@ -85,3 +85,14 @@ def test_the_delivery_log_is_scoped_and_redeliver_sends_again(staff_client, shop
     ours.refresh_from_db()
     assert (ours.status, ours.attempts, ours.last_status_code) == ("succeeded", 1, 200)
     assert len(receiver.requests) == 1
+
+
+def test_rotating_a_secret_shows_the_new_one_once_and_keeps_the_old_one_signing(staff_client, shop, receiver):
+    created = endpoints.create_endpoint(url=receiver.url, events=["stock.low"], storefront=shop.storefront)
+    response = staff_client.post(reverse("admin:webhooks_webhookendpoint_changelist"), {
+        "action": "rotate_secret", "_selected_action": [created.endpoint.pk],
+    })
+    assert response.status_code == 200
+    new_secret = response.context["secret"]
+    assert new_secret != created.secret
+    assert live_secrets(WebhookEndpoint.objects.get()) == [new_secret, created.secret]
