@@ -107,9 +107,11 @@ INSTALLED_APPS = [
     "vouchers",
     "partners",
     "fraud",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
+    "config.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -197,9 +199,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.tasks.release_expired_reservations",
         "schedule": 30.0,
     },
-    "purge-idempotency-records": {
-        "task": "vouchers.tasks.purge_idempotency_records",
+    "purge-expired-records": {
+        "task": "vouchers.tasks.purge_expired_records",
         "schedule": 3600.0,
+    },
+    "dispatch-due-webhooks": {
+        "task": "webhooks.tasks.dispatch_due_webhooks",
+        "schedule": env.float("WEBHOOK_DISPATCH_INTERVAL_SECONDS", default=15.0),
+    },
+    "webhook-stock-and-expiry-events": {
+        "task": "webhooks.tasks.emit_stock_and_expiry_events",
+        "schedule": 600.0,
     },
 }
 
@@ -240,6 +250,11 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # An issuance's status appears in several shapes (detail, list, filter): one name.
+    "ENUM_NAME_OVERRIDES": {
+        "IssuanceStatusEnum": "vouchers.models.Issuance.Status",
+        "WebhookEventTypeEnum": "webhooks.events.EVENT_CHOICES",
+    },
 }
 
 # --- storefront API ---------------------------------------------------------------
@@ -252,6 +267,11 @@ ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="20/m")
 # An in-progress idempotency record older than this whose attempt holds no lock died.
 IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=60)
 IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=48)
+# Retention of the other records, purged hourly by beat in batches (README "Retention").
+RETENTION_RISK_ASSESSMENT_DAYS = env.int("RETENTION_RISK_ASSESSMENT_DAYS", default=90)
+RETENTION_FRAUD_EVENT_DAYS = env.int("RETENTION_FRAUD_EVENT_DAYS", default=365)
+RETENTION_WEBHOOK_DELIVERY_DAYS = env.int("RETENTION_WEBHOOK_DELIVERY_DAYS", default=30)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 # An issuance held for fraud review keeps its codes this long; undecided, it expires
 # and the codes return to stock.
 VOUCHER_REVIEW_TTL_SECONDS = env.int("VOUCHER_REVIEW_TTL_SECONDS", default=24 * 60 * 60)
@@ -263,6 +283,26 @@ API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 # (10^9 guesses then hit a code with probability at most 1 in 1,000).
 VOUCHER_MIN_SPACE_PER_CODE = 10**12
 VOUCHER_STOCK_SHARDS = env.int("VOUCHER_STOCK_SHARDS", default=16)
+
+# --- webhooks ---------------------------------------------------------------------
+
+# Production: endpoint URLs must be https and resolve to public addresses only (checked
+# at creation and before every delivery). The development profile allows http and
+# local addresses, so a receiver on 127.0.0.1 can be tried out.
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=PRODUCTION)
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=not PRODUCTION)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RETRY_FOR_SECONDS = env.int("WEBHOOK_RETRY_FOR_SECONDS", default=3 * 24 * 60 * 60)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env.float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", default=6 * 60 * 60)
+WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 60 * 60)
+# How long a process trusts its cached list of who subscribes to what.
+WEBHOOK_SUBSCRIPTION_CACHE_SECONDS = env.float("WEBHOOK_SUBSCRIPTION_CACHE_SECONDS", default=5.0)
+# stock.low: a product with this many codes in stock or fewer, announced at most once per period.
+WEBHOOK_STOCK_LOW_THRESHOLD = env.int("WEBHOOK_STOCK_LOW_THRESHOLD", default=10)
+WEBHOOK_STOCK_LOW_REPEAT_HOURS = env.int("WEBHOOK_STOCK_LOW_REPEAT_HOURS", default=24)
+# codes.expiring: a batch with stock whose validity ends within this many days.
+WEBHOOK_EXPIRING_WITHIN_DAYS = env.int("WEBHOOK_EXPIRING_WITHIN_DAYS", default=7)
 
 # --- e-mail (fraud alerts to merchant staff) -------------------------------------
 
@@ -276,14 +316,27 @@ ADMINS = [("Operators", a) for a in env.list("ADMINS_EMAILS", default=[])]
 
 # --- logging ----------------------------------------------------------------------
 
+# JSON lines in production (one object per line: time, level, logger, message and the
+# request fields), plain text in development. Every handler scrubs code-shaped tokens.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'json' or 'plain'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"scrub_codes": {"()": "config.logs.CodeScrubbingFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logs.JsonLogFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["scrub_codes"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# The Celery worker keeps this configuration (and its filter) instead of its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- production hardening ---------------------------------------------------------
 

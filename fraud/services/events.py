@@ -10,6 +10,7 @@ from django.db import transaction
 from fraud import clock, conf, counters
 from fraud.exceptions import RiskCheckUnavailable
 from fraud.models import FraudEvent
+from webhooks.services import outbox as webhooks
 
 logger = logging.getLogger("fraud.events")
 
@@ -52,6 +53,7 @@ def record_fraud_event(
             merchant_id=merchant_id, severity=severity, kind=kind, decision=decision,
             context=context, assessment_id=assessment_id, batch_id=batch_id, alert=alert,
         )
+        webhooks.fraud_alert(event)
     if alert == FraudEvent.Alert.PENDING:
         from fraud.tasks import send_fraud_alert
 

@@ -16,6 +16,7 @@ from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import OutOfStock, UnknownProduct
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product
 from vouchers.services import risk, stock
+from webhooks.services import outbox as webhooks
 
 
 def sellable_product(*, caller: Caller, sku: str) -> Product:
@@ -82,6 +83,7 @@ def issue_codes(
         # HOOK (docs/transactions.md): after the effect, inside the transaction, with
         # issuance.pk, product.pk, the claimed code ids, issuance.status and `now`
         # (a covered product's ledger entry belongs here when the status is issued).
+        webhooks.issuance_changed(issuance, codes=claimed)
     return issuance
 
 

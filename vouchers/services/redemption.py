@@ -22,6 +22,7 @@ from vouchers.models import Batch, Code, Redemption
 from vouchers.services import attempts, risk, stock
 from vouchers.services.events import record_event
 from vouchers.validity import is_expired
+from webhooks.services import outbox as webhooks
 
 
 def redeem_code(
@@ -69,6 +70,7 @@ def redeem_code(
             from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED,
             details={"redemption": str(redemption.pk)},
         )
+        webhooks.redemption_changed(redemption, event_type="code.redeemed")
     redemption.code = row
     row.batch = batch
     return redemption
@@ -90,6 +92,7 @@ def _redeem_fast(*, caller: Caller, row: Code, decision, order_ref: str, locatio
     # HOOK (docs/transactions.md): after the effect, inside the transaction, with
     # redemption.pk, row.pk, row.batch.product_id, row.issuance_id and `now`. A recorder
     # that must live in the statement itself joins REDEEM_SQL as one more CTE.
+    webhooks.redemption_changed(redemption, event_type="code.redeemed")
     return redemption
 
 
@@ -141,4 +144,5 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
         issuance_id=redemption.code.issuance_id, from_state=Code.State.REDEEMED,
         to_state=Code.State.ISSUED, details={"redemption": str(redemption.pk), "reason": reason[:200]},
     )
+    webhooks.redemption_changed(redemption, event_type="redemption.reversed")
     return redemption

@@ -11,6 +11,7 @@ from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
 from vouchers.models import Batch, Code, Issuance
 from vouchers.services.issuance import move_codes
 from vouchers.validity import is_expired
+from webhooks.services import outbox as webhooks
 
 
 def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
@@ -47,6 +48,7 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
             )
             # HOOK (docs/transactions.md): the codes are issued now: after the effect,
             # inside the transaction, with issuance.pk, its product id, the code ids, `now`.
+            webhooks.issuance_changed(issuance, codes=held)
             return issuance
         if issuance.status == Issuance.Status.RESERVED:
             release_held(issuance, to_status=Issuance.Status.EXPIRED, actor=caller.identity, action="expired")
@@ -109,3 +111,4 @@ def release_held(issuance: Issuance, *, to_status: str, actor: str, action: str)
                 codes=group, issuance=issuance, from_state=Code.State.RESERVED, to_state=to_state,
                 actor=actor, now=now, action=action,
             )
+    webhooks.issuance_changed(issuance, codes=codes)

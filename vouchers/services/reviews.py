@@ -11,6 +11,7 @@ from vouchers.models import Batch, Code, Issuance
 from vouchers.services.events import actor_for_user
 from vouchers.services.issuance import move_codes
 from vouchers.services.reservations import release_held
+from webhooks.services import outbox as webhooks
 
 
 def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuance:
@@ -35,6 +36,7 @@ def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuanc
                 from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
                 actor=actor_for_user(reviewer), now=now, action="review_approved",
             )
+            webhooks.issuance_changed(issuance, codes=issuance.codes.all(), event_type="issuance.review_approved")  # noqa: E501
             return issuance
         release_held(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
     raise ReservationExpired("The review waited too long; its codes went back to stock.")
