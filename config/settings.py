@@ -107,7 +107,7 @@ INSTALLED_APPS = [
     "vouchers",
     "partners",
     "fraud",
-    "webhooks",
+    "vouchers.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -204,11 +204,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     "dispatch-due-webhooks": {
-        "task": "webhooks.tasks.dispatch_due_webhooks",
+        "task": "vouchers.webhooks.tasks.dispatch_due_webhooks",
         "schedule": env.float("WEBHOOK_DISPATCH_INTERVAL_SECONDS", default=15.0),
     },
     "webhook-stock-and-expiry-events": {
-        "task": "webhooks.tasks.emit_stock_and_expiry_events",
+        "task": "vouchers.webhooks.tasks.emit_stock_and_expiry_events",
         "schedule": 600.0,
     },
 }
@@ -253,7 +253,7 @@ SPECTACULAR_SETTINGS = {
     # An issuance's status appears in several shapes (detail, list, filter): one name.
     "ENUM_NAME_OVERRIDES": {
         "IssuanceStatusEnum": "vouchers.models.Issuance.Status",
-        "WebhookEventTypeEnum": "webhooks.events.EVENT_CHOICES",
+        "WebhookEventTypeEnum": "vouchers.webhooks.events.EVENT_CHOICES",
     },
 }
 

@@ -14,7 +14,7 @@ urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("vouchers.api.urls")),
-    path("api/v1/webhooks/", include("webhooks.urls")),
+    path("api/v1/webhooks/", include("vouchers.webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

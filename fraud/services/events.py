@@ -10,7 +10,7 @@ from django.db import transaction
 from fraud import clock, conf, counters
 from fraud.exceptions import RiskCheckUnavailable
 from fraud.models import FraudEvent
-from webhooks.services import outbox as webhooks
+from vouchers.webhooks.services import outbox as webhooks
 
 logger = logging.getLogger("fraud.events")
 

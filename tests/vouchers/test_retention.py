@@ -13,8 +13,8 @@ from tests.vouchers.api.conftest import make_shop
 from vouchers.models import IdempotencyRecord
 from vouchers.services import retention
 from vouchers.tasks import purge_expired_records
-from webhooks.models import WebhookDelivery, WebhookEvent
-from webhooks.services import endpoints, outbox
+from vouchers.webhooks.models import WebhookDelivery, WebhookEvent
+from vouchers.webhooks.services import endpoints, outbox
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import OutOfStock, UnknownProduct
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product
 from vouchers.services import risk, stock
-from webhooks.services import outbox as webhooks
+from vouchers.webhooks.services import outbox as webhooks
 
 
 def sellable_product(*, caller: Caller, sku: str) -> Product:

@@ -22,7 +22,7 @@ from vouchers.models import Batch, Code, Redemption
 from vouchers.services import attempts, risk, stock
 from vouchers.services.events import record_event
 from vouchers.validity import is_expired
-from webhooks.services import outbox as webhooks
+from vouchers.webhooks.services import outbox as webhooks
 
 
 def redeem_code(

@@ -11,7 +11,7 @@ from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
 from vouchers.models import Batch, Code, Issuance
 from vouchers.services.issuance import move_codes
 from vouchers.validity import is_expired
-from webhooks.services import outbox as webhooks
+from vouchers.webhooks.services import outbox as webhooks
 
 
 def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:

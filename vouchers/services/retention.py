@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from fraud.models import FraudEvent, RiskAssessment
 from vouchers.models import IdempotencyRecord
-from webhooks.models import WebhookDelivery, WebhookEvent
+from vouchers.webhooks.models import WebhookDelivery, WebhookEvent
 
 logger = logging.getLogger("vouchers.retention")
 

@@ -11,7 +11,7 @@ from vouchers.models import Batch, Code, Issuance
 from vouchers.services.events import actor_for_user
 from vouchers.services.issuance import move_codes
 from vouchers.services.reservations import release_held
-from webhooks.services import outbox as webhooks
+from vouchers.webhooks.services import outbox as webhooks
 
 
 def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuance:

@@ -24,9 +24,9 @@ from vouchers.api.views import (
     replayed,
 )
 from vouchers.models import Storefront
-from webhooks.events import EVENT_CHOICES
-from webhooks.services import endpoints
-from webhooks.services.delivery import live_secrets
+from vouchers.webhooks.events import EVENT_CHOICES
+from vouchers.webhooks.services import endpoints
+from vouchers.webhooks.services.delivery import live_secrets
 
 
 class EndpointInput(serializers.Serializer):

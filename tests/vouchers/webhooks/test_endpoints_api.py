@@ -2,11 +2,11 @@ import uuid
 
 import pytest
 
-from tests.webhooks.conftest import make_shop
+from tests.vouchers.webhooks.conftest import make_shop
 from vouchers.models import IdempotencyRecord
-from webhooks.models import WebhookEndpoint
-from webhooks.services import addresses
-from webhooks.services.delivery import live_secrets
+from vouchers.webhooks.models import WebhookEndpoint
+from vouchers.webhooks.services import addresses
+from vouchers.webhooks.services.delivery import live_secrets
 
 pytestmark = pytest.mark.django_db
 PATH = "/api/v1/webhooks/endpoints/"

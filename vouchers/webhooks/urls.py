@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webhooks import api
+from vouchers.webhooks import api
 
 app_name = "webhooks"
 

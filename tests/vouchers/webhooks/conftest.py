@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.vouchers.api.conftest import Shop, StorefrontClient, make_shop  # noqa: F401
-from webhooks.services import outbox
+from vouchers.webhooks.services import outbox
 
 
 @dataclass

@@ -10,10 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from vouchers.exceptions import DomainError, NotFound
-from webhooks.events import EVENT_TYPES
-from webhooks.models import WebhookEndpoint
-from webhooks.services import addresses, secrets
-from webhooks.services.outbox import forget_subscriptions
+from vouchers.webhooks.events import EVENT_TYPES
+from vouchers.webhooks.models import WebhookEndpoint
+from vouchers.webhooks.services import addresses, secrets
+from vouchers.webhooks.services.outbox import forget_subscriptions
 
 
 class InvalidEndpoint(DomainError):

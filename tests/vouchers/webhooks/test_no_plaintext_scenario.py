@@ -15,9 +15,9 @@ from celery.app.task import Task
 from django.core.cache import cache
 
 from config.logs import CodeScrubbingFilter, JsonLogFormatter
-from tests.webhooks.conftest import make_shop
-from webhooks.models import WebhookEvent
-from webhooks.services import endpoints
+from tests.vouchers.webhooks.conftest import make_shop
+from vouchers.webhooks.models import WebhookEvent
+from vouchers.webhooks.services import endpoints
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +93,7 @@ def test_a_full_scenario_leaves_no_code_in_logs_celery_webhooks_or_the_cache(
     # then webhooks were delivered, and the scenario did log and send messages
     assert len(receiver.requests) >= 4
     assert log_stream.getvalue().count('"logger": "vouchers.request"') == 7
-    assert any('"webhooks.tasks.deliver_webhook"' in m for m in celery_messages)
+    assert any('"vouchers.webhooks.tasks.deliver_webhook"' in m for m in celery_messages)
     # and no code is anywhere, in any of its printed forms
     everything = {
         "logs": log_stream.getvalue().encode(),

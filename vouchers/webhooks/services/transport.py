@@ -11,7 +11,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from webhooks.services.addresses import Target
+from vouchers.webhooks.services.addresses import Target
 
 MAX_RESPONSE_BYTES = 4096
 

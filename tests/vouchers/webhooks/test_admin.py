@@ -4,10 +4,10 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import StaffFactory, grant_app_permissions
-from tests.webhooks.conftest import make_shop
-from webhooks.models import WebhookDelivery, WebhookEndpoint
-from webhooks.services import endpoints, outbox
-from webhooks.services.delivery import live_secrets
+from tests.vouchers.webhooks.conftest import make_shop
+from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint
+from vouchers.webhooks.services import endpoints, outbox
+from vouchers.webhooks.services.delivery import live_secrets
 
 pytestmark = pytest.mark.django_db
 

@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.webhooks.conftest import make_shop
+from tests.vouchers.webhooks.conftest import make_shop
 from vouchers.models import Code
-from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from webhooks.services import addresses, delivery, endpoints, outbox, secrets
+from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from vouchers.webhooks.services import addresses, delivery, endpoints, outbox, secrets
 
 pytestmark = pytest.mark.django_db
 
@@ -220,7 +220,7 @@ def test_the_verification_snippet_of_the_docs_accepts_a_real_delivery_and_nothin
     # given the snippet published in docs/webhooks.md
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    text = (Path(__file__).resolve().parents[3] / "docs" / "webhooks.md").read_text()
     snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict = {}
     exec(compile(snippet, "docs/webhooks.md", "exec"), namespace)  # noqa: S102 (our own docs)

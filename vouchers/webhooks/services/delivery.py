@@ -27,8 +27,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from vouchers.crypto import UnknownKeyId
-from webhooks.models import WebhookDelivery, WebhookEndpoint
-from webhooks.services import addresses, secrets, transport
+from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint
+from vouchers.webhooks.services import addresses, secrets, transport
 
 logger = logging.getLogger("webhooks.delivery")
 
@@ -167,7 +167,7 @@ def _send_next_in_order(delivery: WebhookDelivery) -> None:
         ).order_by("pk").values_list("pk", flat=True).first()
     )
     if following is not None:
-        from webhooks.tasks import deliver_webhook
+        from vouchers.webhooks.tasks import deliver_webhook
 
         transaction.on_commit(lambda: deliver_webhook.delay(following), robust=True)
 
@@ -185,7 +185,7 @@ def redeliver(delivery_ids: list[int]) -> int:
     )
 
     def send_after_commit() -> None:
-        from webhooks.tasks import deliver_webhook
+        from vouchers.webhooks.tasks import deliver_webhook
 
         for delivery_id in queued:
             deliver_webhook.delay(delivery_id)

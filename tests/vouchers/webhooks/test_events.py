@@ -7,14 +7,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from tests.factories import StaffFactory
-from tests.webhooks.conftest import make_shop
+from tests.vouchers.webhooks.conftest import make_shop
 from vouchers.callers import Caller
 from vouchers.models import Batch, Issuance
 from vouchers.services.redemption import redeem_code
 from vouchers.services.reservations import expire_reservation
 from vouchers.services.reviews import approve_review, deny_review
-from webhooks.models import WebhookEvent
-from webhooks.services import endpoints, outbox, stock_events
+from vouchers.webhooks.models import WebhookEvent
+from vouchers.webhooks.services import endpoints, outbox, stock_events
 
 pytestmark = pytest.mark.django_db
 ALL = ["issuance.issued", "issuance.review_approved", "issuance.review_denied", "issuance.expired",

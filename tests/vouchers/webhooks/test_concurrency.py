@@ -3,9 +3,9 @@
 import pytest
 
 from tests.concurrency import run_concurrently
-from tests.webhooks.conftest import make_shop
-from webhooks.models import WebhookDelivery, WebhookEvent
-from webhooks.services import delivery, endpoints, outbox
+from tests.vouchers.webhooks.conftest import make_shop
+from vouchers.webhooks.models import WebhookDelivery, WebhookEvent
+from vouchers.webhooks.services import delivery, endpoints, outbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from webhooks.services import delivery
+from vouchers.webhooks.services import delivery
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -25,6 +25,6 @@ def dispatch_due_webhooks() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def emit_stock_and_expiry_events() -> int:
     """Announce low stock and batches about to expire to subscribed storefronts (beat)."""
-    from webhooks.services import stock_events
+    from vouchers.webhooks.services import stock_events
 
     return stock_events.emit_stock_low() + stock_events.emit_codes_expiring()

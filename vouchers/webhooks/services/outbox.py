@@ -24,8 +24,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from webhooks.events import EVENT_TYPES
-from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from vouchers.webhooks.events import EVENT_TYPES
+from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 logger = logging.getLogger("webhooks.outbox")
 
@@ -117,7 +117,7 @@ def emit(
     ids = [delivery.pk for delivery in deliveries]
 
     def send_webhooks_after_commit() -> None:
-        from webhooks.tasks import deliver_webhook
+        from vouchers.webhooks.tasks import deliver_webhook
 
         for delivery_id in ids:
             deliver_webhook.delay(delivery_id)

@@ -17,10 +17,10 @@ from django.utils.html import format_html
 from vouchers.admin_tenancy import MerchantScopedAdmin, TenantModelForm, scoped_choices
 from vouchers.admin_views import render_page
 from vouchers.models import Storefront
-from webhooks.events import EVENT_CHOICES
-from webhooks.models import WebhookDelivery, WebhookEndpoint
-from webhooks.services import delivery, endpoints
-from webhooks.services.outbox import forget_subscriptions
+from vouchers.webhooks.events import EVENT_CHOICES
+from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint
+from vouchers.webhooks.services import delivery, endpoints
+from vouchers.webhooks.services.outbox import forget_subscriptions
 
 
 class EndpointForm(TenantModelForm):

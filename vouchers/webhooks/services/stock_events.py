@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from vouchers import selectors
 from vouchers.models import Batch, Code, Product, StockCounter
-from webhooks.models import WebhookEndpoint, WebhookEvent
-from webhooks.services.outbox import emit
+from vouchers.webhooks.models import WebhookEndpoint, WebhookEvent
+from vouchers.webhooks.services.outbox import emit
 
 
 def subscribed_merchants(event_type: str) -> list[int]:
