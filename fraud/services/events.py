@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 
 from django.db import transaction
 
@@ -53,12 +52,24 @@ def record_fraud_event(
             context=context, assessment_id=assessment_id, batch_id=batch_id, alert=alert,
         )
     if alert == FraudEvent.Alert.PENDING:
-        from fraud.tasks import send_fraud_alert
-
-        # robust: a broker outage after commit is logged, not raised into the request;
-        # the pending alert is then picked up by send_pending_fraud_alerts.
-        transaction.on_commit(partial(send_fraud_alert.delay, event.pk), robust=True)
+        queue_alert_after_commit(event.pk)
     return event
+
+
+def queue_alert_after_commit(event_id: int) -> None:
+    """Queue the alert task once the event is committed; a broker outage never fails the request.
+
+    robust: an error publishing the task is logged, not raised into the request, and the
+    event stays `pending` for send_pending_fraud_alerts to re-queue. The callback is a
+    named function, not a functools.partial: Django's robust handler logs the callback's
+    `__qualname__`, which a partial lacks (the log call itself would then raise).
+    """
+    from fraud.tasks import send_fraud_alert
+
+    def send_fraud_alert_after_commit() -> None:
+        send_fraud_alert.delay(event_id)
+
+    transaction.on_commit(send_fraud_alert_after_commit, robust=True)
 
 
 def _claim_alert(merchant_id: int | None, kind: str, throttle: str | None) -> bool:
