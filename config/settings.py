@@ -111,6 +111,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Under /api/: the body-size limit before anything reads a body, problem+json errors.
+    "vouchers.api.middleware.ApiProblemMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -227,7 +229,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["vouchers.api.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "vouchers.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -255,6 +257,10 @@ IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=48)
 # and the codes return to stock.
 VOUCHER_REVIEW_TTL_SECONDS = env.int("VOUCHER_REVIEW_TTL_SECONDS", default=24 * 60 * 60)
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
+# The largest JSON body the API reads (bytes). Storefront bodies are a few hundred bytes;
+# a larger one is refused with 413 before it is read or parsed. Keep the reverse proxy's
+# body limit (docs/deploy.md) at or above it.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8192)
 
 # --- product settings -------------------------------------------------------------
 
