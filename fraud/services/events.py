@@ -31,12 +31,15 @@ def record_fraud_event(
     assessment_id: int | None = None,
     batch_id: int | None = None,
     alert_throttle: str | None = None,
+    occurred_at: float | None = None,
 ) -> FraudEvent:
     """Store one event in the caller's transaction; alert after commit if severe enough.
 
     With `alert_throttle`, at most one alert per (merchant, kind, throttle subject) is
     sent per FRAUD_ALERT_THROTTLE_SECONDS; every event is still recorded. If the
     throttle store is down the alert is sent (more mail beats a missed leak).
+    `occurred_at` (fraud clock seconds) places a deferred event in the throttle period
+    of the attempt that caused it, not of the moment it is written.
     Raises ValueError if the context has a key that could hold a code.
     """
     bad = FORBIDDEN_CONTEXT_KEYS & set(context)
@@ -44,7 +47,7 @@ def record_fraud_event(
         raise ValueError(f"fraud event context may not contain {sorted(bad)}")
     alert = FraudEvent.Alert.NOT_NEEDED
     if should_alert(severity):
-        claimed = _claim_alert(merchant_id, kind, alert_throttle)
+        claimed = _claim_alert(merchant_id, kind, alert_throttle, occurred_at)
         alert = FraudEvent.Alert.PENDING if claimed else FraudEvent.Alert.THROTTLED
     with transaction.atomic(savepoint=False):
         event = FraudEvent.objects.create(
@@ -72,11 +75,11 @@ def queue_alert_after_commit(event_id: int) -> None:
     transaction.on_commit(send_fraud_alert_after_commit, robust=True)
 
 
-def _claim_alert(merchant_id: int | None, kind: str, throttle: str | None) -> bool:
+def _claim_alert(merchant_id: int | None, kind: str, throttle: str | None, at: float | None) -> bool:
     if throttle is None:
         return True
     period = int(conf.get("FRAUD_ALERT_THROTTLE_SECONDS"))
-    slot = int(clock.now() // period)
+    slot = int((clock.now() if at is None else at) // period)
     key = counters.subject_key("alert", merchant_id, kind, throttle, slot)
     try:
         return counters.add_value(key, 1, ttl=2 * period)
