@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "vouchers",
     "partners",
     "fraud",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -262,6 +263,13 @@ API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 # body limit (docs/deploy.md) at or above it.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8192)
 
+# --- operations: /readyz, /metrics -----------------------------------------------
+
+READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=2.0)
+# /metrics in production: a bearer token, or client addresses / CIDR ranges (REMOTE_ADDR).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+
 # --- product settings -------------------------------------------------------------
 
 # Generation and import refuse a batch whose code space is below count x this factor
@@ -295,6 +303,8 @@ LOGGING = {
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Probes and the metrics scraper talk to gunicorn directly, over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

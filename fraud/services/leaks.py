@@ -42,6 +42,7 @@ from fraud.exceptions import RiskCheckUnavailable
 from fraud.models import FraudEvent
 from fraud.services.events import record_fraud_event
 from fraud.services.lockouts import record_failed_attempt
+from ops import metrics
 
 logger = logging.getLogger("fraud.leaks")
 
@@ -87,6 +88,7 @@ def record_leak_event(*, kind: str, context: dict, code_id: int, batch_id: int,
         seen = FraudEvent.objects.filter(batch_id=batch_id, kind=kind, context__attempt=attempt)
         if attempt and seen.exists():
             return None
+        metrics.LEAK_SIGNALS.labels(kind=kind).inc()
         return record_fraud_event(
             merchant_id=context.get("merchant_id"), severity=SEVERITY_BY_KIND[kind], kind=kind,
             decision=FraudEvent.Decision.REFUSED,

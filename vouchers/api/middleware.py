@@ -17,6 +17,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import get_urlconf, is_valid_path
 
+from ops import metrics
 from vouchers.api.errors import PROBLEM, PayloadTooLarge, problem_body
 
 logger = logging.getLogger("vouchers.api")
@@ -57,7 +58,9 @@ class ApiProblemMiddleware:
         refusal = self._refuse_before_reading(request)
         if refusal is not None:
             return refusal
-        return self._as_problem(self.get_response(request))
+        response = self.get_response(request)
+        metrics.observe_api_answer(request, response)
+        return self._as_problem(response)
 
     @staticmethod
     def _refuse_before_reading(request: HttpRequest) -> HttpResponse | None:
