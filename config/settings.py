@@ -204,6 +204,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.tasks.purge_idempotency_records",
         "schedule": 3600.0,
     },
+    "check-invariants": {
+        "task": "ops.tasks.check_invariants_daily",
+        "schedule": 24 * 3600.0,
+    },
 }
 
 # --- auth, i18n, static -----------------------------------------------------------
