@@ -158,7 +158,7 @@ class Stack:
 
     def start_gunicorn(self) -> None:
         self._spawn("gunicorn", [str(BIN / "gunicorn"), "-c", "config/gunicorn.conf.py"])
-        wait_until("gunicorn up", lambda: self.get("/healthz").status == 200)
+        wait_until("gunicorn up", lambda: self.get("/healthz").status == 200, timeout=180)
 
     def gunicorn_workers(self) -> list[int]:
         master = self.procs["gunicorn"].pid

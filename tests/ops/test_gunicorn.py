@@ -40,14 +40,16 @@ def server(tmp_path_factory):
     proc = subprocess.Popen([str(GUNICORN), "-c", "config/gunicorn.conf.py"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 180  # a busy machine can take a while to import Django twice
+        while True:
             try:
                 if request(port, "GET", "/healthz")[0] == 200:
                     break
             except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("gunicorn did not start")
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"gunicorn did not start (exit code {proc.poll()})")
+            time.sleep(0.2)
         yield port
     finally:
         proc.terminate()
