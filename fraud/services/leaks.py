@@ -143,7 +143,8 @@ def _handoff() -> queue.SimpleQueue:
 
 
 def _drain(jobs: queue.SimpleQueue) -> None:
-    from django.db import close_old_connections, connection
+    """Publish (or, failing that, write) each queued report; never dies on an error."""
+    from django.db import connection
 
     while True:
         fields = jobs.get()
@@ -154,10 +155,11 @@ def _drain(jobs: queue.SimpleQueue) -> None:
             _publish_or_record(fields)
         except Exception:
             logger.exception("leak event of batch %s lost", fields.get("batch_id"))
-        finally:
-            if jobs.empty():
-                close_old_connections()
-                connection.close()  # only opened by the fallback; do not hold one idle
+        if jobs.empty():
+            try:
+                connection.close()  # only the fallback opens one; do not hold it idle
+            except Exception:
+                logger.exception("closing the leak-report thread's database connection failed")
 
 
 def _count_failure(ctx: RiskContext, reason: str) -> None:
