@@ -108,11 +108,14 @@ INSTALLED_APPS = [
     "partners",
     "fraud",
     "vouchers.webhooks",
+    "ops",
 ]
 
 MIDDLEWARE = [
     "config.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Under /api/: the body-size limit before anything reads a body, problem+json errors.
+    "vouchers.api.middleware.ApiProblemMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -187,6 +190,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task taken by a worker that then died (kill -9, lost host) is handed out again after
+# this many seconds (Redis broker). Keep it above the longest task's run time.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -210,6 +216,10 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-stock-and-expiry-events": {
         "task": "vouchers.webhooks.tasks.emit_stock_and_expiry_events",
         "schedule": 600.0,
+    },
+    "check-invariants": {
+        "task": "ops.tasks.check_invariants_daily",
+        "schedule": 24 * 3600.0,
     },
 }
 
@@ -237,7 +247,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["vouchers.api.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "vouchers.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -276,6 +286,17 @@ RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 # and the codes return to stock.
 VOUCHER_REVIEW_TTL_SECONDS = env.int("VOUCHER_REVIEW_TTL_SECONDS", default=24 * 60 * 60)
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
+# The largest JSON body the API reads (bytes). Storefront bodies are a few hundred bytes;
+# a larger one is refused with 413 before it is read or parsed. Keep the reverse proxy's
+# body limit (docs/deploy.md) at or above it.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8192)
+
+# --- operations: /readyz, /metrics -----------------------------------------------
+
+READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=2.0)
+# /metrics in production: a bearer token, or client addresses / CIDR ranges (REMOTE_ADDR).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 
 # --- product settings -------------------------------------------------------------
 
@@ -343,6 +364,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Probes and the metrics scraper talk to gunicorn directly, over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -4,6 +4,8 @@ from django.urls import include, path
 from django_ratelimit.decorators import ratelimit
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from ops import views as ops_views
+
 # Password guessing on the admin's login form: django-ratelimit, per client address
 # (the API counts its own limits in its one Redis round trip, vouchers/api/ratelimits.py).
 admin_login = ratelimit(
@@ -12,6 +14,9 @@ admin_login = ratelimit(
 
 urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("vouchers.api.urls")),
     path("api/v1/webhooks/", include("vouchers.webhooks.urls")),

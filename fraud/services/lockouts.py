@@ -25,6 +25,7 @@ from fraud.exceptions import TooManyAttempts
 from fraud.models import FraudEvent
 from fraud.services import guessing
 from fraud.services.events import record_fraud_event
+from ops import metrics
 
 FAILURE_REASONS = ("unknown_code", "not_issued", "canary")
 
@@ -115,6 +116,7 @@ def _lock(scope: Scope, *, ctx: RiskContext, reason: str, failures: int, window:
     counters.set_value(scope.strikes_key, {"n": strike, "at": now}, ttl=memory + seconds)
     counters.set_value(scope.lock_key, {"until": now + seconds, "strike": strike}, ttl=seconds + 60)
     counters.window_clear(scope.failures_key, window=window)
+    metrics.LOCKOUTS.labels(scope=scope.name).inc()
     record_fraud_event(
         merchant_id=ctx.merchant_id,
         severity=FraudEvent.Severity.HIGH if scope.name == "api_key" else FraudEvent.Severity.LOW,
