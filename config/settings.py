@@ -108,7 +108,7 @@ INSTALLED_APPS = [
     "partners",
     "fraud",
     "vouchers.webhooks",
-    "ops",
+    "vouchers.ops",
 ]
 
 MIDDLEWARE = [
@@ -218,7 +218,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
     },
     "check-invariants": {
-        "task": "ops.tasks.check_invariants_daily",
+        "task": "vouchers.ops.tasks.check_invariants_daily",
         "schedule": 24 * 3600.0,
     },
 }

@@ -4,7 +4,7 @@ from django.urls import include, path
 from django_ratelimit.decorators import ratelimit
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ops import views as ops_views
+from vouchers.ops import views as ops_views
 
 # Password guessing on the admin's login form: django-ratelimit, per client address
 # (the API counts its own limits in its one Redis round trip, vouchers/api/ratelimits.py).

@@ -42,7 +42,7 @@ from fraud.exceptions import RiskCheckUnavailable
 from fraud.models import FraudEvent
 from fraud.services.events import record_fraud_event
 from fraud.services.lockouts import record_failed_attempt
-from ops import metrics
+from vouchers.ops import metrics
 
 logger = logging.getLogger("fraud.leaks")
 

@@ -25,7 +25,7 @@ from fraud.exceptions import TooManyAttempts
 from fraud.models import FraudEvent
 from fraud.services import guessing
 from fraud.services.events import record_fraud_event
-from ops import metrics
+from vouchers.ops import metrics
 
 FAILURE_REASONS = ("unknown_code", "not_issued", "canary")
 

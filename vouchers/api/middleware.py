@@ -17,8 +17,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import get_urlconf, is_valid_path
 
-from ops import metrics
 from vouchers.api.errors import PROBLEM, PayloadTooLarge, problem_body
+from vouchers.ops import metrics
 
 logger = logging.getLogger("vouchers.api")
 

@@ -10,9 +10,9 @@ from fraud.context import RiskContext
 from fraud.exceptions import FraudDenied
 from fraud.models import Outcome, RiskAssessment
 from fraud.services import assessment, leaks, lockouts
-from ops import metrics
 from vouchers.callers import Caller, CustomerContext
 from vouchers.models import Code
+from vouchers.ops import metrics
 
 
 def context_for(

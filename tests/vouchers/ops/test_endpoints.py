@@ -72,7 +72,7 @@ def test_readyz_is_503_naming_the_broker_when_it_does_not_answer():
 def test_readyz_is_503_naming_the_database_when_it_fails(monkeypatch):
     from django.db import OperationalError
 
-    from ops import views
+    from vouchers.ops import views
 
     def down():
         raise OperationalError("connection refused")

@@ -8,11 +8,11 @@ from django.core.management import CommandError, call_command
 from django.db.models import F
 from django.utils import timezone
 
-from ops.invariants import run_checks
-from ops.tasks import check_invariants_daily
 from tests.factories import StaffFactory
 from tests.vouchers.api.conftest import make_shop
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Redemption, StockCounter
+from vouchers.ops.invariants import run_checks
+from vouchers.ops.tasks import check_invariants_daily
 from vouchers.services.batch_status import void_batch
 
 pytestmark = pytest.mark.django_db

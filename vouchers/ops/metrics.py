@@ -3,7 +3,7 @@
 Import a counter and count where the fact becomes true (after it is committed where
 that matters):
 
-    from ops import metrics
+    from vouchers.ops import metrics
     metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered").inc()
 
 The names are part of what operators alert on: keep them stable.

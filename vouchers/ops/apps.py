@@ -2,5 +2,6 @@ from django.apps import AppConfig
 
 
 class OpsConfig(AppConfig):
-    name = "ops"
+    name = "vouchers.ops"
+    label = "ops"
     verbose_name = "Operations: health, metrics, invariants"

@@ -7,9 +7,9 @@ import logging
 from celery import shared_task
 from django.core.mail import mail_admins
 
-from ops.invariants import run_checks
+from vouchers.ops.invariants import run_checks
 
-logger = logging.getLogger("ops.invariants")
+logger = logging.getLogger("vouchers.ops.invariants")
 
 
 @shared_task(acks_late=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.invariants import CHECKS, run_checks
+from vouchers.ops.invariants import CHECKS, run_checks
 
 
 class Command(BaseCommand):
