@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from partners.services import ledger
 from vouchers import locks
 from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import (
@@ -62,6 +63,9 @@ def redeem_code(
             from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED,
             details={"redemption": str(redemption.pk)},
         )
+        # settlement: price the redemption (partners.services.ledger)
+        ledger.record_redemption(redemption=redemption, product=batch.product, code_last4=row.last4,
+                                 actor=caller.identity)
     redemption.code = row
     row.batch = batch
     return redemption
@@ -113,4 +117,6 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
         issuance_id=redemption.code.issuance_id, from_state=Code.State.REDEEMED,
         to_state=Code.State.ISSUED, details={"redemption": str(redemption.pk), "reason": reason[:200]},
     )
+    # settlement: negate the redemption's entries (partners.services.ledger)
+    ledger.record_reversal(redemption=redemption, actor=caller.identity)
     return redemption

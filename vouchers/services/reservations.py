@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from partners.services import ledger
 from vouchers import locks
 from vouchers.callers import Caller
 from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
@@ -45,6 +46,9 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
                 from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
                 actor=caller.identity, now=now, action="confirmed",
             )
+            # settlement: price the issued codes (partners.services.ledger)
+            ledger.record_issuance(issuance=issuance, codes=held, product=issuance.product, at=now,
+                                   actor=caller.identity)
             return issuance
         if issuance.status == Issuance.Status.RESERVED:
             release_held(issuance, to_status=Issuance.Status.EXPIRED, actor=caller.identity, action="expired")
