@@ -372,3 +372,18 @@ class StatementEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor}"
+
+
+class SigningKey(models.Model):
+    """A statement-signing public key, kept once it has signed, so that it stays published
+    after its private key leaves the environment's key ring (retired keys still verify)."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    public_key = models.CharField(max_length=64, help_text="Ed25519 public key, base64url (JWK `x`).")
+    first_used_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["first_used_at"]
+
+    def __str__(self) -> str:
+        return self.kid
