@@ -34,6 +34,13 @@ class InvalidAgreementTerms(DomainError):
     title = "Agreement terms refused"
 
 
+class InvalidRequest(DomainError):
+    """A request body the API cannot use; carries `errors` like a validation error."""
+
+    code = "invalid_request"
+    title = "Invalid request"
+
+
 class StatementInvalidState(DomainError):
     code = "invalid_state"
     status = 409

@@ -38,6 +38,7 @@ from partners.exceptions import (
     ContentMismatch,
     DisputeWindowClosed,
     InvalidAgreementTerms,
+    InvalidRequest,
     StatementInvalidState,
 )
 from partners.models import Agreement, Dispute, LedgerEntry, Statement, StatementEvent, StatementLine
@@ -372,7 +373,9 @@ def open_dispute(
             )
         )
         if unknown := [n for n in lines if n not in known]:
-            raise InvalidAgreementTerms(f"The statement has no lines {unknown}.", errors={"lines": unknown})
+            raise InvalidRequest(
+                f"The statement has no lines {unknown}.", errors={"lines": [str(n) for n in unknown]}
+            )
     dispute = Dispute.objects.create(
         statement=statement, reason=reason, lines=lines, claimed_amount_minor=claimed_amount_minor
     )

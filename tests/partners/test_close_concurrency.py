@@ -20,11 +20,20 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_concurrent_closes_during_redemptions_lose_nothing_and_duplicate_nothing():
     # given a weekly agreement and 20 issued codes, 5 of them already redeemed
     shop = make_shop(codes=20)
-    agreement = make_agreement(merchant=shop.storefront.merchant, products=[shop.product], period="weekly",
-                               valid_from=datetime.now(UTC) - timedelta(days=30))
-    codes = [c["code"] for i in range(4)
-             for c in shop.client.issue(shop.product.sku, quantity=5, customer=f"c{i}").json()["codes"]]
-    redeemed = [shop.client.redeem(code, customer=f"early{i}").json()["id"] for i, code in enumerate(codes[:5])]
+    agreement = make_agreement(
+        merchant=shop.storefront.merchant,
+        products=[shop.product],
+        period="weekly",
+        valid_from=datetime.now(UTC) - timedelta(days=30),
+    )
+    codes = [
+        c["code"]
+        for i in range(4)
+        for c in shop.client.issue(shop.product.sku, quantity=5, customer=f"c{i}").json()["codes"]
+    ]
+    redeemed = [
+        shop.client.redeem(code, customer=f"early{i}").json()["id"] for i, code in enumerate(codes[:5])
+    ]
     as_of = datetime.now(UTC) + timedelta(days=8)
 
     # when two closers run while 15 redemptions and 5 reversals happen
@@ -53,6 +62,8 @@ def test_concurrent_closes_during_redemptions_lose_nothing_and_duplicate_nothing
         assert current.period_start == previous.period_end
         assert current.opening_minor == previous.closing_minor
     for statement in chain:
-        lines_sum = StatementLine.objects.filter(statement=statement).aggregate(s=Sum("entry__amount_minor"))["s"]
+        lines_sum = StatementLine.objects.filter(statement=statement).aggregate(s=Sum("entry__amount_minor"))[
+            "s"
+        ]
         assert statement.total_minor == (lines_sum or 0)
     assert chain[-1].closing_minor == 125 * 15  # 20 redemptions, 5 reversed

@@ -8,6 +8,7 @@ from __future__ import annotations
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from partners.api.authentication import partner_caller
 from vouchers.callers import Caller
 from vouchers.models import StorefrontAPIKey
 
@@ -29,6 +30,10 @@ class ApiKeyAuthentication(BaseAuthentication):
             .filter(prefix=prefix, revoked=False).first()
             if dot else None
         )
+        if api_key is None and dot:  # settlement: a partner key (partners.api.authentication)
+            partner = partner_caller(prefix, key)
+            if partner is not None:
+                return partner, None
         if (
             api_key is None or api_key.has_expired or not api_key.is_valid(key)
             or not api_key.storefront.is_active

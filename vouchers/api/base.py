@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.http import Http404
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,8 +26,19 @@ TRANSIENT_STATUSES = {429, 503}
 
 
 class IsStorefront(BasePermission):
+    """A storefront key; a partner key on a storefront-only path is 404 not_found."""
+
     def has_permission(self, request, view) -> bool:
+        if isinstance(request.user, Caller) and request.user.kind == "partner":
+            raise Http404
         return isinstance(request.user, Caller) and request.user.kind == "storefront"
+
+
+class IsStorefrontOrPartner(BasePermission):
+    """Check, redemption and reversal: a storefront key or a partner key (settlement)."""
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, Caller)
 
 
 class StorefrontApiView(APIView):

@@ -90,7 +90,9 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
 
     Raises NotFound, AlreadyReversed, ReversalWindowClosed.
     """
-    redemption = locks.lock_redemption(redemption_id=redemption_id, storefront_id=caller.storefront_id)
+    redemption = locks.lock_redemption(
+        redemption_id=redemption_id, storefront_id=caller.storefront_id, partner_id=caller.partner_id
+    )
     if redemption is None:
         raise NotFound("No such redemption.")
     if redemption.reversed_at is not None:
