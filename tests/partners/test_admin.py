@@ -134,3 +134,25 @@ def test_payments_move_the_payment_status(worlds):
         LedgerEntry.objects.filter(kind="payment").order_by("seq").values_list("amount_minor", flat=True)
     )
     assert payments == [-100, -150]
+
+
+def test_demo_json_prints_a_working_partner_key_and_its_skus(db):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    out = StringIO()
+    call_command("demo", "--json", stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["partner_skus"] == ["DEMO-STREAM-1M"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {result['partner_api_key']}")
+    agreements = client.get("/api/v1/partner/agreements/").json()["results"]
+    assert [a["skus"] for a in agreements] == [["DEMO-STREAM-1M"]]
+    assert (agreements[0]["rate_bps"], agreements[0]["timezone"]) == (1000, "Europe/Berlin")
+    call_command("demo", "--json", stdout=StringIO())  # twice: still one agreement
+    from partners.models import Agreement
+
+    assert Agreement.objects.count() == 1
