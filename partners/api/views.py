@@ -29,6 +29,7 @@ from vouchers.api.views import (
     RETRY_AFTER,
     documented,
     problem,
+    replayed,
 )
 from vouchers.callers import Caller
 
@@ -89,7 +90,7 @@ class AgreementListApi(PartnerApiView):
     @extend_schema(
         operation_id="partner_agreements_list",
         tags=PARTNER_TAG,
-        parameters=PAGE_PARAMS,
+        parameters=[*PAGE_PARAMS, RETRY_AFTER],
         summary="The partner's agreements, one row per version",
         responses=documented({200: s.AgreementOutput(many=True), **READ_ERRORS}),
     )
@@ -111,7 +112,7 @@ class StatementListApi(PartnerApiView):
     @extend_schema(
         operation_id="partner_statements_list",
         tags=PARTNER_TAG,
-        parameters=PAGE_PARAMS,
+        parameters=[*PAGE_PARAMS, RETRY_AFTER],
         summary="The partner's statements, newest first",
         responses=documented({200: s.StatementOutput(many=True), **READ_ERRORS}),
     )
@@ -130,6 +131,7 @@ class StatementListApi(PartnerApiView):
 class StatementDetailApi(PartnerApiView):
     @extend_schema(
         operation_id="partner_statements_retrieve",
+        parameters=[RETRY_AFTER],
         tags=PARTNER_TAG,
         summary="One statement",
         responses=documented({200: s.StatementOutput, **READ_ERRORS}),
@@ -170,7 +172,7 @@ class StatementLinesApi(PartnerApiView):
     @extend_schema(
         operation_id="partner_statement_lines",
         tags=PARTNER_TAG,
-        parameters=PAGE_PARAMS,
+        parameters=[*PAGE_PARAMS, RETRY_AFTER],
         summary="A statement's lines, in order; never a code",
         responses=documented({200: s.LineOutput(many=True), **READ_ERRORS}),
     )
@@ -185,6 +187,7 @@ class StatementLinesApi(PartnerApiView):
 class StatementCsvApi(PartnerApiView):
     @extend_schema(
         operation_id="partner_statement_lines_csv",
+        parameters=[RETRY_AFTER],
         tags=PARTNER_TAG,
         summary="A statement's lines as CSV (RFC 4180, UTF-8, formula cells neutralised)",
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR), **documented(READ_ERRORS)},
@@ -207,13 +210,14 @@ class StatementDocumentApi(PartnerApiView):
         tags=PARTNER_TAG,
         summary="The exact signed bytes (RFC 8785 JSON); the detached JWS is in Statement-Signature",
         parameters=[
+            RETRY_AFTER,
             OpenApiParameter(
                 "Statement-Signature",
                 str,
                 OpenApiParameter.HEADER,
                 response=[200],
                 description="Compact JWS with detached payload (alg EdDSA, kid).",
-            )
+            ),
         ],
         responses={
             (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT),
@@ -231,6 +235,7 @@ class StatementDocumentApi(PartnerApiView):
 class KeysApi(PartnerApiView):
     @extend_schema(
         operation_id="partner_keys",
+        parameters=[RETRY_AFTER],
         tags=PARTNER_TAG,
         summary="Statement-signing public keys (JWKS), retired ones included",
         responses=documented({200: s.KeysOutput, **READ_ERRORS}),
@@ -245,7 +250,7 @@ class StatementConfirmApi(PartnerIdempotentApiView):
         tags=PARTNER_TAG,
         request=s.ConfirmInput,
         summary="Confirm a statement, pinned to its content_sha256",
-        parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
+        parameters=[IDEMPOTENCY_KEY, replayed(200), RETRY_AFTER],
         responses=documented(
             {
                 200: s.StatementOutput,
@@ -289,7 +294,7 @@ class StatementDisputeApi(PartnerIdempotentApiView):
         tags=PARTNER_TAG,
         request=s.DisputeInput,
         summary="Dispute a statement or some of its lines, within the dispute window",
-        parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
+        parameters=[IDEMPOTENCY_KEY, replayed(201), RETRY_AFTER],
         responses=documented(
             {
                 201: s.DisputeOutput,
@@ -342,7 +347,7 @@ class StatementReconcileApi(PartnerIdempotentApiView):
         tags=PARTNER_TAG,
         request={"text/csv": OpenApiTypes.STR},
         summary="Diff the partner's records (CSV: source_id, amount) against a statement; changes nothing",
-        parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
+        parameters=[IDEMPOTENCY_KEY, replayed(200), RETRY_AFTER],
         responses=documented(
             {200: s.ReconcileOutput, **COMMON_ERRORS, **IDEMPOTENCY_ERRORS, 404: problem("`not_found`.")}
         ),
@@ -408,6 +413,7 @@ class LedgerFeedApi(PartnerApiView):
         tags=PARTNER_TAG,
         summary="The partner's ledger entries in sequence order, after a sequence number",
         parameters=[
+            RETRY_AFTER,
             OpenApiParameter("after", int, OpenApiParameter.QUERY, description="Last seq seen (default 0)."),
             OpenApiParameter(
                 "limit", int, OpenApiParameter.QUERY, description="Entries (default 100, max 1000)."

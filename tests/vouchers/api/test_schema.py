@@ -17,6 +17,18 @@ API_PATHS = [
     "/api/v1/codes/check/",
     "/api/v1/redemptions/",
     "/api/v1/redemptions/{redemption_id}/reversal/",
+    # partner endpoints (settlement)
+    "/api/v1/partner/agreements/",
+    "/api/v1/partner/statements/",
+    "/api/v1/partner/statements/{statement_id}/",
+    "/api/v1/partner/statements/{statement_id}/lines/",
+    "/api/v1/partner/statements/{statement_id}/lines.csv",
+    "/api/v1/partner/statements/{statement_id}/document/",
+    "/api/v1/partner/statements/{statement_id}/confirm/",
+    "/api/v1/partner/statements/{statement_id}/disputes/",
+    "/api/v1/partner/statements/{statement_id}/reconcile/",
+    "/api/v1/partner/keys/",
+    "/api/v1/partner/ledger/",
 ]
 # Every stable error `code` API.md names.
 API_ERROR_CODES = [
@@ -31,6 +43,8 @@ API_ERROR_CODES = [
     "fraud_denied",
     "reservation_expired",
     "invalid_state",
+    "content_mismatch",
+    "dispute_window_closed",
     "unknown_code",
     "already_redeemed",
     "code_expired",
@@ -45,6 +59,9 @@ IDEMPOTENT_OPERATIONS = [
     "/api/v1/issuances/{issuance_id}/cancel/",
     "/api/v1/redemptions/",
     "/api/v1/redemptions/{redemption_id}/reversal/",
+    "/api/v1/partner/statements/{statement_id}/confirm/",
+    "/api/v1/partner/statements/{statement_id}/disputes/",
+    "/api/v1/partner/statements/{statement_id}/reconcile/",
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -142,7 +159,8 @@ def test_errors_are_documented_as_problem_json(schema):
                 body = response["content"]["application/problem+json"]["schema"]
                 assert body == {"$ref": "#/components/schemas/ProblemOutput"}, (method, path, status)
             else:
-                assert media_types == ["application/json"], (method, path, status)
+                expected = ["text/csv"] if path.endswith("lines.csv") else ["application/json"]
+                assert media_types == expected, (method, path, status)
 
 
 def test_product_list_documents_its_pages(schema):
