@@ -192,3 +192,31 @@ def test_an_issued_statement_cannot_be_changed_or_deleted(january):
 def test_the_document_serialiser_matches_rfc8785():
     value = {"b": 'ü\u0001\n"\\ /\u2028', "a": [1, -2, None, "x"], "é": {"z": 0, "A": "𝄞"}}
     assert statements._dump(value) == rfc8785.dumps(value)
+
+
+def test_verify_statement_checks_a_document_offline(january, tmp_path):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    (statement,) = close(datetime(2026, 2, 1, 0, 5, tzinfo=UTC))
+    document, keys = tmp_path / "statement.json", tmp_path / "keys.json"
+    document.write_bytes(bytes(statement.document))
+    keys.write_text(json.dumps({"keys": published_keys()}))
+    out = StringIO()
+    call_command(
+        "verify_statement", document=str(document), signature=statement.signature, keys=str(keys), stdout=out
+    )
+    assert out.getvalue().strip() == "signature valid"
+    document.write_bytes(bytes(statement.document).replace(b'"total_minor":375', b'"total_minor":376'))
+    with pytest.raises(CommandError, match="INVALID"):
+        call_command(
+            "verify_statement", document=str(document), signature=statement.signature, keys=str(keys)
+        )
+
+
+def test_close_statements_command_refuses_a_future_as_of_without_allow_future(db):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="future"):
+        call_command("close_statements", "--as-of", "2999-01-01T00:00:00+00:00")

@@ -19,11 +19,11 @@ class Command(BaseCommand):
         parser.add_argument("--keys", required=True, type=Path, help="The JWKS from /api/v1/partner/keys/.")
 
     def handle(self, *args, **options) -> None:
-        document = options["document"].read_bytes()
+        document = Path(options["document"]).read_bytes()
         signature = options["signature"]
         if Path(signature).is_file():
             signature = Path(signature).read_text()
-        jwks = json.loads(options["keys"].read_text())
+        jwks = json.loads(Path(options["keys"]).read_text())
         if not verify_detached(document, signature.strip(), jwks):
             raise CommandError("signature INVALID for this document")
         self.stdout.write("signature valid")
