@@ -12,6 +12,7 @@ import binascii
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,14 +44,14 @@ def _decode_key(name: str, value: str) -> bytes:
     return key
 
 
-def _parse_key_ring(spec: str) -> dict[str, bytes]:
+def _parse_key_ring(spec: str, name: str = "VOUCHER_ENCRYPTION_KEYS") -> dict[str, bytes]:
     """Parse 'id1:base64,id2:base64' into {id: key}."""
     ring: dict[str, bytes] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         key_id, sep, material = part.partition(":")
         if not sep or not key_id:
-            raise ImproperlyConfigured("VOUCHER_ENCRYPTION_KEYS entries look like 'id:base64key'.")
-        ring[key_id] = _decode_key(f"VOUCHER_ENCRYPTION_KEYS[{key_id}]", material)
+            raise ImproperlyConfigured(f"{name} entries look like 'id:base64key'.")
+        ring[key_id] = _decode_key(f"{name}[{key_id}]", material)
     return ring
 
 
@@ -90,6 +91,24 @@ else:
 
 if VOUCHER_PRIMARY_KEY_ID not in VOUCHER_ENCRYPTION_KEYS:
     raise ImproperlyConfigured("VOUCHER_PRIMARY_KEY_ID must name a key in VOUCHER_ENCRYPTION_KEYS.")
+
+# Ed25519 keys signing settlement statements, a ring like the encryption keys:
+# 'kid:base64(32-byte private key),...'. The one named by PARTNER_SIGNING_KEY_ID signs
+# new statements; the others stay published so that older statements still verify.
+if PRODUCTION or env.str("PARTNER_SIGNING_KEYS", default=""):
+    PARTNER_SIGNING_KEYS = _parse_key_ring(
+        _required("PARTNER_SIGNING_KEYS"), name="PARTNER_SIGNING_KEYS"
+    )
+    PARTNER_SIGNING_KEY_ID = _required("PARTNER_SIGNING_KEY_ID")
+else:
+    from config.dev_keys import signing_keys
+
+    PARTNER_SIGNING_KEYS, PARTNER_SIGNING_KEY_ID = signing_keys(DEV_KEYS_FILE)
+    PARTNER_SIGNING_KEYS = {
+        kid: _decode_key(f"dev signing key {kid}", material) for kid, material in PARTNER_SIGNING_KEYS.items()
+    }
+if PARTNER_SIGNING_KEY_ID not in PARTNER_SIGNING_KEYS:
+    raise ImproperlyConfigured("PARTNER_SIGNING_KEY_ID must name a key in PARTNER_SIGNING_KEYS.")
 
 # --- applications -----------------------------------------------------------------
 
@@ -204,6 +223,10 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-reservations": {
         "task": "vouchers.tasks.release_expired_reservations",
         "schedule": 30.0,
+    },
+    "close-settlement-statements": {
+        "task": "partners.tasks.close_statements_daily",
+        "schedule": crontab(hour=0, minute=15),
     },
     "purge-expired-records": {
         "task": "vouchers.tasks.purge_expired_records",

@@ -18,6 +18,7 @@ urlpatterns = [
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
+    path("api/v1/partner/", include("partners.api.urls")),
     path("api/v1/", include("vouchers.api.urls")),
     path("api/v1/webhooks/", include("vouchers.webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

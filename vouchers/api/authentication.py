@@ -18,6 +18,7 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from partners.api.authentication import partner_caller
 from vouchers.callers import Caller
 from vouchers.models import StorefrontAPIKey
 
@@ -118,6 +119,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not usable(record, key):
             record = load_key(prefix, version=None)
             if not usable(record, key):
+                # Settlement: a partner key (partners.api.authentication); not cached in
+                # process, so a revoked partner key stops at once.
+                partner = partner_caller(prefix, key)
+                if partner is not None:
+                    return partner, None
                 raise AuthenticationFailed("Unknown, revoked or expired API key.")
         request._request._api_key_plaintext = key
         return record.caller(), record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import Http404
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
@@ -24,8 +25,19 @@ CACHED_PER_MERCHANT = (versions.API_KEYS, versions.FRAUD_RULES, versions.FRAUD_L
 
 
 class IsStorefront(BasePermission):
+    """A storefront key; a partner key on a storefront-only path is 404 not_found."""
+
     def has_permission(self, request, view) -> bool:
+        if isinstance(request.user, Caller) and request.user.kind == "partner":
+            raise Http404
         return isinstance(request.user, Caller) and request.user.kind == "storefront"
+
+
+class IsStorefrontOrPartner(BasePermission):
+    """Check, redemption and reversal: a storefront key or a partner key (settlement)."""
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, Caller)
 
 
 class StorefrontApiView(APIView):
@@ -55,11 +67,19 @@ class StorefrontApiView(APIView):
             ratelimits.admit(request, api_key_id=None)
             raise
         # One Redis round trip: both rate limits, the lockout state, the cache versions.
-        merchant_id = request.user.merchant_id
+        caller: Caller = request.user
+        if caller.kind == "partner":
+            # A partner key acts across merchants and is not cached in process: its
+            # own rate-limit bucket, and no per-merchant versions to read.
+            lockout_keys = self.read_ahead_keys(request)
+            values = ratelimits.admit(request, api_key_id=f"partner-{caller.api_key_id}", reads=lockout_keys)
+            counters.remember_read_ahead(lockout_keys, values)
+            return
+        merchant_id = caller.merchant_id
         version_keys = [versions.key(merchant_id, name) for name in CACHED_PER_MERCHANT]
         lockout_keys = self.read_ahead_keys(request)
         values = ratelimits.admit(
-            request, api_key_id=request.user.api_key_id, reads=lockout_keys + version_keys
+            request, api_key_id=caller.api_key_id, reads=lockout_keys + version_keys
         )
         counters.remember_read_ahead(lockout_keys, values)
         versions.remember(values, version_keys)

@@ -11,6 +11,7 @@ from django.db.models import BooleanField, F
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from partners.services import ledger
 from vouchers import locks, selectors
 from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import OutOfStock, UnknownProduct
@@ -79,6 +80,9 @@ def issue_codes(
             to_state=Code.State.RESERVED if held else Code.State.ISSUED, actor=caller.identity,
             now=now, action={"issued": "issued", "reserved": "reserved", "review": "held_for_review"}[status],
         )
+        if not held:  # settlement: price the issued codes (partners.services.ledger)
+            ledger.record_issuance(issuance=issuance, codes=claimed, product=product, at=now,
+                                   actor=caller.identity)
         risk.attach(decision, issuance_id=issuance.pk)
         # HOOK (docs/transactions.md): after the effect, inside the transaction, with
         # issuance.pk, product.pk, the claimed code ids, issuance.status and `now`

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from partners.services import ledger
 from vouchers import fastpath, locks
 from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import (
@@ -70,6 +71,9 @@ def redeem_code(
             from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED,
             details={"redemption": str(redemption.pk)},
         )
+        # settlement: price the redemption (partners.services.ledger)
+        ledger.record_redemption(redemption=redemption, product=batch.product, code_last4=row.last4,
+                                 actor=caller.identity)
         webhooks.redemption_changed(redemption, event_type="code.redeemed")
     redemption.code = row
     row.batch = batch
@@ -92,6 +96,9 @@ def _redeem_fast(*, caller: Caller, row: Code, decision, order_ref: str, locatio
     # HOOK (docs/transactions.md): after the effect, inside the transaction, with
     # redemption.pk, row.pk, row.batch.product_id, row.issuance_id and `now`. A recorder
     # that must live in the statement itself joins REDEEM_SQL as one more CTE.
+    # settlement: price the redemption (partners.services.ledger)
+    ledger.record_redemption(redemption=redemption, product=row.batch.product, code_last4=row.last4,
+                             actor=caller.identity)
     webhooks.redemption_changed(redemption, event_type="code.redeemed")
     return redemption
 
@@ -115,7 +122,9 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
 
     Raises NotFound, AlreadyReversed, ReversalWindowClosed.
     """
-    redemption = locks.lock_redemption(redemption_id=redemption_id, storefront_id=caller.storefront_id)
+    redemption = locks.lock_redemption(
+        redemption_id=redemption_id, storefront_id=caller.storefront_id, partner_id=caller.partner_id
+    )
     if redemption is None:
         raise NotFound("No such redemption.")
     if redemption.reversed_at is not None:
@@ -144,5 +153,7 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
         issuance_id=redemption.code.issuance_id, from_state=Code.State.REDEEMED,
         to_state=Code.State.ISSUED, details={"redemption": str(redemption.pk), "reason": reason[:200]},
     )
+    # settlement: negate the redemption's entries (partners.services.ledger)
+    ledger.record_reversal(redemption=redemption, actor=caller.identity)
     webhooks.redemption_changed(redemption, event_type="redemption.reversed")
     return redemption

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from partners.services import ledger
 from vouchers import locks
 from vouchers.callers import Caller
 from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
@@ -46,6 +47,9 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
                 from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
                 actor=caller.identity, now=now, action="confirmed",
             )
+            # settlement: price the issued codes (partners.services.ledger)
+            ledger.record_issuance(issuance=issuance, codes=held, product=issuance.product, at=now,
+                                   actor=caller.identity)
             # HOOK (docs/transactions.md): the codes are issued now: after the effect,
             # inside the transaction, with issuance.pk, its product id, the code ids, `now`.
             webhooks.issuance_changed(issuance, codes=held)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from partners.services import ledger
 from vouchers import locks
 from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
 from vouchers.models import Batch, Code, Issuance
@@ -31,12 +32,16 @@ def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuanc
         if issuance.reserved_until is None or issuance.reserved_until > now:
             issuance.status = Issuance.Status.ISSUED
             issuance.save(update_fields=["status", "updated_at"])
+            codes = list(issuance.codes.order_by("pk"))
             move_codes(
-                codes=list(issuance.codes.order_by("pk")), issuance=issuance,
+                codes=codes, issuance=issuance,
                 from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
                 actor=actor_for_user(reviewer), now=now, action="review_approved",
             )
-            webhooks.issuance_changed(issuance, codes=issuance.codes.all(), event_type="issuance.review_approved")  # noqa: E501
+            # settlement: price the issued codes (partners.services.ledger)
+            ledger.record_issuance(issuance=issuance, codes=codes, product=issuance.product, at=now,
+                                   actor=actor_for_user(reviewer))
+            webhooks.issuance_changed(issuance, codes=codes, event_type="issuance.review_approved")
             return issuance
         release_held(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
     raise ReservationExpired("The review waited too long; its codes went back to stock.")

@@ -20,6 +20,18 @@ API_PATHS = [
     "/api/v1/redemptions/{redemption_id}/reversal/",
     "/api/v1/webhooks/endpoints/",
     "/api/v1/webhooks/endpoints/{endpoint_id}/",
+    # partner endpoints (settlement)
+    "/api/v1/partner/agreements/",
+    "/api/v1/partner/statements/",
+    "/api/v1/partner/statements/{statement_id}/",
+    "/api/v1/partner/statements/{statement_id}/lines/",
+    "/api/v1/partner/statements/{statement_id}/lines.csv",
+    "/api/v1/partner/statements/{statement_id}/document/",
+    "/api/v1/partner/statements/{statement_id}/confirm/",
+    "/api/v1/partner/statements/{statement_id}/disputes/",
+    "/api/v1/partner/statements/{statement_id}/reconcile/",
+    "/api/v1/partner/keys/",
+    "/api/v1/partner/ledger/",
 ]
 # Every stable error `code` API.md names.
 API_ERROR_CODES = [
@@ -34,6 +46,8 @@ API_ERROR_CODES = [
     "fraud_denied",
     "reservation_expired",
     "invalid_state",
+    "content_mismatch",
+    "dispute_window_closed",
     "unknown_code",
     "already_redeemed",
     "code_expired",
@@ -49,6 +63,9 @@ IDEMPOTENT_OPERATIONS = [
     "/api/v1/redemptions/",
     "/api/v1/redemptions/{redemption_id}/reversal/",
     "/api/v1/webhooks/endpoints/",
+    "/api/v1/partner/statements/{statement_id}/confirm/",
+    "/api/v1/partner/statements/{statement_id}/disputes/",
+    "/api/v1/partner/statements/{statement_id}/reconcile/",
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -149,7 +166,8 @@ def test_errors_are_documented_as_problem_json(schema):
                 body = response["content"]["application/problem+json"]["schema"]
                 assert body == {"$ref": "#/components/schemas/ProblemOutput"}, (method, path, status)
             else:
-                assert media_types == ["application/json"], (method, path, status)
+                expected = ["text/csv"] if path.endswith("lines.csv") else ["application/json"]
+                assert media_types == expected, (method, path, status)
 
 
 def test_product_list_documents_its_pages(schema):

@@ -23,7 +23,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from partners.models import Partner
+from partners.models import Agreement, Partner
+from partners.services.agreements import add_version
+from partners.services.keys import create_partner_key
 from vouchers.codeformat import CodeFormat
 from vouchers.models import Merchant, MerchantStaff, Product, Storefront
 from vouchers.selectors import available_by_product
@@ -37,6 +39,7 @@ STOREFRONT_NAME = "Demo Storefront"
 ADMIN_USERNAME = "admin"
 STAFF_USERNAME = "merchant-staff"
 PARTNER_SLUG = "demo-partner"
+PARTNER_SKU = "DEMO-STREAM-1M"  # the product the demo partner honours under its agreement
 CODES_PER_PRODUCT = 200
 
 
@@ -75,6 +78,24 @@ def _ensure_user(*, username: str, superuser: bool) -> tuple[object, str]:
     user.is_superuser = superuser
     user.save()
     return user, password
+
+
+def _ensure_partner_agreement(*, merchant: Merchant, partner: Partner) -> list[str]:
+    """The demo agreement: the partner honours its streaming product, paid 10% of face value
+    per redemption, settled monthly in Europe/Berlin. Returns the SKUs it covers."""
+    product = Product.objects.get(merchant=merchant, sku=PARTNER_SKU)
+    agreement, _ = Agreement.objects.get_or_create(
+        merchant=merchant, partner=partner, currency=product.currency,
+        defaults={"name": "Demo streaming benefit", "period": "monthly", "timezone": "Europe/Berlin",
+                  "dispute_window_days": 14},
+    )
+    if not agreement.versions.exists():
+        add_version(
+            agreement=agreement, products=[product], basis="redeemed", direction="merchant_pays_partner",
+            valid_from=timezone.now().replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0),
+            rate_bps=1000,
+        )
+    return sorted({p.sku for v in agreement.versions.all() for p in v.products.all()})
 
 
 def _create_api_key(*, storefront: Storefront, created_by) -> str:
@@ -133,7 +154,11 @@ class Command(BaseCommand):
                         reference="demo",
                     )
                 products.append(product)
+            partner_skus = _ensure_partner_agreement(merchant=merchant, partner=partner)
         api_key = _create_api_key(storefront=storefront, created_by=admin)
+        _, partner_api_key = create_partner_key(
+            partner=partner, name=f"demo {timezone.now():%Y-%m-%d %H:%M:%S}"
+        )
         available = available_by_product([p.pk for p in products])
         return {
             "admin_username": ADMIN_USERNAME,
@@ -146,6 +171,8 @@ class Command(BaseCommand):
             "merchant": merchant.slug,
             "merchant_name": merchant.name,
             "partner": partner.slug,
+            "partner_api_key": partner_api_key,
+            "partner_skus": partner_skus,
             "skus": [p.sku for p in products],
             "products": [
                 {
@@ -168,6 +195,8 @@ class Command(BaseCommand):
         w(f"Storefront:        {r['storefront']} ({r['merchant_name']})")
         w(f"  API key          {r['storefront_api_key']}")
         w(f"API:               {r['api_base']}  (send 'Authorization: Api-Key <key>')")
+        w(f"Partner:           {r['partner']} honours {', '.join(r['partner_skus'])}")
+        w(f"  API key          {r['partner_api_key']}  (partner endpoints: {r['api_base']}partner/)")
         w("Products:")
         for p in r["products"]:
             w(f"  {p['sku']:<16} {p['name']:<24} {p['face_value']:>8} {p['currency']}  "
