@@ -215,8 +215,13 @@ def run_and_check(ops):
         entry, statement = line.entry, line.statement
         assert entry.occurred_at < statement.period_end
         if entry.occurred_at < statement.period_start and entry.reverses_id is None:
-            original = line.original_statement
-            assert original is not None and original.period_start <= entry.occurred_at < original.period_end
+            # a late entry points at the statement of its own period; an entry older than
+            # the agreement's first statement has none to point at
+            covering = Statement.objects.filter(
+                agreement_id=entry.agreement_id, period_start__lte=entry.occurred_at,
+                period_end__gt=entry.occurred_at,
+            ).first()
+            assert line.original_statement == covering
 
     # every statement adds up: total = sum of lines = recomputed; opening = previous closing
     for ag, *_ in world.terms:
