@@ -33,3 +33,21 @@ def load_or_create(path: Path) -> dict:
         json.dump(material, handle, indent=2)
     print(f"Created development keys in {path} (not for production).", file=sys.stderr)
     return material
+
+
+def signing_keys(path: Path) -> tuple[dict[str, str], str]:
+    """The development Ed25519 statement-signing key ring ({kid: base64 seed}, primary kid).
+
+    Added to an existing development key file on first use (files made before
+    statements were signed lack it).
+    """
+    material = load_or_create(path)
+    if "signing_keys" not in material:
+        material["signing_keys"] = {"devsig1": base64.b64encode(secrets.token_bytes(32)).decode()}
+        material["signing_key_id"] = "devsig1"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(material, handle, indent=2)
+        os.replace(tmp, path)
+    return material["signing_keys"], material["signing_key_id"]

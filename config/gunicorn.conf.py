@@ -66,12 +66,29 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)sus'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 
-# Bounds on what a client may send before Django sees it.
-limit_request_line = 4094
-limit_request_fields = 100
-limit_request_field_size = 8190
+# Bounds on what a client may send before Django sees it. gunicorn answers a request
+# over them itself (400 in plain HTML, before the application runs), so the reverse
+# proxy in front enforces the same limits first, with a problem+json answer (see
+# docs/deploy.md). They are consistent with the API's: the longest request line the API
+# serves (a path, a cursor and filters) is far below 4,094 bytes; the largest header it
+# reads is Idempotency-Key (at most 255 characters) or Authorization (an API key, under
+# 100); a body is limited by the application itself (API_MAX_BODY_BYTES, 8 KB by
+# default, refused with 413 problem+json from its Content-Length before it is read:
+# gunicorn has no body limit of its own).
+limit_request_line = _int("GUNICORN_LIMIT_REQUEST_LINE", 4094)
+limit_request_fields = _int("GUNICORN_LIMIT_REQUEST_FIELDS", 100)
+limit_request_field_size = _int("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", 8190)
 
 proc_name = "vouchers-api"
+
+
+def child_exit(server, worker):
+    """A dead worker's counters stay in PROMETHEUS_MULTIPROC_DIR (summed by /metrics); its
+    live gauges, if any, are dropped."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 # gunicorn >= 24 opens a control socket in the user's home by default; two servers on
 # one host would fight over it. Opt in with a path of your own.

@@ -12,6 +12,7 @@ import binascii
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,14 +44,14 @@ def _decode_key(name: str, value: str) -> bytes:
     return key
 
 
-def _parse_key_ring(spec: str) -> dict[str, bytes]:
+def _parse_key_ring(spec: str, name: str = "VOUCHER_ENCRYPTION_KEYS") -> dict[str, bytes]:
     """Parse 'id1:base64,id2:base64' into {id: key}."""
     ring: dict[str, bytes] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         key_id, sep, material = part.partition(":")
         if not sep or not key_id:
-            raise ImproperlyConfigured("VOUCHER_ENCRYPTION_KEYS entries look like 'id:base64key'.")
-        ring[key_id] = _decode_key(f"VOUCHER_ENCRYPTION_KEYS[{key_id}]", material)
+            raise ImproperlyConfigured(f"{name} entries look like 'id:base64key'.")
+        ring[key_id] = _decode_key(f"{name}[{key_id}]", material)
     return ring
 
 
@@ -91,6 +92,24 @@ else:
 if VOUCHER_PRIMARY_KEY_ID not in VOUCHER_ENCRYPTION_KEYS:
     raise ImproperlyConfigured("VOUCHER_PRIMARY_KEY_ID must name a key in VOUCHER_ENCRYPTION_KEYS.")
 
+# Ed25519 keys signing settlement statements, a ring like the encryption keys:
+# 'kid:base64(32-byte private key),...'. The one named by PARTNER_SIGNING_KEY_ID signs
+# new statements; the others stay published so that older statements still verify.
+if PRODUCTION or env.str("PARTNER_SIGNING_KEYS", default=""):
+    PARTNER_SIGNING_KEYS = _parse_key_ring(
+        _required("PARTNER_SIGNING_KEYS"), name="PARTNER_SIGNING_KEYS"
+    )
+    PARTNER_SIGNING_KEY_ID = _required("PARTNER_SIGNING_KEY_ID")
+else:
+    from config.dev_keys import signing_keys
+
+    PARTNER_SIGNING_KEYS, PARTNER_SIGNING_KEY_ID = signing_keys(DEV_KEYS_FILE)
+    PARTNER_SIGNING_KEYS = {
+        kid: _decode_key(f"dev signing key {kid}", material) for kid, material in PARTNER_SIGNING_KEYS.items()
+    }
+if PARTNER_SIGNING_KEY_ID not in PARTNER_SIGNING_KEYS:
+    raise ImproperlyConfigured("PARTNER_SIGNING_KEY_ID must name a key in PARTNER_SIGNING_KEYS.")
+
 # --- applications -----------------------------------------------------------------
 
 INSTALLED_APPS = [
@@ -112,10 +131,15 @@ INSTALLED_APPS = [
     "fraud",
     "vouchers.dashboard",
     "vouchers.audit",
+    "vouchers.webhooks",
+    "vouchers.ops",
 ]
 
 MIDDLEWARE = [
+    "config.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Under /api/: the body-size limit before anything reads a body, problem+json errors.
+    "vouchers.api.middleware.ApiProblemMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language follows the browser (Accept-Language); English is the default.
     "django.middleware.locale.LocaleMiddleware",
@@ -192,6 +216,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task taken by a worker that then died (kill -9, lost host) is handed out again after
+# this many seconds (Redis broker). Keep it above the longest task's run time.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -212,9 +239,25 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.dashboard.tasks.check_stock_alerts",
         "schedule": 600.0,
     },
-    "purge-idempotency-records": {
-        "task": "vouchers.tasks.purge_idempotency_records",
+    "close-settlement-statements": {
+        "task": "partners.tasks.close_statements_daily",
+        "schedule": crontab(hour=0, minute=15),
+    },
+    "purge-expired-records": {
+        "task": "vouchers.tasks.purge_expired_records",
         "schedule": 3600.0,
+    },
+    "dispatch-due-webhooks": {
+        "task": "vouchers.webhooks.tasks.dispatch_due_webhooks",
+        "schedule": env.float("WEBHOOK_DISPATCH_INTERVAL_SECONDS", default=15.0),
+    },
+    "webhook-stock-and-expiry-events": {
+        "task": "vouchers.webhooks.tasks.emit_stock_and_expiry_events",
+        "schedule": 600.0,
+    },
+    "check-invariants": {
+        "task": "vouchers.ops.tasks.check_invariants_daily",
+        "schedule": 24 * 3600.0,
     },
 }
 
@@ -258,7 +301,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["vouchers.api.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "vouchers.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -275,6 +318,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # An issuance's status appears in several shapes (detail, list, filter): one name.
+    "ENUM_NAME_OVERRIDES": {
+        "IssuanceStatusEnum": "vouchers.models.Issuance.Status",
+        "WebhookEventTypeEnum": "vouchers.webhooks.events.EVENT_CHOICES",
+    },
 }
 
 # --- storefront API ---------------------------------------------------------------
@@ -283,13 +331,30 @@ SPECTACULAR_SETTINGS = {
 # customers): generous, so a busy storefront is not throttled by its own traffic.
 API_RATE_PER_KEY = env.str("API_RATE_PER_KEY", default="6000/m")
 API_RATE_PER_ADDRESS = env.str("API_RATE_PER_ADDRESS", default="12000/m")
+ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="20/m")
 # An in-progress idempotency record older than this whose attempt holds no lock died.
 IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=60)
 IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", default=48)
+# Retention of the other records, purged hourly by beat in batches (README "Retention").
+RETENTION_RISK_ASSESSMENT_DAYS = env.int("RETENTION_RISK_ASSESSMENT_DAYS", default=90)
+RETENTION_FRAUD_EVENT_DAYS = env.int("RETENTION_FRAUD_EVENT_DAYS", default=365)
+RETENTION_WEBHOOK_DELIVERY_DAYS = env.int("RETENTION_WEBHOOK_DELIVERY_DAYS", default=30)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 # An issuance held for fraud review keeps its codes this long; undecided, it expires
 # and the codes return to stock.
 VOUCHER_REVIEW_TTL_SECONDS = env.int("VOUCHER_REVIEW_TTL_SECONDS", default=24 * 60 * 60)
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
+# The largest JSON body the API reads (bytes). Storefront bodies are a few hundred bytes;
+# a larger one is refused with 413 before it is read or parsed. Keep the reverse proxy's
+# body limit (docs/deploy.md) at or above it.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8192)
+
+# --- operations: /readyz, /metrics -----------------------------------------------
+
+READYZ_TIMEOUT = env.float("READYZ_TIMEOUT", default=2.0)
+# /metrics in production: a bearer token, or client addresses / CIDR ranges (REMOTE_ADDR).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 
 # --- product settings -------------------------------------------------------------
 
@@ -297,6 +362,26 @@ API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 # (10^9 guesses then hit a code with probability at most 1 in 1,000).
 VOUCHER_MIN_SPACE_PER_CODE = 10**12
 VOUCHER_STOCK_SHARDS = env.int("VOUCHER_STOCK_SHARDS", default=16)
+
+# --- webhooks ---------------------------------------------------------------------
+
+# Production: endpoint URLs must be https and resolve to public addresses only (checked
+# at creation and before every delivery). The development profile allows http and
+# local addresses, so a receiver on 127.0.0.1 can be tried out.
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=PRODUCTION)
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=not PRODUCTION)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RETRY_FOR_SECONDS = env.int("WEBHOOK_RETRY_FOR_SECONDS", default=3 * 24 * 60 * 60)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env.float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", default=6 * 60 * 60)
+WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 60 * 60)
+# How long a process trusts its cached list of who subscribes to what.
+WEBHOOK_SUBSCRIPTION_CACHE_SECONDS = env.float("WEBHOOK_SUBSCRIPTION_CACHE_SECONDS", default=5.0)
+# stock.low: a product with this many codes in stock or fewer, announced at most once per period.
+WEBHOOK_STOCK_LOW_THRESHOLD = env.int("WEBHOOK_STOCK_LOW_THRESHOLD", default=10)
+WEBHOOK_STOCK_LOW_REPEAT_HOURS = env.int("WEBHOOK_STOCK_LOW_REPEAT_HOURS", default=24)
+# codes.expiring: a batch with stock whose validity ends within this many days.
+WEBHOOK_EXPIRING_WITHIN_DAYS = env.int("WEBHOOK_EXPIRING_WITHIN_DAYS", default=7)
 
 # --- e-mail (fraud alerts to merchant staff) -------------------------------------
 
@@ -312,20 +397,35 @@ ADMINS = [("Operators", a) for a in env.list("ADMINS_EMAILS", default=[])]
 
 # --- logging ----------------------------------------------------------------------
 
+# JSON lines in production (one object per line: time, level, logger, message and the
+# request fields), plain text in development. Every handler scrubs code-shaped tokens.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'json' or 'plain'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"scrub_codes": {"()": "config.logs.CodeScrubbingFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logs.JsonLogFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["scrub_codes"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# The Celery worker keeps this configuration (and its filter) instead of its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- production hardening ---------------------------------------------------------
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Probes and the metrics scraper talk to gunicorn directly, over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from fraud import admin_lockouts
 from fraud.models import AllowlistEntry, BlocklistEntry, FraudEvent, FraudRule, RiskAssessment
-from fraud.services.rules import ensure_default_rules
+from fraud.services.rules import ensure_default_rules, lists_changed, rules_changed
 from vouchers.admin_tenancy import MerchantScopedAdmin as VoucherMerchantScopedAdmin
 from vouchers.admin_tenancy import is_unscoped, staff_merchant
 from vouchers.admin_theme import labelled
@@ -54,8 +54,31 @@ class ReadOnlyAdmin(MerchantScopedAdmin):
         return False
 
 
+class BumpsVersionAdmin(MerchantScopedAdmin):
+    """Saving or deleting a row tells every process to reload the merchant's copy."""
+
+    def changed(self, merchant_id: int) -> None:
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        self.changed(obj.merchant_id)
+        if change and "merchant" in form.changed_data and form.initial.get("merchant"):
+            self.changed(form.initial["merchant"])
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        self.changed(obj.merchant_id)
+
+    def delete_queryset(self, request, queryset):
+        merchants = set(queryset.values_list("merchant_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for merchant_id in merchants:
+            self.changed(merchant_id)
+
+
 @admin.register(FraudRule)
-class FraudRuleAdmin(MerchantScopedAdmin):
+class FraudRuleAdmin(BumpsVersionAdmin):
     list_display = ("name", "merchant", "action", "kind", "order", "enabled", "limit", "window_seconds")
     list_editable = ("enabled", "order", "limit", "window_seconds")
     list_filter = ("enabled", "action", "kind", "merchant")
@@ -68,6 +91,9 @@ class FraudRuleAdmin(MerchantScopedAdmin):
         ("Applies to", {"fields": ("on_issue", "on_redeem", "on_check")}),
     )
 
+    def changed(self, merchant_id: int) -> None:
+        rules_changed(merchant_id=merchant_id)
+
     def changelist_view(self, request, extra_context=None):
         merchant = staff_merchant(request)
         if merchant is not None:  # a merchant sees its defaults before the first request
@@ -75,11 +101,14 @@ class FraudRuleAdmin(MerchantScopedAdmin):
         return super().changelist_view(request, extra_context)
 
 
-class ListEntryAdmin(MerchantScopedAdmin):
+class ListEntryAdmin(BumpsVersionAdmin):
     list_display = ("kind", "value", "note", "expires_at", "merchant", "created_at")
     list_filter = ("kind", "merchant")
     search_fields = ("value", "note")
     fields = ("merchant", "kind", "value", "note", "expires_at")
+
+    def changed(self, merchant_id: int) -> None:
+        lists_changed(merchant_id=merchant_id)
 
 
 @admin.register(BlocklistEntry)

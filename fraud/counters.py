@@ -25,6 +25,7 @@ refuse the request instead of letting it through unchecked (fail closed).
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import math
@@ -343,6 +344,9 @@ def distinct_bucket_add(name: str, member: str, *, bucket: int, ttl: int) -> int
 # --- plain values (lockout state) -------------------------------------------------
 
 def get_values(keys: list[str]) -> dict[str, object]:
+    ahead = READ_AHEAD.get()
+    if ahead and all(k in ahead for k in keys):  # read by this request's gate already
+        return {k: ahead[k] for k in keys if ahead[k] is not READ_AHEAD_ABSENT}
     with _guard("get_values"):
         return _cache().get_many(keys)
 
@@ -350,9 +354,136 @@ def get_values(keys: list[str]) -> dict[str, object]:
 def set_value(key: str, value: object, *, ttl: int) -> None:
     with _guard("set_value"):
         _cache().set(key, value, ttl)
+    ahead = READ_AHEAD.get()
+    if ahead is not None and key in ahead:
+        ahead[key] = value
 
 
 def add_value(key: str, value: object, *, ttl: int) -> bool:
     """Set `key` only if absent; True for the one caller that set it."""
     with _guard("add_value"):
         return bool(_cache().add(key, value, ttl))
+
+
+# --- the request gate: rate limits and reads of the request, one round trip ---------
+
+@dataclass(frozen=True)
+class FixedLimit:
+    """A fixed-window request counter (rate limits): key, window seconds."""
+
+    name: str
+    window: int
+
+
+@dataclass(frozen=True)
+class GateResult:
+    counts: list[int]  # each FixedLimit's count after this request, in order
+    retry_after: list[int]  # seconds until each limit's window ends
+    values: dict[str, object]  # the plain values read (absent keys left out)
+
+
+def gate(*, limits: list[FixedLimit], reads: list[str], alias: str | None = None) -> GateResult:
+    """Count this request against `limits` and read `reads`: one MULTI/EXEC on Redis.
+
+    Windows are fixed and aligned to the epoch (`name:<window>:<index>`); the count
+    comes from INCR itself, so N concurrent requests see N different counts.
+    Raises RiskCheckUnavailable if the store fails (the caller decides how to refuse).
+    """
+    now = clock.now()
+    keys = [f"{limit.name}:{limit.window}:{int(now // limit.window)}" for limit in limits]
+    retry_after = [max(1, math.ceil(limit.window - now % limit.window)) for limit in limits]
+    with _guard("gate"):
+        cache = caches[alias or conf.get("FRAUD_CACHE_ALIAS")]
+        if getattr(cache, "_ignore_exceptions", False):
+            raise RiskCheckUnavailable("The counter cache is configured to ignore errors.")
+        if not _is_redis(cache):
+            counts = [_incr(cache, key, 1, limit.window + 1) for key, limit in zip(keys, limits, strict=True)]
+            return GateResult(counts, retry_after, cache.get_many(reads) if reads else {})
+        from django_redis import get_redis_connection
+
+        pipe = get_redis_connection(alias or conf.get("FRAUD_CACHE_ALIAS")).pipeline(transaction=True)
+        for key, limit in zip(keys, limits, strict=True):
+            redis_key = cache.make_key(key)
+            pipe.incr(redis_key)
+            pipe.expire(redis_key, limit.window + 1, nx=True)
+        if reads:
+            pipe.mget([cache.make_key(k) for k in reads])
+        results = pipe.execute()
+        counts = [_checked_int(results[2 * n]) for n in range(len(limits))]
+        values = {}
+        if reads:
+            for key, raw in zip(reads, results[-1], strict=True):
+                if raw is not None:
+                    values[key] = cache.client.decode(raw)
+        return GateResult(counts, retry_after, values)
+
+
+# Values the request gate already read in this request (lockout state), so that
+# get_values answers them without another round trip. Set per request by the API.
+READ_AHEAD: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "fraud_counters_read_ahead", default=None
+)
+READ_AHEAD_ABSENT = object()
+
+
+def remember_read_ahead(keys: list[str], values: dict[str, object]) -> None:
+    """Record what the gate read for `keys` (absent ones too) for this request."""
+    store = READ_AHEAD.get()
+    if store is not None:
+        for key in keys:
+            store[key] = values.get(key, READ_AHEAD_ABSENT)
+
+
+# --- a failed attempt: every counter it feeds, one round trip -----------------------
+
+@dataclass(frozen=True)
+class BucketCount:
+    """One fixed bucket to increment and one to add a distinct member to (guessing alarm)."""
+
+    name: str
+    distinct_name: str
+    member: str
+    bucket: int
+    ttl: int
+
+
+def count_failure(incrs: list[WindowIncr], bucket: BucketCount) -> tuple[list[Hit], int, int]:
+    """The failure windows of every scope and the merchant's guessing buckets, one MULTI on Redis.
+
+    Returns (a Hit per window increment, the bucket's failures, its distinct members),
+    the same values as window_incr, bucket_incr and distinct_bucket_add one by one.
+    Raises RiskCheckUnavailable.
+    """
+    now = clock.now()
+    with _guard("count_failure"):
+        cache = _cache()
+        if not _is_redis(cache):
+            hits = [window_incr(i.name, window=i.window, delta=i.delta) for i in incrs]
+            failures = bucket_incr(bucket.name, bucket=bucket.bucket, ttl=bucket.ttl)
+            sources = distinct_bucket_add(bucket.distinct_name, bucket.member, bucket=bucket.bucket,
+                                          ttl=bucket.ttl)
+            return hits, failures, sources
+        pipe = _redis().pipeline(transaction=True)
+        slices = []
+        for i in incrs:
+            keys = _slice_keys(i.name, i.window, now)
+            redis_keys = [cache.make_key(k) for k in keys]
+            pipe.incrby(redis_keys[-1], i.delta)
+            pipe.expire(redis_keys[-1], i.window + 2 * slice_seconds(i.window), nx=True)
+            pipe.mget(redis_keys[:-1])
+            slices.append(keys[-1])
+        bucket_key = cache.make_key(f"{bucket.name}:b{bucket.bucket}")
+        pipe.incr(bucket_key)
+        pipe.expire(bucket_key, bucket.ttl, nx=True)
+        distinct_key = cache.make_key(f"{bucket.distinct_name}:b{bucket.bucket}")
+        pipe.sadd(distinct_key, _member(bucket.member))
+        pipe.expire(distinct_key, bucket.ttl)
+        pipe.scard(distinct_key)
+        results = pipe.execute()
+        hits = []
+        for n, i in enumerate(incrs):
+            current, _expiry, earlier = results[3 * n: 3 * n + 3]
+            total = _checked_int(current) + sum(int(v) for v in earlier if v is not None)
+            hits.append(Hit(key=slices[n], delta=i.delta, total=total))
+        rest = results[3 * len(incrs):]
+        return hits, _checked_int(rest[0]), int(rest[4])

@@ -25,3 +25,14 @@ def send_pending_fraud_alerts() -> int:
     for event_id in ids:
         send_fraud_alert.delay(event_id)
     return len(ids)
+
+
+@shared_task(acks_late=True)
+def record_leak_use(
+    kind: str, context: dict, code_id: int, batch_id: int, occurred_at: float | None = None
+) -> bool:
+    """Write the leak event of one checked or redeemed never-issued or canary code; safe twice."""
+    from fraud.services.leaks import record_leak_event
+
+    return record_leak_event(kind=kind, context=context, code_id=code_id, batch_id=batch_id,
+                             occurred_at=occurred_at) is not None

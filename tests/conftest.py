@@ -78,3 +78,36 @@ def product(merchant):
     from tests.factories import ProductFactory
 
     return ProductFactory(merchant=merchant)
+
+
+class RedisRoundTrips:
+    """Counts requests sent to Redis: one per command, one per pipeline (MULTI/EXEC)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.commands: list[str] = []
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch) -> RedisRoundTrips:
+    """Count Redis round trips (django-redis and direct connections alike)."""
+    import redis
+
+    counter = RedisRoundTrips()
+    real_command = redis.Redis.execute_command
+    real_pipeline = redis.client.Pipeline.execute
+
+    def command(self, *args, **kwargs):
+        counter.count += 1
+        counter.commands.append(str(args[0]))
+        return real_command(self, *args, **kwargs)
+
+    def pipeline(self, *args, **kwargs):
+        if self.command_stack:
+            counter.count += 1
+            counter.commands.append("PIPELINE:" + ",".join(str(c[0][0]) for c in self.command_stack))
+        return real_pipeline(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+    return counter

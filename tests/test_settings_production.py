@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = (
     "SECRET_KEY", "VOUCHER_ENCRYPTION_KEYS", "VOUCHER_PRIMARY_KEY_ID", "VOUCHER_INDEX_KEY", "ALLOWED_HOSTS",
-    "REDIS_URL",
+    "REDIS_URL", "PARTNER_SIGNING_KEYS", "PARTNER_SIGNING_KEY_ID",
 )
 # Variables of the calling environment that would leak into the profile under test.
 INHERITED = (*REQUIRED, "DJANGO_ENV", "DJANGO_DEBUG", "CELERY_BROKER_URL", "DATABASE_URL",
@@ -37,6 +37,8 @@ def production_env(**overrides: str | None) -> dict[str, str]:
         VOUCHER_ENCRYPTION_KEYS=f"k2025:{b64key()},k2026:{b64key()}",
         VOUCHER_PRIMARY_KEY_ID="k2026",
         VOUCHER_INDEX_KEY=b64key(),
+        PARTNER_SIGNING_KEYS=f"sig2025:{b64key()},sig2026:{b64key()}",
+        PARTNER_SIGNING_KEY_ID="sig2026",
         ALLOWED_HOSTS="vouchers.example.com",
         # Rate limits and fraud counters must be shared by every process (never checked
         # over the network by `check`).

@@ -54,7 +54,7 @@ from vouchers.models import (
     Storefront,
     StorefrontAPIKey,
 )
-from vouchers.services.api_keys import revoke_storefront_key
+from vouchers.services.api_keys import revoke_storefront_key, storefront_keys_changed
 from vouchers.services.batch_validity import extend_validity
 
 # djangorestframework-api-key registers its generic APIKey model, which no caller of this
@@ -194,6 +194,14 @@ class StorefrontAdmin(MerchantScopedAdmin):
         return super().get_queryset(request).annotate(
             active_key_count=Count("api_keys", filter=Q(api_keys__revoked=False))
         )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        storefront_keys_changed(merchant_id=obj.merchant_id)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        storefront_keys_changed(merchant_id=obj.merchant_id)
 
     @admin.display(description=_("active API keys"), ordering="active_key_count")
     def active_keys(self, obj):

@@ -52,10 +52,13 @@ def lock_issuance_for_review(*, issuance_id, merchant_id: int | None) -> Issuanc
     return issuances.filter(pk=issuance_id).first()
 
 
-def lock_redemption(*, redemption_id, storefront_id: int) -> Redemption | None:
+def lock_redemption(
+    *, redemption_id, storefront_id: int | None, partner_id: int | None = None
+) -> Redemption | None:
+    """Lock a redemption made by this storefront, or by this partner (settlement)."""
     return (
         Redemption.objects.select_for_update(of=("self",))
         .select_related("code__batch__product__merchant")
-        .filter(pk=redemption_id, storefront_id=storefront_id)
+        .filter(pk=redemption_id, storefront_id=storefront_id, partner_id=partner_id)
         .first()
     )

@@ -205,6 +205,9 @@ class Issuance(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "reserved_until"], name="issuance_status_until_idx"),
+            # The storefront's issuance list: newest first, or by its order reference.
+            models.Index(fields=["storefront", "-created_at"], name="issuance_list_idx"),
+            models.Index(fields=["storefront", "order_ref"], name="issuance_order_ref_idx"),
         ]
 
     def __str__(self) -> str:
@@ -360,6 +363,11 @@ class Redemption(models.Model):
                 condition=Q(storefront__isnull=False) | Q(partner__isnull=False),
                 name="redemption_has_caller",
             ),
+        ]
+        indexes = [
+            # The storefront's redemption list: newest first, or by its order reference.
+            models.Index(fields=["storefront", "-redeemed_at"], name="redemption_list_idx"),
+            models.Index(fields=["storefront", "order_ref"], name="redemption_order_ref_idx"),
         ]
 
     def __str__(self) -> str:

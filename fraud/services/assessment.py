@@ -42,7 +42,7 @@ from fraud.models import (
     RiskAssessment,
 )
 from fraud.services.events import record_fraud_event
-from fraud.services.rules import rules_for_merchant
+from fraud.services.rules import has_list_entries, rules_for_merchant
 
 logger = logging.getLogger("fraud.assessment")
 
@@ -309,7 +309,7 @@ def _list_matches(ctx: RiskContext, result: _Evaluation) -> dict:
     if address is not None:
         q |= Q(kind=ListKind.IP, value=str(address)) | Q(kind=ListKind.CIDR)
     result.list_matches = {}
-    if not q:
+    if not q or not has_list_entries(ctx.merchant_id):  # most merchants have no lists: no query
         return result.list_matches
     now = datetime.fromtimestamp(clock.now(), tz=UTC)
     live = Q(merchant_id=ctx.merchant_id) & q & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))

@@ -33,21 +33,41 @@ def _source(ctx: RiskContext) -> str:
     return f"api_key:{ctx.api_key_id}"
 
 
+def bucket_for(ctx: RiskContext) -> counters.BucketCount:
+    """The merchant's current failure bucket and this failure's source, to be counted."""
+    width = int(conf.get("FRAUD_GUESSING_WINDOW_SECONDS"))
+    baseline_windows = int(conf.get("FRAUD_GUESSING_BASELINE_WINDOWS"))
+    return counters.BucketCount(
+        name=counters.subject_key("guess", ctx.merchant_id),
+        distinct_name=counters.subject_key("guess-src", ctx.merchant_id), member=_source(ctx),
+        bucket=int(clock.now() // width), ttl=width * (baseline_windows + 2),
+    )
+
+
 def observe_failure(*, ctx: RiskContext, reason: str) -> FraudEvent | None:
     """Count one failure for the merchant; return the alarm event if this one raised it.
 
     Raises RiskCheckUnavailable if the counter store is unreachable.
     """
+    bucket = bucket_for(ctx)
+    failures = counters.bucket_incr(bucket.name, bucket=bucket.bucket, ttl=bucket.ttl)
+    sources = counters.distinct_bucket_add(bucket.distinct_name, bucket.member, bucket=bucket.bucket,
+                                           ttl=bucket.ttl)
+    return judge_failures(ctx=ctx, reason=reason, bucket=bucket, failures=failures, sources=sources)
+
+
+def judge_failures(
+    *, ctx: RiskContext, reason: str, bucket: counters.BucketCount, failures: int, sources: int
+) -> FraudEvent | None:
+    """Raise the alarm if the counted bucket (`failures`, `sources`) says so; else None.
+
+    Raises RiskCheckUnavailable.
+    """
     width = int(conf.get("FRAUD_GUESSING_WINDOW_SECONDS"))
     baseline_windows = int(conf.get("FRAUD_GUESSING_BASELINE_WINDOWS"))
     now = clock.now()
-    bucket = int(now // width)
-    ttl = width * (baseline_windows + 2)
-    name = counters.subject_key("guess", ctx.merchant_id)
-    failures = counters.bucket_incr(name, bucket=bucket, ttl=ttl)
-    sources = counters.distinct_bucket_add(
-        counters.subject_key("guess-src", ctx.merchant_id), _source(ctx), bucket=bucket, ttl=ttl
-    )
+    name = bucket.name
+    bucket = bucket.bucket
     if failures < int(conf.get("FRAUD_GUESSING_MIN_FAILURES")):
         return None
     if sources < int(conf.get("FRAUD_GUESSING_MIN_DISTINCT_SOURCES")):

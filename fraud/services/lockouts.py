@@ -29,6 +29,7 @@ from fraud.models import FraudEvent
 from fraud.services import guessing
 from fraud.services.events import record_fraud_event
 from vouchers.exceptions import DomainError
+from vouchers.ops import metrics
 
 FAILURE_REASONS = ("unknown_code", "not_issued", "canary")
 
@@ -91,11 +92,17 @@ def record_failed_attempt(*, ctx: RiskContext, reason: str) -> None:
         raise ValueError(f"reason must be one of {FAILURE_REASONS}")
     window = int(conf.get("FRAUD_LOCKOUT_WINDOW_SECONDS"))
     thresholds = conf.get("FRAUD_LOCKOUT_THRESHOLDS")
-    for scope in scopes_for(ctx):
-        failures = counters.window_incr(scope.failures_key, window=window).total
-        if failures >= int(thresholds[scope.name]):
-            _lock(scope, ctx=ctx, reason=reason, failures=failures, window=window)
-    guessing.observe_failure(ctx=ctx, reason=reason)
+    scopes = scopes_for(ctx)
+    bucket = guessing.bucket_for(ctx)
+    # Every counter this failure feeds, in one round trip.
+    hits, failures_in_bucket, sources = counters.count_failure(
+        [counters.WindowIncr(scope.failures_key, window) for scope in scopes], bucket
+    )
+    for scope, hit in zip(scopes, hits, strict=True):
+        if hit.total >= int(thresholds[scope.name]):
+            _lock(scope, ctx=ctx, reason=reason, failures=hit.total, window=window)
+    guessing.judge_failures(ctx=ctx, reason=reason, bucket=bucket, failures=failures_in_bucket,
+                            sources=sources)
 
 
 def lockout_seconds(strike: int) -> int:
@@ -113,6 +120,7 @@ def _lock(scope: Scope, *, ctx: RiskContext, reason: str, failures: int, window:
     counters.set_value(scope.strikes_key, {"n": strike, "at": now}, ttl=memory + seconds)
     counters.set_value(scope.lock_key, {"until": now + seconds, "strike": strike}, ttl=seconds + 60)
     counters.window_clear(scope.failures_key, window=window)
+    metrics.LOCKOUTS.labels(scope=scope.name).inc()
     record_fraud_event(
         merchant_id=ctx.merchant_id,
         severity=FraudEvent.Severity.HIGH if scope.name == "api_key" else FraudEvent.Severity.LOW,

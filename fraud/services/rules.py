@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from fraud.models import FraudProfile, FraudRule, Outcome
+from config import versions
+from fraud.models import AllowlistEntry, BlocklistEntry, FraudProfile, FraudRule, Outcome
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -41,16 +42,20 @@ DEFAULT_RULES: list[dict] = [
 _SEEDED: set[int] = set()
 
 
-@transaction.atomic(savepoint=False)
 def ensure_default_rules(*, merchant_id: int) -> bool:
     """Create the default rules the first time a merchant is assessed; True if created now.
 
     Runs once per merchant (the profile row is the marker), so a rule the merchant
     deleted does not come back. A profile found already there is remembered per
-    process, which saves a query on every assessment.
+    process, which saves a query (and an empty transaction) on every assessment.
     """
     if merchant_id in _SEEDED:
         return False
+    return _seed_default_rules(merchant_id=merchant_id)
+
+
+@transaction.atomic(savepoint=False)
+def _seed_default_rules(*, merchant_id: int) -> bool:
     _profile, created = FraudProfile.objects.get_or_create(merchant_id=merchant_id)
     if created:
         FraudRule.objects.bulk_create(
@@ -61,9 +66,47 @@ def ensure_default_rules(*, merchant_id: int) -> bool:
     return created
 
 
+# A merchant's rules per process, valid while its `fraud_rules` version is the one read
+# in this request (config/versions.py). Only rules of a committed profile are kept:
+# rules created by a transaction that may still roll back are never cached.
+_RULES = versions.VersionedCache(versions.FRAUD_RULES)
+
+
 def rules_for_merchant(merchant_id: int) -> list[FraudRule]:
-    """The merchant's enabled rules in evaluation order: allow, deny, review; then `order`."""
-    ensure_default_rules(merchant_id=merchant_id)
+    """The merchant's enabled rules in evaluation order: allow, deny, review; then `order`.
+
+    Treat the rules as read-only: they may be shared with other requests of this process.
+    """
+    if ensure_default_rules(merchant_id=merchant_id):
+        return _load_rules(merchant_id)
+    return _RULES.get_or_load(merchant_id, None, lambda: _load_rules(merchant_id))
+
+
+def _load_rules(merchant_id: int) -> list[FraudRule]:
     stage = {Outcome.ALLOW: 0, Outcome.DENY: 1, Outcome.REVIEW: 2}
     rules = list(FraudRule.objects.filter(merchant_id=merchant_id, enabled=True))
     return sorted(rules, key=lambda r: (stage[r.action], r.order, r.pk))
+
+
+def rules_changed(*, merchant_id: int) -> None:
+    """Call in the transaction that changed a merchant's rules: every process reloads them."""
+    versions.bump(merchant_id, versions.FRAUD_RULES)
+
+
+_HAS_LIST_ENTRIES = versions.VersionedCache(versions.FRAUD_LISTS)
+
+
+def has_list_entries(merchant_id: int) -> bool:
+    """Whether the merchant has any allow or block list entry (live or not); cached per version."""
+    def load() -> bool:
+        return (
+            AllowlistEntry.objects.filter(merchant_id=merchant_id).exists()
+            or BlocklistEntry.objects.filter(merchant_id=merchant_id).exists()
+        )
+
+    return _HAS_LIST_ENTRIES.get_or_load(merchant_id, None, load)
+
+
+def lists_changed(*, merchant_id: int) -> None:
+    """Call in the transaction that changed a merchant's list entries."""
+    versions.bump(merchant_id, versions.FRAUD_LISTS)

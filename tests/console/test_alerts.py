@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from tests.factories import ProductFactory, StaffFactory, UserFactory
 from vouchers.codeformat import CodeFormat
-from vouchers.dashboard import alerts
 from vouchers.dashboard.alerts import check_alerts
 from vouchers.dashboard.models import MerchantAlertSetting, ProductAlertSetting, StockAlert
 from vouchers.models import Batch, Code, CodeEvent
@@ -89,14 +88,26 @@ def test_a_batch_ending_within_the_horizon_is_announced_once_with_its_codes_left
             assert code.last4 not in message.subject
 
 
-def test_each_new_alert_goes_through_the_webhook_hook(stocked, monkeypatch):
-    _, _, batch = stocked
-    seen = []
-    monkeypatch.setattr(alerts, "emit_alert_webhook", lambda alert: seen.append(alert.kind))
-    take(batch, 6)
-    check_alerts()
-    check_alerts()
-    assert seen == ["low_stock"]
+def test_low_stock_reaches_a_storefront_once_through_the_webhook_scan_only(stocked, settings):
+    # given a storefront endpoint of the merchant subscribed to stock.low
+    from tests.factories import StorefrontFactory
+    from vouchers.webhooks.models import WebhookEvent
+    from vouchers.webhooks.services import endpoints
+    from vouchers.webhooks.services.stock_events import emit_stock_low
+
+    member, product, batch = stocked
+    settings.WEBHOOK_STOCK_LOW_THRESHOLD = 5
+    endpoints.create_endpoint(url="http://127.0.0.1:9/", events=["stock.low"],
+                              storefront=StorefrontFactory(merchant=member.merchant))
+    take(batch, 6)  # 4 left
+    # when the staff alert is raised, then the webhook scan runs
+    assert check_alerts() == {"low_stock": 1, "expiring": 0}
+    events_after_alert = WebhookEvent.objects.count()
+    assert emit_stock_low() == 1
+    # then the alert wrote no event; the scan wrote exactly one, for this product
+    assert events_after_alert == 0
+    assert list(WebhookEvent.objects.values_list("type", "ordering_key")) == [
+        ("stock.low", f"product:{product.pk}")]
 
 
 def test_a_threshold_of_zero_never_alerts(stocked):

@@ -281,11 +281,23 @@ def test_staff_without_a_merchant_see_nothing_whatever_their_permissions(client,
     assert product_page.status_code == 403
 
 
-def test_partners_are_managed_by_superusers_only(client_a):
+def test_staff_see_only_their_merchants_partners_and_superusers_manage_them(client_a, world_a):
+    # given a partner with an agreement with merchant A, another without, and the partners permissions
+    from partners.models import Agreement
+    from tests.factories import PartnerFactory, grant_app_permissions
+
+    ours, theirs = PartnerFactory(), PartnerFactory()
+    Agreement.objects.create(merchant=world_a.merchant, partner=ours, currency="USD")
+    grant_app_permissions(world_a.staff.user, "partners")
     # when
     response = client_a.get(reverse("admin:partners_partner_changelist"))
-    # then
-    assert response.status_code == 403
+    change = client_a.post(reverse("admin:partners_partner_change", args=[ours.pk]), {"name": "Renamed"})
+    # then staff see their merchant's partner only, and cannot edit it
+    assert response.status_code == 200
+    assert {p.pk for p in response.context["cl"].result_list} == {ours.pk}
+    assert change.status_code == 403
+    assert type(ours).objects.get(pk=ours.pk).name == ours.name
+    assert theirs.pk not in {p.pk for p in response.context["cl"].result_list}
 
 
 def test_staff_cannot_grant_admin_access(client_a, world_a):

@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.utils.translation import gettext_lazy as _
+from django.conf import settings
+from django.http import Http404
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, PermissionDenied
 from rest_framework.permissions import BasePermission
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from vouchers.api import ratelimits
+from config import versions
+from fraud import conf as fraud_conf
+from fraud import counters
+from fraud.services import lockouts
+from vouchers.api import authentication, ratelimits
 from vouchers.api.authentication import ApiKeyAuthentication
-from vouchers.api.errors import (
-    PROBLEM,
-    IdempotencyInProgress,
-    IdempotencyKeyRequired,
-    IdempotencyKeyReused,
-    problem_response,
-)
+from vouchers.api.errors import IdempotencyKeyRequired
+from vouchers.api.idempotent import respond_once
 from vouchers.callers import Caller, CustomerContext
-from vouchers.exceptions import DomainError
-from vouchers.services import idempotency
+from vouchers.services import idempotency, risk
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-TRANSIENT_STATUSES = {429, 503}
+# In-process copies validated by the versions read in the request's round trip.
+CACHED_PER_MERCHANT = (versions.API_KEYS, versions.FRAUD_RULES, versions.FRAUD_LISTS)
 
 
 class IsStorefront(BasePermission):
+    """A storefront key; a partner key on a storefront-only path is 404 not_found."""
+
     def has_permission(self, request, view) -> bool:
+        if isinstance(request.user, Caller) and request.user.kind == "partner":
+            raise Http404
         return isinstance(request.user, Caller) and request.user.kind == "storefront"
+
+
+class IsStorefrontOrPartner(BasePermission):
+    """Check, redemption and reversal: a storefront key or a partner key (settlement)."""
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, Caller)
 
 
 class StorefrontApiView(APIView):
@@ -36,11 +46,57 @@ class StorefrontApiView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsStorefront]
 
+    # The action whose lockouts this endpoint checks (check, redeem), if any: their state
+    # is read in the rate limits' round trip.
+    lockout_action: str | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        token = counters.READ_AHEAD.set({})  # this request's reads, nobody else's
+        versions_token = versions.start_request()
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            versions.end_request(versions_token)
+            counters.READ_AHEAD.reset(token)
+
     def initial(self, request, *args, **kwargs):
-        # The address limit runs before authentication, so key guessing is limited too.
-        ratelimits.limit_by_address(request)
-        super().initial(request, *args, **kwargs)
-        ratelimits.limit_by_key(request, api_key_id=request.user.api_key_id)
+        try:
+            super().initial(request, *args, **kwargs)  # authentication and permission
+        except (AuthenticationFailed, NotAuthenticated, PermissionDenied):
+            # A key guesser is limited by address too (and gets 429 once over it).
+            ratelimits.admit(request, api_key_id=None)
+            raise
+        # One Redis round trip: both rate limits, the lockout state, the cache versions.
+        caller: Caller = request.user
+        if caller.kind == "partner":
+            # A partner key acts across merchants and is not cached in process: its
+            # own rate-limit bucket, and no per-merchant versions to read.
+            lockout_keys = self.read_ahead_keys(request)
+            values = ratelimits.admit(request, api_key_id=f"partner-{caller.api_key_id}", reads=lockout_keys)
+            counters.remember_read_ahead(lockout_keys, values)
+            return
+        merchant_id = caller.merchant_id
+        version_keys = [versions.key(merchant_id, name) for name in CACHED_PER_MERCHANT]
+        lockout_keys = self.read_ahead_keys(request)
+        values = ratelimits.admit(
+            request, api_key_id=caller.api_key_id, reads=lockout_keys + version_keys
+        )
+        counters.remember_read_ahead(lockout_keys, values)
+        versions.remember(values, version_keys)
+        authentication.revalidate(request, versions.current(merchant_id, versions.API_KEYS))
+
+    def read_ahead_keys(self, request) -> list[str]:
+        """Lockout keys of the caller and the end customer named in the body (not validated
+        yet: a key that differs from the validated one is just read again later)."""
+        if (
+            self.lockout_action is None or not isinstance(request.data, dict)
+            or fraud_conf.get("FRAUD_CACHE_ALIAS") != settings.RATELIMIT_USE_CACHE
+        ):
+            return []
+        raw = {name: request.data.get(name) for name in ("customer", "ip", "device_id", "email")}
+        customer = CustomerContext(**{k: v if isinstance(v, str) else "" for k, v in raw.items()})
+        ctx = risk.context_for(caller=request.user, customer=customer, action=self.lockout_action)
+        return [scope.lock_key for scope in lockouts.scopes_for(ctx)]
 
     @property
     def caller(self) -> Caller:
@@ -62,65 +118,16 @@ class StorefrontApiView(APIView):
 class IdempotentApiView(StorefrontApiView):
     """A POST that changes state: requires Idempotency-Key and has one effect per key.
 
-    Subclasses define `perform(request, *args, **kwargs) -> Response`. The effect and
-    the completed record commit in one transaction. Services nest their blocks in it
-    with `atomic(savepoint=False)`: an error they raise rolls the whole request back,
-    and the errors that keep work (rollback=False) are raised after their block closed,
-    so no savepoint round trips are needed on the hot path.
+    Subclasses define `perform(request, *args, **kwargs) -> Response` (validate, call
+    one service). The transaction is `respond_once`'s (docs/transactions.md).
     """
 
     def post(self, request, *args, **kwargs):
         key = request.headers.get(IDEMPOTENCY_HEADER, "")
         if not 1 <= len(key) <= 255:
             raise IdempotencyKeyRequired(f"Send an {IDEMPOTENCY_HEADER} header of 1 to 255 characters.")
-        fingerprint = idempotency.fingerprint(method=request.method, path=request.path, body=request.data)
-        claim = idempotency.claim(caller=self.caller.identity, key=key, fingerprint=fingerprint)
-        if claim.outcome == "mismatch":
-            raise IdempotencyKeyReused(_("This Idempotency-Key was used with a different request."))
-        if claim.outcome == "replay":
-            return self._replay(claim.record)
-        if claim.outcome == "in_progress":
-            raise IdempotencyInProgress(_("The first request with this key is still running; retry later."))
-        return self._run(claim.record, request, *args, **kwargs)
-
-    def _run(self, record, request, *args, **kwargs):
-        try:
-            with transaction.atomic(durable=True):
-                locked = idempotency.lock_for_run(record)
-                if locked is None:
-                    raise IdempotencyInProgress(_("The first request with this key is still running."))
-                try:
-                    response = self.perform(request, *args, **kwargs)
-                except DomainError as exc:
-                    if exc.rollback:
-                        raise
-                    response = problem_response(exc)  # the service kept its work on purpose
-                idempotency.complete(locked, status=response.status_code, body=response.data)
-                return response
-        except idempotency.AlreadyCompleted:
-            record.refresh_from_db()
-            return self._replay(record)
-        except IdempotencyInProgress:
-            raise
-        except DomainError as exc:
-            # Rolled back, so nothing happened. A lasting refusal is this key's answer; a
-            # passing one (rate limits, lockouts, unavailable) must not stick to the key.
-            if exc.status in TRANSIENT_STATUSES:
-                idempotency.forget(record)
-                raise
-            response = problem_response(exc)
-            idempotency.complete(record, status=response.status_code, body=response.data)
-            return response
-        except BaseException:
-            idempotency.forget(record)
-            raise
-
-    @staticmethod
-    def _replay(record) -> Response:
-        body = idempotency.restore_codes(record.response_body)
-        response = Response(
-            body, status=record.response_status,
-            content_type=PROBLEM if record.response_status >= 400 else None,
+        return respond_once(
+            caller=self.caller.identity, key=key,
+            fingerprint=idempotency.fingerprint(method=request.method, path=request.path, body=request.data),
+            perform=lambda: self.perform(request, *args, **kwargs),
         )
-        response["Idempotent-Replayed"] = "true"
-        return response

@@ -57,6 +57,19 @@ class IdempotencyInProgress(DomainError):
     title = _("A request with this Idempotency-Key is still running")
 
 
+class PayloadTooLarge(DomainError):
+    """A request body over API_MAX_BODY_BYTES: refused before it is parsed."""
+
+    code = "payload_too_large"
+    status = 413
+    title = "Payload too large"
+
+    @classmethod
+    def for_size(cls, *, size: int | None, limit: int) -> PayloadTooLarge:
+        said = f"is {size} bytes" if size is not None else "is too large"
+        return cls(f"The request body {said}; at most {limit} are accepted.", max_bytes=limit)
+
+
 def problem_body(*, status: int, code: str, title: str, detail: str, extra: dict | None = None) -> dict:
     # str(): titles and details may be lazy translations; the body is rendered (and stored
     # for idempotent replays) in the request's language.

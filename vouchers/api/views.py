@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from vouchers import selectors
 from vouchers.api import schema  # noqa: F401  (registers the API-key scheme)
-from vouchers.api.base import IdempotentApiView, StorefrontApiView
+from vouchers.api.base import IdempotentApiView, IsStorefrontOrPartner, StorefrontApiView
 from vouchers.api.errors import PROBLEM
 from vouchers.api.serializers import (
     CodeCheckInput,
@@ -198,6 +198,9 @@ class IssuanceCancelApi(IdempotentApiView):
 
 
 class CodeCheckApi(StorefrontApiView):
+    lockout_action = "check"
+    permission_classes = [IsStorefrontOrPartner]  # settlement: partner keys too
+
     @extend_schema(
         operation_id="codes_check", summary="A code's status; changes nothing",
         parameters=[RETRY_AFTER],
@@ -215,6 +218,9 @@ class CodeCheckApi(StorefrontApiView):
 
 
 class RedemptionCreateApi(IdempotentApiView):
+    lockout_action = "redeem"
+    permission_classes = [IsStorefrontOrPartner]  # settlement: partner keys too
+
     @extend_schema(
         operation_id="redemptions_create", summary="Redeem an issued code, exactly once",
         parameters=[IDEMPOTENCY_KEY, replayed(201), RETRY_AFTER], request=RedemptionInput,
@@ -241,6 +247,8 @@ class RedemptionCreateApi(IdempotentApiView):
 
 
 class RedemptionReversalApi(IdempotentApiView):
+    permission_classes = [IsStorefrontOrPartner]  # settlement: partner keys too
+
     @extend_schema(
         operation_id="redemptions_reverse", summary="Reverse a redemption; the code is redeemable again",
         parameters=[IDEMPOTENCY_KEY, replayed(200), RETRY_AFTER], request=ReversalInput,

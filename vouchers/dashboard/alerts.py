@@ -1,9 +1,15 @@
 """Low-stock and expiring-soon alerts: the merchant's staff are told once per crossing.
 
 A crossing opens one StockAlert row (a partial unique constraint allows one open alert
-per product or batch); the staff are e-mailed and `emit_alert_webhook` is called for it;
-when the condition clears the alert is closed, so the next crossing is a new alert.
-Run by the beat task `check_stock_alerts`; safe to run twice (the open row is the marker).
+per product or batch) and the staff are e-mailed; when the condition clears the alert is
+closed, so the next crossing is a new alert. Run by the beat task `check_stock_alerts`;
+safe to run twice (the open row is the marker).
+
+These alerts are for the merchant's staff (per-product thresholds, per-merchant horizon).
+Storefronts learn of low stock and expiring batches from the `stock.low` and
+`codes.expiring` webhooks, which have one source: the scan of
+`vouchers.webhooks.services.stock_events` (its own thresholds, only for subscribed
+endpoints). Nothing here writes to the webhook outbox, so no event is sent twice.
 """
 
 from __future__ import annotations
@@ -26,15 +32,6 @@ from vouchers.selectors import available_by_product
 logger = logging.getLogger(__name__)
 
 DEFAULT_HORIZON_DAYS = MerchantAlertSetting._meta.get_field("expiring_horizon_days").default
-
-
-def emit_alert_webhook(alert: StockAlert) -> None:
-    """Where a webhook event for a new alert is emitted, once webhooks exist (nothing is sent yet).
-
-    Called inside the transaction that opens the alert, so an outbox row written here
-    commits with it. The payload should name the merchant, kind, product or batch, level
-    and threshold: never a code.
-    """
 
 
 def staff_emails(merchant_id: int) -> list[str]:
@@ -77,7 +74,6 @@ def _open(**fields) -> StockAlert | None:
     try:
         with transaction.atomic():
             alert = StockAlert.objects.create(**fields)
-            emit_alert_webhook(alert)
             _notify(alert)
     except IntegrityError:
         return None

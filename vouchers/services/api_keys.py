@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config import versions
 from vouchers.audit.services import record_audit
 from vouchers.exceptions import DomainError
 from vouchers.models import Storefront, StorefrontAPIKey
@@ -82,11 +83,18 @@ def revoke_storefront_key(
         target_id=api_key.prefix, target_label=f"{api_key.prefix} ({api_key.name})", reason=reason,
         details={"prefix": api_key.prefix, "name": api_key.name, "storefront_id": api_key.storefront_id},
     )
+    storefront_keys_changed(merchant_id=merchant_id)
     logger.info(
         "storefront API key revoked: prefix=%s storefront=%s by=%s",
         api_key.prefix, api_key.storefront_id, actor_for_user(revoked_by),
     )
     return api_key
+
+
+def storefront_keys_changed(*, merchant_id: int) -> None:
+    """Call in the transaction that revoked a key or changed a storefront (active, TTL):
+    every process reloads the merchant's keys on its next request."""
+    versions.bump(merchant_id, versions.API_KEYS)
 
 
 # key id -> monotonic time of this process's last write of its last_used_at

@@ -9,10 +9,13 @@ a never-issued code or a canary raises a leak event for the merchant.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from fraud.models import RiskAssessment
+from partners.selectors import partner_honours_product
 from vouchers import selectors
 from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import UnknownCode
@@ -33,14 +36,23 @@ def find_usable_code(
     ctx = risk.context_for(caller=caller, customer=context, action=action)
     risk.ensure_not_locked_out(ctx)
     row = selectors.find_code(raw)
-    if row is None or row.batch.product.merchant_id != caller.merchant_id:
+    if row is None or not _may_use(caller, row):
         _miss(ctx, None)
     if row.is_canary or row.state in NEVER_ISSUED_STATES:
         _miss(ctx, row)
+    if caller.kind == "partner":  # settlement: a partner acts on the product's merchant's codes
+        caller = replace(caller, merchant_id=row.batch.product.merchant_id)
     decision = risk.assess_or_refuse(
         risk.context_for(caller=caller, customer=context, action=action, product_id=row.batch.product_id)
     )
     return row, decision
+
+
+def _may_use(caller: Caller, row: Code) -> bool:
+    """A storefront uses its merchant's codes; a partner those of products it honours."""
+    if caller.kind == "partner":
+        return partner_honours_product(partner_id=caller.partner_id, product_id=row.batch.product_id)
+    return row.batch.product.merchant_id == caller.merchant_id
 
 
 def _miss(ctx, row: Code | None):

@@ -11,11 +11,13 @@ from django.db.models import BooleanField, F
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from partners.services import ledger
 from vouchers import locks, selectors
 from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import OutOfStock, UnknownProduct
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product
 from vouchers.services import risk, stock
+from vouchers.webhooks.services import outbox as webhooks
 
 
 def sellable_product(*, caller: Caller, sku: str) -> Product:
@@ -78,7 +80,14 @@ def issue_codes(
             to_state=Code.State.RESERVED if held else Code.State.ISSUED, actor=caller.identity,
             now=now, action={"issued": "issued", "reserved": "reserved", "review": "held_for_review"}[status],
         )
+        if not held:  # settlement: price the issued codes (partners.services.ledger)
+            ledger.record_issuance(issuance=issuance, codes=claimed, product=product, at=now,
+                                   actor=caller.identity)
         risk.attach(decision, issuance_id=issuance.pk)
+        # HOOK (docs/transactions.md): after the effect, inside the transaction, with
+        # issuance.pk, product.pk, the claimed code ids, issuance.status and `now`
+        # (a covered product's ledger entry belongs here when the status is issued).
+        webhooks.issuance_changed(issuance, codes=claimed)
     return issuance
 
 

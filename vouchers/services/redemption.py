@@ -8,7 +8,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from vouchers import locks
+from partners.services import ledger
+from vouchers import fastpath, locks
 from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import (
     AlreadyRedeemed,
@@ -18,10 +19,12 @@ from vouchers.exceptions import (
     NotFound,
     ReversalWindowClosed,
 )
+from vouchers.fastpath import redeem as fast_redeem
 from vouchers.models import Batch, Code, Redemption
 from vouchers.services import attempts, risk, stock
 from vouchers.services.events import record_event
 from vouchers.validity import is_expired
+from vouchers.webhooks.services import outbox as webhooks
 
 
 def redeem_code(
@@ -40,6 +43,9 @@ def redeem_code(
     row, decision = attempts.find_usable_code(caller=caller, raw=code, context=context, action="redeem")
     with transaction.atomic(savepoint=False):
         now = timezone.now()
+        if fastpath.enabled():
+            return _redeem_fast(caller=caller, row=row, decision=decision, order_ref=order_ref,
+                                location=location, now=now)
         batch = Batch.objects.select_related("product").get(pk=row.batch_id)
         _refuse_unless_redeemable(row, batch, now)
         updated = Code.objects.filter(pk=row.pk, state=Code.State.ISSUED).update(
@@ -57,14 +63,44 @@ def redeem_code(
         except IntegrityError:  # unreachable while the UPDATE above holds; the backstop
             raise AlreadyRedeemed(_("The code has already been redeemed.")) from None  # rolls back all
         risk.attach(decision, redemption_id=redemption.pk)
+        # HOOK (docs/transactions.md): after the effect, inside the transaction. Another
+        # app's recorder (a partner ledger entry) is called here with redemption.pk,
+        # row.pk, batch.product_id, row.issuance_id and `now`.
         stock.record_move(batch_id=row.batch_id, from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED)
         record_event(
             action="redeemed", actor=caller.identity, code=row, issuance_id=row.issuance_id,
             from_state=Code.State.ISSUED, to_state=Code.State.REDEEMED,
             details={"redemption": str(redemption.pk)},
         )
+        # settlement: price the redemption (partners.services.ledger)
+        ledger.record_redemption(redemption=redemption, product=batch.product, code_last4=row.last4,
+                                 actor=caller.identity)
+        webhooks.redemption_changed(redemption, event_type="code.redeemed")
     redemption.code = row
     row.batch = batch
+    return redemption
+
+
+def _redeem_fast(*, caller: Caller, row: Code, decision, order_ref: str, location: str, now) -> Redemption:
+    """PostgreSQL: the whole redemption in one statement (vouchers/fastpath/redeem.py).
+
+    No row back means nothing was written: one read explains why.
+    """
+    redemption = fast_redeem.redeem(
+        code=row, storefront_id=caller.storefront_id, partner_id=caller.partner_id,
+        order_ref=order_ref, location=location, assessment=decision, actor=caller.identity, now=now,
+    )
+    if redemption is None:
+        row.refresh_from_db(fields=["state", "redeemed_at", "expires_at"])
+        _refuse_unless_redeemable(row, Batch.objects.get(pk=row.batch_id), now)
+        raise AlreadyRedeemed("The code has already been redeemed.")
+    # HOOK (docs/transactions.md): after the effect, inside the transaction, with
+    # redemption.pk, row.pk, row.batch.product_id, row.issuance_id and `now`. A recorder
+    # that must live in the statement itself joins REDEEM_SQL as one more CTE.
+    # settlement: price the redemption (partners.services.ledger)
+    ledger.record_redemption(redemption=redemption, product=row.batch.product, code_last4=row.last4,
+                             actor=caller.identity)
+    webhooks.redemption_changed(redemption, event_type="code.redeemed")
     return redemption
 
 
@@ -87,7 +123,9 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
 
     Raises NotFound, AlreadyReversed, ReversalWindowClosed.
     """
-    redemption = locks.lock_redemption(redemption_id=redemption_id, storefront_id=caller.storefront_id)
+    redemption = locks.lock_redemption(
+        redemption_id=redemption_id, storefront_id=caller.storefront_id, partner_id=caller.partner_id
+    )
     if redemption is None:
         raise NotFound(_("No such redemption."))
     if redemption.reversed_at is not None:
@@ -106,6 +144,8 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
     redemption.reversed_at = now
     redemption.reversal_reason = reason
     redemption.save(update_fields=["reversed_at", "reversal_reason"])
+    # HOOK (docs/transactions.md): after the effect, inside the transaction, with
+    # redemption.pk, redemption.code_id, the product id, and `now` (the reversal time).
     stock.record_move(
         batch_id=redemption.code.batch_id, from_state=Code.State.REDEEMED, to_state=Code.State.ISSUED
     )
@@ -114,4 +154,7 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
         issuance_id=redemption.code.issuance_id, from_state=Code.State.REDEEMED,
         to_state=Code.State.ISSUED, details={"redemption": str(redemption.pk), "reason": reason[:200]},
     )
+    # settlement: negate the redemption's entries (partners.services.ledger)
+    ledger.record_reversal(redemption=redemption, actor=caller.identity)
+    webhooks.redemption_changed(redemption, event_type="redemption.reversed")
     return redemption

@@ -6,12 +6,14 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from partners.services import ledger
 from vouchers import locks
 from vouchers.callers import Caller
 from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
 from vouchers.models import Batch, Code, Issuance
 from vouchers.services.issuance import move_codes
 from vouchers.validity import is_expired
+from vouchers.webhooks.services import outbox as webhooks
 
 
 def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
@@ -46,6 +48,12 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
                 from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
                 actor=caller.identity, now=now, action="confirmed",
             )
+            # settlement: price the issued codes (partners.services.ledger)
+            ledger.record_issuance(issuance=issuance, codes=held, product=issuance.product, at=now,
+                                   actor=caller.identity)
+            # HOOK (docs/transactions.md): the codes are issued now: after the effect,
+            # inside the transaction, with issuance.pk, its product id, the code ids, `now`.
+            webhooks.issuance_changed(issuance, codes=held)
             return issuance
         if issuance.status == Issuance.Status.RESERVED:
             release_held(issuance, to_status=Issuance.Status.EXPIRED, actor=caller.identity, action="expired")
@@ -108,3 +116,4 @@ def release_held(issuance: Issuance, *, to_status: str, actor: str, action: str)
                 codes=group, issuance=issuance, from_state=Code.State.RESERVED, to_state=to_state,
                 actor=actor, now=now, action=action,
             )
+    webhooks.issuance_changed(issuance, codes=codes)

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from partners.services import ledger
 from vouchers import locks
 from vouchers.audit.services import record_audit
 from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
@@ -13,6 +14,7 @@ from vouchers.models import Batch, Code, Issuance, Storefront
 from vouchers.services.events import actor_for_user
 from vouchers.services.issuance import move_codes
 from vouchers.services.reservations import release_held
+from vouchers.webhooks.services import outbox as webhooks
 
 
 def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuance:
@@ -32,12 +34,17 @@ def approve_review(*, issuance_id, reviewer, merchant_id: int | None) -> Issuanc
         if issuance.reserved_until is None or issuance.reserved_until > now:
             issuance.status = Issuance.Status.ISSUED
             issuance.save(update_fields=["status", "updated_at"])
+            codes = list(issuance.codes.order_by("pk"))
             move_codes(
-                codes=list(issuance.codes.order_by("pk")), issuance=issuance,
+                codes=codes, issuance=issuance,
                 from_state=Code.State.RESERVED, to_state=Code.State.ISSUED,
                 actor=actor_for_user(reviewer), now=now, action="review_approved",
             )
             _audit(issuance=issuance, action="review_approved", reviewer=reviewer)
+            # settlement: price the issued codes (partners.services.ledger)
+            ledger.record_issuance(issuance=issuance, codes=codes, product=issuance.product, at=now,
+                                   actor=actor_for_user(reviewer))
+            webhooks.issuance_changed(issuance, codes=codes, event_type="issuance.review_approved")
             return issuance
         release_held(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
     raise ReservationExpired(_("The review waited too long; its codes went back to stock."))

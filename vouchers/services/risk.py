@@ -12,6 +12,7 @@ from fraud.models import Outcome, RiskAssessment
 from fraud.services import assessment, leaks, lockouts
 from vouchers.callers import Caller, CustomerContext
 from vouchers.models import Code
+from vouchers.ops import metrics
 
 
 def context_for(
@@ -29,6 +30,7 @@ def context_for(
 def assess_or_refuse(ctx: RiskContext) -> RiskAssessment:
     """Store a decision for `ctx`; a deny raises. Raises FraudDenied, RiskCheckUnavailable."""
     decision = assessment.assess(ctx=ctx)
+    metrics.FRAUD_DECISIONS.labels(outcome=decision.outcome).inc()
     if decision.outcome == Outcome.DENY:
         raise FraudDenied.for_assessment(decision)
     return decision

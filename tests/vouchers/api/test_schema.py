@@ -16,7 +16,22 @@ API_PATHS = [
     "/api/v1/issuances/{issuance_id}/cancel/",
     "/api/v1/codes/check/",
     "/api/v1/redemptions/",
+    "/api/v1/redemptions/{redemption_id}/",
     "/api/v1/redemptions/{redemption_id}/reversal/",
+    "/api/v1/webhooks/endpoints/",
+    "/api/v1/webhooks/endpoints/{endpoint_id}/",
+    # partner endpoints (settlement)
+    "/api/v1/partner/agreements/",
+    "/api/v1/partner/statements/",
+    "/api/v1/partner/statements/{statement_id}/",
+    "/api/v1/partner/statements/{statement_id}/lines/",
+    "/api/v1/partner/statements/{statement_id}/lines.csv",
+    "/api/v1/partner/statements/{statement_id}/document/",
+    "/api/v1/partner/statements/{statement_id}/confirm/",
+    "/api/v1/partner/statements/{statement_id}/disputes/",
+    "/api/v1/partner/statements/{statement_id}/reconcile/",
+    "/api/v1/partner/keys/",
+    "/api/v1/partner/ledger/",
 ]
 # Every stable error `code` API.md names.
 API_ERROR_CODES = [
@@ -31,6 +46,8 @@ API_ERROR_CODES = [
     "fraud_denied",
     "reservation_expired",
     "invalid_state",
+    "content_mismatch",
+    "dispute_window_closed",
     "unknown_code",
     "already_redeemed",
     "code_expired",
@@ -45,6 +62,10 @@ IDEMPOTENT_OPERATIONS = [
     "/api/v1/issuances/{issuance_id}/cancel/",
     "/api/v1/redemptions/",
     "/api/v1/redemptions/{redemption_id}/reversal/",
+    "/api/v1/webhooks/endpoints/",
+    "/api/v1/partner/statements/{statement_id}/confirm/",
+    "/api/v1/partner/statements/{statement_id}/disputes/",
+    "/api/v1/partner/statements/{statement_id}/reconcile/",
 ]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -136,13 +157,17 @@ def test_errors_are_documented_as_problem_json(schema):
     # and every success response is application/json
     for path, method, operation in operations(schema):
         for status, response in operation["responses"].items():
+            if status == "204":  # no content, by definition
+                assert "content" not in response, (path, method)
+                continue
             media_types = list(response["content"])
             if int(status) >= 400:
                 assert media_types == ["application/problem+json"], (method, path, status)
                 body = response["content"]["application/problem+json"]["schema"]
                 assert body == {"$ref": "#/components/schemas/ProblemOutput"}, (method, path, status)
             else:
-                assert media_types == ["application/json"], (method, path, status)
+                expected = ["text/csv"] if path.endswith("lines.csv") else ["application/json"]
+                assert media_types == expected, (method, path, status)
 
 
 def test_product_list_documents_its_pages(schema):

@@ -10,7 +10,8 @@ development keys in a git-ignored, owner-only file (`.local/demo-credentials.jso
 setting DEMO_CREDENTIALS_FILE). A password is set only when its user is created;
 a user that already exists keeps its password (if the file does not know it, the
 output says so instead of re-setting it). The storefront key is re-printed while
-it still works; a new one is made only when the stored one was revoked or lost.
+it still works; a new one is made only when the stored one was revoked or lost. The
+demo partner's API key is kept the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from partners.models import Partner
+from partners.api.authentication import partner_caller
+from partners.models import Agreement, Partner
+from partners.services.agreements import add_version
+from partners.services.keys import create_partner_key
 from vouchers.codeformat import CodeFormat
 from vouchers.models import Merchant, MerchantStaff, Product, Storefront, StorefrontAPIKey
 from vouchers.selectors import available_by_product
@@ -44,6 +48,7 @@ STOREFRONT_NAME = "Demo Storefront"
 ADMIN_USERNAME = "admin"
 STAFF_USERNAME = "merchant-staff"
 PARTNER_SLUG = "demo-partner"
+PARTNER_SKU = "DEMO-STREAM-1M"  # the product the demo partner honours under its agreement
 CODES_PER_PRODUCT = 200
 
 
@@ -121,6 +126,24 @@ def _ensure_user(*, username: str, superuser: bool, known_password: str | None) 
     return user, password
 
 
+def _ensure_partner_agreement(*, merchant: Merchant, partner: Partner) -> list[str]:
+    """The demo agreement: the partner honours its streaming product, paid 10% of face value
+    per redemption, settled monthly in Europe/Berlin. Returns the SKUs it covers."""
+    product = Product.objects.get(merchant=merchant, sku=PARTNER_SKU)
+    agreement, _ = Agreement.objects.get_or_create(
+        merchant=merchant, partner=partner, currency=product.currency,
+        defaults={"name": "Demo streaming benefit", "period": "monthly", "timezone": "Europe/Berlin",
+                  "dispute_window_days": 14},
+    )
+    if not agreement.versions.exists():
+        add_version(
+            agreement=agreement, products=[product], basis="redeemed", direction="merchant_pays_partner",
+            valid_from=timezone.now().replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0),
+            rate_bps=1000,
+        )
+    return sorted({p.sku for v in agreement.versions.all() for p in v.products.all()})
+
+
 def _demo_api_key(*, storefront: Storefront, created_by, known_key: str | None) -> str:
     """The demo storefront's key: the remembered one while it still works, else a new one.
 
@@ -138,6 +161,17 @@ def _demo_api_key(*, storefront: Storefront, created_by, known_key: str | None) 
     _, key = create_storefront_key(
         storefront=storefront, name=f"demo {timezone.now():%Y-%m-%d %H:%M:%S}", created_by=created_by
     )
+    return key
+
+
+def _demo_partner_key(*, partner: Partner, known_key: str | None) -> str:
+    """The demo partner's key, like the storefront's: re-printed while it still works."""
+    if known_key:
+        prefix, _dot, _secret = known_key.partition(".")
+        caller = partner_caller(prefix, known_key)
+        if caller is not None and caller.partner_id == partner.pk:
+            return known_key
+    _, key = create_partner_key(partner=partner, name=f"demo {timezone.now():%Y-%m-%d %H:%M:%S}")
     return key
 
 
@@ -195,13 +229,16 @@ class Command(BaseCommand):
                         reference="demo",
                     )
                 products.append(product)
+            partner_skus = _ensure_partner_agreement(merchant=merchant, partner=partner)
         api_key = _demo_api_key(
             storefront=storefront, created_by=admin, known_key=known.get("storefront_api_key")
         )
+        partner_api_key = _demo_partner_key(partner=partner, known_key=known.get("partner_api_key"))
         remembered = {
             "admin_password": admin_password,
             "staff_password": staff_password,
             "storefront_api_key": api_key,
+            "partner_api_key": partner_api_key,
         }
         if remembered != {name: known.get(name) for name in remembered}:
             save_credentials(path, remembered)
@@ -217,6 +254,8 @@ class Command(BaseCommand):
             "merchant": merchant.slug,
             "merchant_name": merchant.name,
             "partner": partner.slug,
+            "partner_api_key": partner_api_key,
+            "partner_skus": partner_skus,
             "skus": [p.sku for p in products],
             "products": [
                 {
@@ -241,6 +280,8 @@ class Command(BaseCommand):
         w(f"Storefront:        {r['storefront']} ({r['merchant_name']})")
         w(f"  API key          {r['storefront_api_key']}")
         w(f"API:               {r['api_base']}  (send 'Authorization: Api-Key <key>')")
+        w(f"Partner:           {r['partner']} honours {', '.join(r['partner_skus'])}")
+        w(f"  API key          {r['partner_api_key']}  (partner endpoints: {r['api_base']}partner/)")
         w("Products:")
         for p in r["products"]:
             w(f"  {p['sku']:<16} {p['name']:<24} {p['face_value']:>8} {p['currency']}  "

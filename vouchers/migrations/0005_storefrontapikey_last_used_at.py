@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('vouchers', '0003_code_indexes'),
+        ('vouchers', '0004_issuance_redemption_list_indexes'),
     ]
 
     operations = [

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('vouchers', '0004_storefrontapikey_last_used_at'),
+        ('vouchers', '0005_storefrontapikey_last_used_at'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,501 @@
+"""Closing periods into statements, and each statement's lifecycle.
+
+Closing (`close_statements`):
+- One statement per agreement (merchant, partner, currency) and period, in order:
+  the agreement row is locked while one period is closed, so two closers never
+  build the same statement (the unique (agreement, period_start) is the backstop),
+  and a second run finds the work done.
+- A statement takes every entry of the agreement not yet on a statement that
+  happened before the period's end. The lines are inserted first with one
+  INSERT ... SELECT (entries recorded meanwhile are either in that set or land on the
+  next statement); the unique entry of a line puts each entry on exactly one
+  statement. Totals and the document are then read back from exactly those lines.
+- A line that corrects an earlier statement points at it (`original_statement`): a
+  reversal at the statement holding the entry it reverses, any other late entry at
+  the statement whose period it happened in.
+- opening = previous closing; closing = opening + total; totals are plain sums.
+- The document is canonical JSON (RFC 8785) of the statement's fields, every line and
+  the previous statement's hash, signed (Ed25519, detached JWS). The row never changes.
+
+Lifecycle: confirm (pinned to content_sha256), disputes within the window, resolution
+by merchant staff (accept: an adjustment entry; reject: a reason), auto-confirm past
+the window, payments as entries. Every transition is an append-only StatementEvent.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Min, Sum
+from django.utils import timezone
+
+from partners.canonical import iso, sha256_hex
+from partners.exceptions import (
+    ContentMismatch,
+    DisputeWindowClosed,
+    InvalidAgreementTerms,
+    InvalidRequest,
+    StatementInvalidState,
+)
+from partners.models import Agreement, Dispute, LedgerEntry, Statement, StatementEvent, StatementLine
+from partners.money import format_minor
+from partners.periods import period_end, period_start
+from partners.services import ledger
+from partners.signing import sign_detached
+
+LIFECYCLE_ACTIONS = ("confirmed", "auto_confirmed", "disputed", "resolved")
+
+
+class FutureCloseRefused(Exception):
+    """A close `as_of` a future moment without allow_future."""
+
+
+def _dump(value) -> bytes:
+    """Canonical JSON for documents: for the strings, integers and nulls they hold, sorted
+    keys without whitespace and UTF-8 is exactly RFC 8785 (tested against rfc8785)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# --- closing ---------------------------------------------------------------------
+
+
+def close_statements(*, as_of: datetime | None = None, allow_future: bool = False) -> list[Statement]:
+    """Close every period that ended at or before `as_of` (default now), for every agreement.
+
+    Safe to run twice and concurrently. Raises FutureCloseRefused for a future as_of
+    without allow_future.
+    """
+    now = timezone.now()
+    as_of = as_of or now
+    if as_of > now and not allow_future:
+        raise FutureCloseRefused("as_of is in the future; pass allow_future for drills and tests")
+    created: list[Statement] = []
+    for agreement_id in Agreement.objects.order_by("pk").values_list("pk", flat=True):
+        created += close_agreement(agreement_id=agreement_id, as_of=as_of)
+    return created
+
+
+def close_agreement(*, agreement_id: int, as_of: datetime) -> list[Statement]:
+    """Close this agreement's due periods, one transaction per period."""
+    created = []
+    while True:
+        with transaction.atomic():
+            agreement = Agreement.objects.select_for_update().get(pk=agreement_id)
+            previous = Statement.objects.filter(agreement=agreement).order_by("-period_start").first()
+            if previous is not None:
+                start = previous.period_end
+            else:
+                first = LedgerEntry.objects.filter(agreement=agreement).aggregate(t=Min("occurred_at"))["t"]
+                if first is None:
+                    return created
+                start = period_start(first, period=agreement.period, tz=agreement.timezone)
+            end = period_end(start, period=agreement.period, tz=agreement.timezone)
+            if end > as_of:
+                return created
+            created.append(_close_one(agreement, previous, start, end))
+
+
+_INSERT_LINES = """
+INSERT INTO partners_statementline (statement_id, entry_id, line_no, original_statement_id)
+SELECT %(statement)s, e.id, ROW_NUMBER() OVER (ORDER BY e.seq),
+       CASE
+         WHEN e.reverses_id IS NOT NULL THEN
+           (SELECT l2.statement_id FROM partners_statementline l2 WHERE l2.entry_id = e.reverses_id)
+         WHEN e.occurred_at < %(start)s THEN
+           (SELECT s.id FROM partners_statement s WHERE s.agreement_id = e.agreement_id
+              AND s.period_start <= e.occurred_at AND e.occurred_at < s.period_end)
+       END
+FROM partners_ledgerentry e
+WHERE e.agreement_id = %(agreement)s AND e.occurred_at < %(end)s
+  AND NOT EXISTS (SELECT 1 FROM partners_statementline l WHERE l.entry_id = e.id)
+"""
+
+_READ_LINES = """
+SELECT l.line_no, e.id, e.seq, e.kind, e.occurred_at, e.recorded_at, e.sku, e.source_type, e.source_id,
+       e.code_last4, e.amount_minor, e.reverses_id, l.original_statement_id, e.hash
+FROM partners_statementline l JOIN partners_ledgerentry e ON e.id = l.entry_id
+WHERE l.statement_id = %s ORDER BY l.line_no
+"""
+
+
+def _uuid_param(value: uuid.UUID):
+    return value if connection.vendor == "postgresql" else value.hex
+
+
+def _dt_param(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _as_uuid(value) -> str | None:
+    if value is None:
+        return None
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+
+
+def _as_datetime(value) -> datetime:
+    if isinstance(value, str):  # SQLite hands raw timestamps back as text
+        value = datetime.fromisoformat(value)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_fixed_timezone(0))
+    return value
+
+
+def line_document(row, currency: str) -> dict:
+    """One line of a statement document (and of the API), from a _READ_LINES row."""
+    (
+        line_no,
+        entry_id,
+        seq,
+        kind,
+        occurred_at,
+        recorded_at,
+        sku,
+        source_type,
+        source_id,
+        code_last4,
+        amount_minor,
+        reverses_id,
+        original_statement_id,
+        entry_hash,
+    ) = row
+    return {
+        "line_no": line_no,
+        "entry_id": entry_id,
+        "seq": seq,
+        "kind": kind,
+        "occurred_at": iso(_as_datetime(occurred_at)),
+        "recorded_at": iso(_as_datetime(recorded_at)),
+        "sku": sku,
+        "source_type": source_type,
+        "source_id": source_id,
+        "code_last4": code_last4,
+        "amount": format_minor(amount_minor, currency),
+        "amount_minor": amount_minor,
+        "currency": currency,
+        "reverses": reverses_id,
+        "original_statement": _as_uuid(original_statement_id),
+        "entry_hash": entry_hash,
+    }
+
+
+def _close_one(agreement: Agreement, previous: Statement | None, start: datetime, end: datetime) -> Statement:
+    statement_id = uuid.uuid4()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_LINES,
+            {
+                "statement": _uuid_param(statement_id),
+                "start": _dt_param(start),
+                "end": _dt_param(end),
+                "agreement": agreement.pk,
+            },
+        )
+    issued_at = timezone.now()
+    opening = previous.closing_minor if previous else 0
+    # The document grows in one buffer: no list of parts and no join copy.
+    body = bytearray(b'{"lines":[')
+    total = count = 0
+    with connection.chunked_cursor() as cursor:  # server-side on PostgreSQL: rows stream
+        cursor.execute(_READ_LINES, [_uuid_param(statement_id)])
+        while rows := cursor.fetchmany(5000):
+            for row in rows:
+                if count:
+                    body += b","
+                total += row[10]
+                count += 1
+                body += _dump(line_document(row, agreement.currency))
+    fields = {
+        "id": str(statement_id),
+        "number": (previous.number + 1) if previous else 1,
+        "agreement": agreement.pk,
+        "merchant": agreement.merchant.slug,
+        "partner": agreement.partner.slug,
+        "currency": agreement.currency,
+        "timezone": agreement.timezone,
+        "period": agreement.period,
+        "period_start": iso(start),
+        "period_end": iso(end),
+        "opening_balance": format_minor(opening, agreement.currency),
+        "opening_minor": opening,
+        "total": format_minor(total, agreement.currency),
+        "total_minor": total,
+        "closing_balance": format_minor(opening + total, agreement.currency),
+        "closing_minor": opening + total,
+        "line_count": count,
+        "issued_at": iso(issued_at),
+        "dispute_deadline": iso(issued_at + timedelta(days=agreement.dispute_window_days)),
+    }
+    previous_sha = previous.content_sha256 if previous else None
+    # Keys in canonical order: "lines" < "previous_statement_sha256" < "statement".
+    body += b'],"previous_statement_sha256":' + _dump(previous_sha) + b',"statement":' + _dump(fields) + b"}"
+    document = bytes(body)
+    del body
+    signature, kid = sign_detached(document)
+    return Statement.objects.create(
+        id=statement_id,
+        agreement=agreement,
+        merchant_id=agreement.merchant_id,
+        partner_id=agreement.partner_id,
+        number=fields["number"],
+        currency=agreement.currency,
+        timezone=agreement.timezone,
+        period_start=start,
+        period_end=end,
+        opening_minor=opening,
+        total_minor=total,
+        closing_minor=opening + total,
+        line_count=count,
+        issued_at=issued_at,
+        dispute_deadline=issued_at + timedelta(days=agreement.dispute_window_days),
+        previous=previous,
+        previous_sha256=previous_sha or "",
+        content_sha256=sha256_hex(document),
+        document=document,
+        signature=signature,
+        kid=kid,
+    )
+
+
+def iter_lines(statement: Statement, *, chunk: int = 5000):
+    """The statement's lines as documents, streamed from the database in line order."""
+    with connection.chunked_cursor() as cursor:  # server-side on PostgreSQL: rows stream
+        cursor.execute(_READ_LINES, [_uuid_param(statement.pk)])
+        while rows := cursor.fetchmany(chunk):
+            for row in rows:
+                yield line_document(row, statement.currency)
+
+
+# --- status ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatementState:
+    status: str
+    payment_status: str
+    paid_minor: int
+
+
+def lifecycle_status(statement: Statement, *, now: datetime | None = None) -> str:
+    """issued | confirmed | disputed | resolved; unanswered past the window counts as confirmed."""
+    last = (
+        StatementEvent.objects.filter(statement=statement, action__in=LIFECYCLE_ACTIONS)
+        .order_by("-id")
+        .values_list("action", flat=True)
+        .first()
+    )
+    if last is None:
+        return "confirmed" if (now or timezone.now()) > statement.dispute_deadline else "issued"
+    return "confirmed" if last == "auto_confirmed" else last
+
+
+def paid_minor(statement: Statement) -> int:
+    """How much was paid towards the statement's total, in its direction (payments are entries)."""
+    paid = (
+        LedgerEntry.objects.filter(refers_to_statement=statement, kind=LedgerEntry.Kind.PAYMENT).aggregate(
+            s=Sum("amount_minor")
+        )["s"]
+        or 0
+    )
+    return -paid if statement.total_minor >= 0 else paid
+
+
+def payment_status(statement: Statement) -> str:
+    paid = paid_minor(statement)
+    due = abs(statement.total_minor)
+    if due == 0 or paid >= due:
+        return "paid"
+    return "partially_paid" if paid > 0 else "unpaid"
+
+
+def _lock(statement: Statement) -> Statement:
+    return Statement.objects.select_for_update().select_related("agreement").get(pk=statement.pk)
+
+
+def _event(statement: Statement, action: str, actor: str, **details) -> StatementEvent:
+    return StatementEvent.objects.create(statement=statement, action=action, actor=actor, details=details)
+
+
+# --- partner actions ---------------------------------------------------------------
+
+
+@transaction.atomic
+def confirm_statement(*, statement: Statement, content_sha256: str, actor: str) -> Statement:
+    """The partner accepts exactly these bytes. Raises ContentMismatch, StatementInvalidState."""
+    statement = _lock(statement)
+    if content_sha256 != statement.content_sha256:
+        raise ContentMismatch("content_sha256 is not this statement's; fetch the document again.")
+    status = lifecycle_status(statement)
+    if status != "issued":
+        raise StatementInvalidState(f"A statement in status {status} cannot be confirmed.")
+    _event(statement, "confirmed", actor, content_sha256=content_sha256)
+    return statement
+
+
+@transaction.atomic
+def open_dispute(
+    *,
+    statement: Statement,
+    reason: str,
+    actor: str,
+    lines: list[int] | None = None,
+    claimed_amount_minor: int | None = None,
+) -> Dispute:
+    """A partner disputes the statement or some of its lines, within the window.
+
+    Raises StatementInvalidState (confirmed), DisputeWindowClosed, InvalidAgreementTerms (unknown lines).
+    """
+    statement = _lock(statement)
+    last = (
+        StatementEvent.objects.filter(statement=statement, action__in=LIFECYCLE_ACTIONS)
+        .order_by("-id")
+        .values_list("action", flat=True)
+        .first()
+    )
+    if last in ("confirmed", "auto_confirmed"):
+        raise StatementInvalidState("A confirmed statement cannot be disputed.")
+    if timezone.now() > statement.dispute_deadline:
+        raise DisputeWindowClosed(f"Disputes were possible until {iso(statement.dispute_deadline)}.")
+    lines = sorted(set(lines or []))
+    if lines:
+        known = set(
+            StatementLine.objects.filter(statement=statement, line_no__in=lines).values_list(
+                "line_no", flat=True
+            )
+        )
+        if unknown := [n for n in lines if n not in known]:
+            raise InvalidRequest(
+                f"The statement has no lines {unknown}.", errors={"lines": [str(n) for n in unknown]}
+            )
+    dispute = Dispute.objects.create(
+        statement=statement, reason=reason, lines=lines, claimed_amount_minor=claimed_amount_minor
+    )
+    _event(
+        statement,
+        "disputed",
+        actor,
+        dispute=str(dispute.pk),
+        lines=lines,
+        claimed_amount_minor=claimed_amount_minor,
+    )
+    return dispute
+
+
+# --- merchant staff actions ------------------------------------------------------
+
+
+@transaction.atomic
+def resolve_dispute(
+    *, dispute: Dispute, accept: bool, reason: str, actor: str, amount_minor: int | None = None
+) -> Dispute:
+    """Accept (an adjustment entry, on a later statement) or reject (a reason) an open dispute.
+
+    The statement becomes `resolved` once no dispute of it is open.
+    Raises StatementInvalidState (not open), InvalidAgreementTerms (accept without amount).
+    """
+    statement = _lock(dispute.statement)
+    dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
+    if dispute.status != Dispute.Status.OPEN:
+        raise StatementInvalidState(f"The dispute is already {dispute.status}.")
+    now = timezone.now()
+    if accept:
+        amount = dispute.claimed_amount_minor if amount_minor is None else amount_minor
+        if amount is None:
+            raise InvalidAgreementTerms("Accepting a dispute needs an amount (none was claimed).")
+        (entry,) = ledger.append(
+            [
+                ledger.PendingEntry(
+                    partner_id=statement.partner_id,
+                    merchant_id=statement.merchant_id,
+                    agreement_id=statement.agreement_id,
+                    kind=LedgerEntry.Kind.ADJUSTMENT,
+                    currency=statement.currency,
+                    amount_minor=amount,
+                    source_type="dispute",
+                    source_id=str(dispute.pk),
+                    source_key=f"dispute:{dispute.pk}",
+                    occurred_at=now,
+                    refers_to_statement_id=statement.pk,
+                    memo=reason[:500],
+                    actor=actor,
+                )
+            ]
+        )
+        dispute.adjustment = entry
+        dispute.status = Dispute.Status.ACCEPTED
+    else:
+        dispute.status = Dispute.Status.REJECTED
+    dispute.resolution_reason = reason
+    dispute.resolved_at = now
+    dispute.save()
+    _event(
+        statement,
+        f"dispute_{dispute.status}",
+        actor,
+        dispute=str(dispute.pk),
+        reason=reason[:500],
+        adjustment=dispute.adjustment_id,
+    )
+    if not statement.disputes.filter(status=Dispute.Status.OPEN).exists():
+        _event(statement, "resolved", actor)
+    return dispute
+
+
+@transaction.atomic
+def record_payment(
+    *, statement: Statement, amount_minor: int, actor: str, reference: str = ""
+) -> LedgerEntry:
+    """A payment towards the statement's total (positive, in the direction owed), as an entry.
+
+    Raises InvalidAgreementTerms for a non-positive amount or a statement with nothing due.
+    """
+    statement = _lock(statement)
+    if amount_minor <= 0 or statement.total_minor == 0:
+        raise InvalidAgreementTerms("A payment is a positive amount towards a statement with something due.")
+    signed = -amount_minor if statement.total_minor > 0 else amount_minor
+    (entry,) = ledger.append(
+        [
+            ledger.PendingEntry(
+                partner_id=statement.partner_id,
+                merchant_id=statement.merchant_id,
+                agreement_id=statement.agreement_id,
+                kind=LedgerEntry.Kind.PAYMENT,
+                currency=statement.currency,
+                amount_minor=signed,
+                source_type="payment",
+                source_id=str(uuid.uuid4()),
+                source_key=f"payment:{uuid.uuid4()}",
+                occurred_at=timezone.now(),
+                refers_to_statement_id=statement.pk,
+                memo=reference[:500],
+                actor=actor,
+            )
+        ]
+    )
+    _event(
+        statement,
+        "payment_recorded",
+        actor,
+        entry=entry.pk,
+        amount_minor=amount_minor,
+        payment_status=payment_status(statement),
+    )
+    return entry
+
+
+def auto_confirm_due(*, now: datetime | None = None) -> int:
+    """Record `auto_confirmed` for unanswered statements past their window. Safe twice."""
+    now = now or timezone.now()
+    count = 0
+    for statement in Statement.objects.filter(dispute_deadline__lt=now).exclude(
+        events__action__in=LIFECYCLE_ACTIONS
+    ):
+        with transaction.atomic():
+            locked = _lock(statement)
+            if not StatementEvent.objects.filter(statement=locked, action__in=LIFECYCLE_ACTIONS).exists():
+                _event(locked, "auto_confirmed", "system")
+                count += 1
+    return count

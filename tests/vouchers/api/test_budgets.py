@@ -1,0 +1,97 @@
+"""Budgets: SQL statements and Redis round trips per request, exact, so a regression shows.
+
+PostgreSQL with Redis (the production profile), committed transactions: BEGIN and
+COMMIT are counted as statements (they are round trips too). The caches are warm
+(the key, the merchant's rules and list presence are held in process under the
+current versions), as on a server that has served a few requests.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.snapshots import world
+from tests.vouchers.api.conftest import make_shop
+from vouchers.models import IdempotencyRecord
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL"),
+]
+
+
+# Statements per request, BEGIN/COMMIT/ROLLBACK included.
+SQL = {
+    # BEGIN, claim, code lookup, risk assessment INSERT, the redemption statement, completion, COMMIT
+    "redeem": 7,
+    # BEGIN, claim, the stored record, COMMIT
+    "replay": 4,
+    # BEGIN, claim, lookup, assessment, redemption statement (no row), the explaining reads
+    # (code, batch, live redemption), ROLLBACK; then BEGIN, claim, completion, COMMIT
+    "again": 13,
+    # BEGIN, claim, lookup (no code), completion with the 404, COMMIT
+    "unknown": 5,
+    # code lookup, then BEGIN, risk assessment INSERT, COMMIT (a check changes no code)
+    "check": 4,
+    # BEGIN, claim, product, storefront may sell, assessment, issuance, batches with stock,
+    # lock codes, move codes, 2 counter shards, events, attach, codes for the response,
+    # completion, COMMIT (the portable path: issuance has no fast path yet)
+    "issue": 16,
+    # as issuance up to the short claim, the stock count, ROLLBACK, then the stored refusal
+    "out_of_stock": 15,
+    # the storefront sells a restricted list?, page count, the page, stock of the page
+    "products": 4,
+}
+
+
+def measure(redis_round_trips, call):
+    redis_round_trips.count, redis_round_trips.commands[:] = 0, []
+    with CaptureQueriesContext(connection) as queries:
+        response = call()
+    return response.status_code, len(queries), redis_round_trips.count
+
+
+@pytest.fixture
+def warm(db):
+    """A shop with issued codes, its caches warm (three requests served)."""
+    shop = make_shop(codes=10)
+    codes = [c["code"] for c in shop.client.issue(shop.product.sku, quantity=4).json()["codes"]]
+    shop.client.check(codes[0])
+    shop.client.check(codes[0])
+    return shop, codes
+
+
+def test_redemption_budget(warm, redis_round_trips):
+    shop, codes = warm
+    # success: claim, code lookup, assessment, the one redemption statement, completion
+    assert measure(redis_round_trips, lambda: shop.client.post(
+        "/api/v1/redemptions/", {"code": codes[1]}, idempotency_key="b-1")) == (201, SQL["redeem"], 1)
+    before = world()
+    # replay: claim, the stored record (and nothing else)
+    assert measure(redis_round_trips, lambda: shop.client.post(
+        "/api/v1/redemptions/", {"code": codes[1]}, idempotency_key="b-1")) == (201, SQL["replay"], 1)
+    # already redeemed: rolled back, then the refusal stored under the key
+    assert measure(redis_round_trips, lambda: shop.client.redeem(codes[1])) == (409, SQL["again"], 1)
+    # unknown code: the miss is counted (lockouts, guessing alarm) in one more round trip
+    assert measure(redis_round_trips, lambda: shop.client.redeem("NOPE-NOPE-NOPE")) == (
+        404, SQL["unknown"], 2)
+    assert world() == before
+
+
+def test_check_issue_and_products_budgets(warm, redis_round_trips):
+    shop, codes = warm
+    assert measure(redis_round_trips, lambda: shop.client.check(codes[2])) == (200, SQL["check"], 1)
+    assert measure(redis_round_trips, lambda: shop.client.issue(shop.product.sku)) == (201, SQL["issue"], 1)
+    assert measure(redis_round_trips, lambda: shop.client.issue(shop.product.sku, quantity=2)) == (
+        201, SQL["issue"], 1)
+    records = IdempotencyRecord.objects.count()
+    assert measure(redis_round_trips, lambda: shop.client.issue(shop.product.sku, quantity=9)) == (
+        409, SQL["out_of_stock"], 1)
+    assert IdempotencyRecord.objects.count() == records + 1
+    assert measure(redis_round_trips, lambda: shop.client.get("/api/v1/products/")) == (
+        200, SQL["products"], 1)

@@ -1,0 +1,16 @@
+"""PostgreSQL fast paths of the storefront's write operations, in raw SQL.
+
+One module per operation, named after it. Each runs one data-modifying CTE that does
+the whole effect in one round trip, with a comment on every clause saying which
+invariant it keeps. No row back means nothing was written; the portable service
+then explains the refusal with one read. SQLite (and any other engine) takes the
+portable ORM path in the service, with the same behaviour; `enabled()` decides.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+
+def enabled() -> bool:
+    return connection.vendor == "postgresql"

@@ -1,0 +1,73 @@
+"""Business counters in Prometheus format, one place for every app to count in.
+
+Import a counter and count where the fact becomes true (after it is committed where
+that matters):
+
+    from vouchers.ops import metrics
+    metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered").inc()
+
+The names are part of what operators alert on: keep them stable.
+
+Multi-process: gunicorn workers and Celery workers are separate processes. With
+PROMETHEUS_MULTIPROC_DIR set (a directory, emptied before the service starts; see
+docs/deploy.md) every process writes its counts there and `/metrics` sums them all,
+Celery's included when it shares the directory. Without it (the embedded default, one
+process) the counts are this process's own.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+CODES_ISSUED = Counter(
+    "vouchers_codes_issued", "Codes handed to storefronts (issuances and confirmed reservations).",
+)
+CODES_REDEEMED = Counter("vouchers_codes_redeemed", "Codes redeemed.")
+OUT_OF_STOCK = Counter("vouchers_out_of_stock", "Issuance or reservation requests refused: out of stock.")
+FRAUD_DECISIONS = Counter(
+    "vouchers_fraud_decisions", "Fraud assessments by outcome (allow, review, deny).", ["outcome"],
+)
+LOCKOUTS = Counter(
+    "vouchers_lockouts", "Lockouts after failed checks or redemptions, by scope (api_key, customer, ip).",
+    ["scope"],
+)
+LEAK_SIGNALS = Counter(
+    "vouchers_leak_signals", "Uses of never-issued or canary codes, by kind.", ["kind"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "vouchers_webhook_deliveries",
+    "Webhook delivery attempts by outcome: delivered (2xx), retry (will be tried again), failed (gave up).",
+    ["outcome"],
+)
+WEBHOOK_FAILURES = Counter(
+    "vouchers_webhook_failures", "Webhook events marked failed after their last retry.",
+)
+STATEMENTS_ISSUED = Counter(
+    "vouchers_statements_issued", "Partner statements issued, by currency.", ["currency"],
+)
+STATEMENT_TOTALS = Counter(
+    "vouchers_statement_total_minor_units",
+    "Sum of the absolute totals of issued partner statements, in minor units, by currency.",
+    ["currency"],
+)
+
+# Answers of the storefront API that are business facts, counted by the API middleware
+# from what the client received (idempotent replays are not counted twice).
+ISSUING_PATHS = ("/api/v1/issuances/",)
+
+
+def observe_api_answer(request, response) -> None:
+    """Count issued, redeemed and out-of-stock answers of the storefront API."""
+    if request.method != "POST" or response.get("Idempotent-Replayed") == "true":
+        return
+    path, status = request.path_info, response.status_code
+    data = getattr(response, "data", None)
+    if not isinstance(data, dict) or not path.startswith("/api/v1/"):
+        return
+    if status == 409 and data.get("code") == "out_of_stock":
+        OUT_OF_STOCK.inc()
+    elif status in (200, 201) and data.get("status") == "issued" and isinstance(data.get("codes"), list):
+        if path == "/api/v1/issuances/" or path.endswith("/confirm/"):
+            CODES_ISSUED.inc(len(data["codes"]))
+    elif status == 201 and path == "/api/v1/redemptions/":
+        CODES_REDEEMED.inc()

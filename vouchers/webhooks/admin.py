@@ -1,0 +1,158 @@
+"""Webhook endpoints and the delivery log in the admin, scoped to the staff member's merchant.
+
+An endpoint is created through the same service as the API (URL rules, sealed
+secret); its secret is rendered into the response to the POST only. Deliveries are
+records: read, and sent again with "redeliver".
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from vouchers.admin_tenancy import MerchantScopedAdmin, TenantModelForm, scoped_choices
+from vouchers.admin_views import render_page
+from vouchers.models import Storefront
+from vouchers.webhooks.events import EVENT_CHOICES
+from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint
+from vouchers.webhooks.services import delivery, endpoints
+from vouchers.webhooks.services.outbox import forget_subscriptions
+
+
+class EndpointForm(TenantModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+    events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["storefront", "url", "events", "enabled", "description"]
+
+    def clean_url(self):
+        try:
+            return endpoints.validate_url(self.cleaned_data["url"])
+        except endpoints.InvalidEndpoint as exc:
+            raise forms.ValidationError(exc.detail) from None
+
+    def clean_events(self):
+        try:
+            return endpoints.validate_events(self.cleaned_data["events"])
+        except endpoints.InvalidEndpoint as exc:
+            raise forms.ValidationError(exc.detail) from None
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk and not cleaned.get("storefront"):
+            self.add_error("storefront", "Choose the storefront whose events this endpoint receives.")
+        return cleaned
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(MerchantScopedAdmin):
+    merchant_paths = ("merchant",)
+    form = EndpointForm
+    list_display = ("url", "storefront", "partner", "event_list", "enabled", "created_at")
+    list_filter = ("enabled",)
+    actions = ("rotate_secret",)
+
+    def get_fields(self, request, obj=None):
+        return ["storefront", "url", "events", "enabled", "description"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("storefront",) if obj is not None else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "storefront":
+            kwargs["queryset"] = scoped_choices(Storefront, request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="events")
+    def event_list(self, obj) -> str:
+        return ", ".join(obj.events)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            forget_subscriptions()
+            return
+        created = endpoints.create_endpoint(
+            url=form.cleaned_data["url"], events=form.cleaned_data["events"],
+            storefront=form.cleaned_data["storefront"], enabled=form.cleaned_data["enabled"],
+            description=form.cleaned_data.get("description", ""),
+        )
+        obj.pk = created.endpoint.pk
+        obj._state.adding = False
+        request._webhook_secret = (created.endpoint, created.secret)
+
+    def save_related(self, request, form, formsets, change):
+        """Nothing related to save (and the form's object was saved by the service)."""
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        forget_subscriptions()
+
+    def response_add(self, request, obj, post_url_continue=None):
+        endpoint, secret = request._webhook_secret
+        return self._secret_page(request, endpoint, secret, rotated=False)
+
+    def _secret_page(self, request, endpoint, secret, *, rotated: bool):
+        return render_page(
+            self, request, "admin/webhooks/secret_shown_once.html", title="Webhook signing secret",
+            endpoint=endpoint, secret=secret, rotated=rotated,
+            endpoint_url=reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk]),
+        )
+
+    @admin.action(description="Rotate the signing secret (the old one signs for a day more)",
+                  permissions=["change"])
+    def rotate_secret(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Rotate one endpoint at a time.", messages.ERROR)
+            return None
+        endpoint = queryset.get()
+        secret = endpoints.rotate_secret(endpoint=endpoint)
+        endpoint.refresh_from_db()
+        self.log_change(request, endpoint, "Rotated the signing secret.")
+        return self._secret_page(request, endpoint, secret, rotated=True)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(MerchantScopedAdmin):
+    """The delivery log. Read only, plus "redeliver"."""
+
+    merchant_paths = ("merchant",)
+    list_display = ("event_type", "endpoint", "status", "attempts", "last_status_code", "last_attempt_at",
+                    "next_attempt_at", "created_at")
+    list_filter = ("status", "event__type")
+    list_select_related = ("event", "endpoint")
+    search_fields = ("=event__id",)
+    actions = ("redeliver",)
+    fields = ("event_id_shown", "event_type", "endpoint", "status", "attempts", "last_status_code",
+              "last_error", "last_attempt_at", "next_attempt_at", "retry_until", "delivered_at", "created_at",
+              "payload")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="event", ordering="event__type")
+    def event_type(self, obj) -> str:
+        return obj.event.type
+
+    @admin.display(description="Webhook-Id")
+    def event_id_shown(self, obj) -> str:
+        return str(obj.event_id)
+
+    @admin.display(description="payload (as sent)")
+    def payload(self, obj) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.event.payload, indent=2, sort_keys=True))
+
+    @admin.action(description="Redeliver the selected deliveries now", permissions=["change"])
+    def redeliver(self, request, queryset):
+        count = delivery.redeliver(list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)

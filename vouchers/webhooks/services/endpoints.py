@@ -1,0 +1,118 @@
+"""Creating, listing, rotating and deleting webhook endpoints (API and admin)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from vouchers.exceptions import DomainError, NotFound
+from vouchers.webhooks.events import EVENT_TYPES
+from vouchers.webhooks.models import WebhookEndpoint
+from vouchers.webhooks.services import addresses, secrets
+from vouchers.webhooks.services.outbox import forget_subscriptions
+
+
+class InvalidEndpoint(DomainError):
+    status = 400
+    code = "invalid_request"
+    title = "Invalid webhook endpoint"
+
+
+@dataclass(frozen=True)
+class CreatedEndpoint:
+    endpoint: WebhookEndpoint
+    secret: str  # shown once, never stored in clear
+
+
+def validate_events(events: list[str]) -> list[str]:
+    """Known event types, deduplicated in their catalogue order. Raises InvalidEndpoint."""
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if unknown:
+        raise InvalidEndpoint(f"Unknown event types: {', '.join(unknown)}.", errors={"events": [
+            f"Unknown event type {name!r}." for name in unknown]})
+    if not events:
+        raise InvalidEndpoint("Subscribe to at least one event type.",
+                              errors={"events": ["Subscribe to at least one event type."]})
+    return [name for name in EVENT_TYPES if name in set(events)]
+
+
+def validate_url(url: str) -> str:
+    """Raises InvalidEndpoint when the URL is not https or not public (see addresses)."""
+    try:
+        addresses.check_url(url)
+    except addresses.UnsafeEndpointURL as exc:
+        raise InvalidEndpoint(str(exc), errors={"url": [str(exc)]}) from None
+    return url
+
+
+def _forget_now_and_after_commit() -> None:
+    """Clear this process's subscription cache now, and again once the change is visible."""
+    forget_subscriptions()
+    transaction.on_commit(forget_subscriptions)
+
+
+def seal_into(endpoint: WebhookEndpoint, secret: str) -> None:
+    endpoint.secret_ciphertext, endpoint.secret_nonce, endpoint.secret_key_id = secrets.seal_secret(
+        secret, endpoint_id=endpoint.pk
+    )
+
+
+@transaction.atomic
+def create_endpoint(
+    *, url: str, events: list[str], storefront=None, partner_id: int | None = None, enabled: bool = True,
+    description: str = "",
+) -> CreatedEndpoint:
+    """An endpoint of a storefront or a partner, with a fresh secret returned once.
+
+    Raises InvalidEndpoint (unknown events, a URL that is not https or not public).
+    """
+    events = validate_events(events)
+    validate_url(url)
+    endpoint = WebhookEndpoint(
+        storefront=storefront, merchant_id=storefront.merchant_id if storefront is not None else None,
+        partner_id=partner_id, url=url, events=events, enabled=enabled, description=description,
+    )
+    secret = secrets.new_secret()
+    seal_into(endpoint, secret)
+    endpoint.save(force_insert=True)
+    _forget_now_and_after_commit()
+    return CreatedEndpoint(endpoint=endpoint, secret=secret)
+
+
+@transaction.atomic
+def rotate_secret(*, endpoint: WebhookEndpoint) -> str:
+    """A new secret; the old one keeps signing (a second v1) for WEBHOOK_SECRET_OVERLAP_SECONDS."""
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint.previous_secret_ciphertext = endpoint.secret_ciphertext
+    endpoint.previous_secret_nonce = endpoint.secret_nonce
+    endpoint.previous_secret_key_id = endpoint.secret_key_id
+    endpoint.previous_secret_expires_at = timezone.now() + timedelta(
+        seconds=settings.WEBHOOK_SECRET_OVERLAP_SECONDS
+    )
+    secret = secrets.new_secret()
+    seal_into(endpoint, secret)
+    endpoint.save()
+    return secret
+
+
+def owned_endpoints(*, storefront_id: int | None = None, partner_id: int | None = None):
+    if storefront_id is not None:
+        return WebhookEndpoint.objects.filter(storefront_id=storefront_id)
+    if partner_id is not None:
+        return WebhookEndpoint.objects.filter(partner_id=partner_id)
+    return WebhookEndpoint.objects.none()
+
+
+@transaction.atomic
+def delete_endpoint(*, endpoint_id, storefront_id: int | None = None, partner_id: int | None = None) -> None:
+    """Delete one of the caller's endpoints with its delivery log. Raises NotFound (also another's)."""
+    deleted, _ = owned_endpoints(storefront_id=storefront_id, partner_id=partner_id).filter(
+        pk=endpoint_id
+    ).delete()
+    if not deleted:
+        raise NotFound("No such webhook endpoint.")
+    _forget_now_and_after_commit()
