@@ -283,6 +283,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "vouchers.api.schema.document_body_limit",
+    ],
     # An issuance's status appears in several shapes (detail, list, filter): one name.
     "ENUM_NAME_OVERRIDES": {
         "IssuanceStatusEnum": "vouchers.models.Issuance.Status",
