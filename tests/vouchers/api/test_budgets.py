@@ -38,12 +38,14 @@ SQL = {
     "unknown": 5,
     # code lookup, then BEGIN, risk assessment INSERT, COMMIT (a check changes no code)
     "check": 4,
-    # BEGIN, claim, product, storefront may sell, assessment, issuance, batches with stock,
-    # lock codes, move codes, 2 counter shards, events, attach, codes for the response,
-    # completion, COMMIT (the portable path: issuance has no fast path yet)
-    "issue": 16,
-    # as issuance up to the short claim, the stock count, ROLLBACK, then the stored refusal
-    "out_of_stock": 15,
+    # BEGIN, claim, product, storefront may sell, assessment, the one issuance statement
+    # (claim, issuance row, codes, counter shards, events, attach, the codes for the
+    # response), completion, COMMIT (was 16 on the portable path)
+    "issue": 8,
+    # as issuance up to the issuance statement, which wrote nothing and brought back the
+    # stock count, ROLLBACK (7), then the refusal stored in a transaction of its own (5)
+    # (was 15)
+    "out_of_stock": 12,
     # the storefront sells a restricted list?, page count, the page, stock of the page
     "products": 4,
 }
