@@ -11,7 +11,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection
 
-from fraud.models import RiskAssessment
+from fraud.models import Outcome, RiskAssessment
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product, StockCounter
 
 _CODE, _BATCH = Code._meta.db_table, Batch._meta.db_table
@@ -88,12 +88,20 @@ WITH claim AS (
       FROM issuance
      WHERE a.id = %(assessment_id)s AND a.issuance_id IS NULL AND a.redemption_id IS NULL
     RETURNING a.id
+), dropped AS (
+    -- A short claim: the request changes nothing, so an allowing decision (a row and no
+    -- fraud event) goes too and the refusal is stored in this same transaction. A review
+    -- decision is never dropped here (its fraud event stays; the refusal rolls back).
+    DELETE FROM {RiskAssessment._meta.db_table} AS a
+     WHERE a.id = %(assessment_id)s AND %(drop_allowed)s AND a.outcome = 'allow'
+       AND a.issuance_id IS NULL AND a.redemption_id IS NULL AND NOT (SELECT ok FROM enough)
+    RETURNING a.id
 ), summary AS (
-    SELECT (SELECT ok FROM enough) AS ok,
+    SELECT (SELECT ok FROM enough) AS ok, (SELECT count(*) FROM dropped) AS dropped,
            (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM counters) AS counted,
            (SELECT count(*) FROM events) AS evented, (SELECT count(*) FROM assessment) AS assessed
 )
-SELECT summary.ok, summary.moved, summary.counted, summary.evented, summary.assessed,
+SELECT summary.ok, summary.dropped, summary.moved, summary.counted, summary.evented, summary.assessed,
        -- A short claim wrote nothing: the refusal's `available` in the same round trip.
        CASE WHEN summary.ok THEN NULL ELSE (
            SELECT coalesce(sum(s.count), 0)
@@ -113,7 +121,10 @@ SELECT summary.ok, summary.moved, summary.counted, summary.evented, summary.asse
 
 @dataclass
 class Shortfall:
+    """Fewer codes than asked for. `wrote_nothing`: the decision row went too."""
+
     available: int
+    wrote_nothing: bool
 
 
 def issue(
@@ -135,14 +146,15 @@ def issue(
         "to_state": to_state, "shard": random.randrange(settings.VOUCHER_STOCK_SHARDS),
         "action": action, "issuance_action": f"issuance_{action}", "actor": actor,
         "issuance_details": json.dumps({"quantity": quantity}), "assessment_id": assessment.pk,
+        "drop_allowed": assessment.outcome == Outcome.ALLOW,
     }
     with connection.cursor() as cursor:
         cursor.execute(ISSUE_SQL, params)
         rows = cursor.fetchall()
-    ok, moved, counted, evented, assessed, available = rows[0][:6]
+    ok, dropped, moved, counted, evented, assessed, available = rows[0][:7]
     if not ok:
-        return Shortfall(available=max(int(available), 0))
-    batches = len({row[7] for row in rows})
+        return Shortfall(available=max(int(available), 0), wrote_nothing=dropped == 1)
+    batches = len({row[8] for row in rows})  # m.batch_id
     if (moved, counted, evented, assessed) != (quantity, 2 * batches, quantity + 1, 1):
         raise RuntimeError(
             f"issuance of {quantity}: moved {moved}, counters {counted}, events {evented}, "

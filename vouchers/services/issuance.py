@@ -65,13 +65,13 @@ def issue_codes(
         status, hold_until = Issuance.Status.ISSUED, None
     action = {"issued": "issued", "reserved": "reserved", "review": "held_for_review"}[status]
     context_row = {"ip": context.ip, "device_id": context.device_id, "email": context.email}
+    if fastpath.enabled():
+        return _issue_fast(
+            caller=caller, product=product, quantity=quantity, customer=customer,
+            order_ref=order_ref, status=status, hold_until=hold_until, context=context_row,
+            decision=decision, action=action, now=now,
+        )
     with transaction.atomic(savepoint=False):
-        if fastpath.enabled():
-            return _issue_fast(
-                caller=caller, product=product, quantity=quantity, customer=customer,
-                order_ref=order_ref, status=status, hold_until=hold_until, context=context_row,
-                decision=decision, action=action, now=now,
-            )
         issuance = Issuance.objects.create(
             storefront_id=caller.storefront_id, product=product, quantity=quantity,
             customer=customer, order_ref=order_ref, status=status, reserved_until=hold_until,
@@ -101,15 +101,22 @@ def _issue_fast(
     """PostgreSQL: the whole issuance in one statement (vouchers/fastpath/issue.py).
 
     A short claim wrote nothing and brought the stock count back in the same round
-    trip; the refusal rolls the transaction back (releasing the codes it locked).
+    trip. If its decision row went too (an allow), nothing of the request is left, so
+    the refusal keeps the transaction (rollback=False: the idempotency record is stored
+    in it, no second transaction); otherwise the refusal rolls everything back.
     """
-    result = fast_issue.issue(
-        product=product, storefront_id=caller.storefront_id, quantity=quantity, customer=customer,
-        order_ref=order_ref, status=status, reserved_until=hold_until, context=context,
-        assessment=decision, actor=caller.identity, action=action, now=now,
-    )
+    with transaction.atomic(savepoint=False):
+        result = fast_issue.issue(
+            product=product, storefront_id=caller.storefront_id, quantity=quantity, customer=customer,
+            order_ref=order_ref, status=status, reserved_until=hold_until, context=context,
+            assessment=decision, actor=caller.identity, action=action, now=now,
+        )
+        if isinstance(result, fast_issue.Shortfall) and not result.wrote_nothing:
+            raise _out_of_stock(product, quantity, result.available)
     if isinstance(result, fast_issue.Shortfall):
-        raise _out_of_stock(product, quantity, result.available)
+        refusal = _out_of_stock(product, quantity, result.available)
+        refusal.rollback = False  # raised after the block closed: nothing to keep, nothing to undo
+        raise refusal
     # HOOK (docs/transactions.md): after the effect, inside the transaction, with result.pk,
     # product.pk, the code ids ([c.pk for c in result.claimed_codes]), result.status and
     # `now`. A recorder that must live in the statement itself joins ISSUE_SQL as one more CTE.
