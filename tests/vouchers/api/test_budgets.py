@@ -25,10 +25,13 @@ pytestmark = [
 ]
 
 
-# Statements per request, BEGIN/COMMIT/ROLLBACK included.
+# Statements per request, BEGIN/COMMIT/ROLLBACK included. Every write that can be
+# priced for a partner adds one: the settlement ledger's look-up of the agreement
+# versions covering the product (`ledger`, none here, so nothing is appended).
+LEDGER = 1
 SQL = {
     # BEGIN, claim, code lookup, risk assessment INSERT, the redemption statement, completion, COMMIT
-    "redeem": 7,
+    "redeem": 7 + LEDGER,
     # BEGIN, claim, the stored record, COMMIT
     "replay": 4,
     # BEGIN, claim, lookup, assessment, redemption statement (no row), the explaining reads
@@ -41,7 +44,7 @@ SQL = {
     # BEGIN, claim, product, storefront may sell, assessment, the one issuance statement
     # (claim, issuance row, codes, counter shards, events, attach, the codes for the
     # response), completion, COMMIT (was 16 on the portable path)
-    "issue": 8,
+    "issue": 8 + LEDGER,
     # as issuance up to the issuance statement, which wrote nothing (the allowing
     # decision's row went too) and brought back the stock count, then the refusal is
     # stored in the same transaction: completion, COMMIT (was 15: two transactions)
@@ -55,7 +58,7 @@ SQL = {
     # confirm, cancel and reversal still take the portable ORM path (no fast path yet):
     # BEGIN, claim, lock the issuance, the held codes, status UPDATE, codes UPDATE,
     # 2 counter shards, events, the codes for the response, completion, COMMIT
-    "confirm": 12,
+    "confirm": 12 + LEDGER,
     # BEGIN, claim, lock the issuance (already issued), the codes for the response,
     # completion, COMMIT
     "confirm_again": 6,
@@ -66,7 +69,7 @@ SQL = {
     "cancel_issued": 8,
     # BEGIN, claim, lock the redemption (with code, batch, product, merchant), code UPDATE,
     # redemption UPDATE, 2 counter shards, event, completion, COMMIT
-    "reverse": 10,
+    "reverse": 10 + LEDGER,  # the ledger look-up: the entries to negate
     # the refusal (already reversed) rolls back, then is stored in a transaction of its own
     "reverse_again": 8,
     # the storefront sells a restricted list?, page count, the page, stock of the page
