@@ -7,6 +7,8 @@ worker (see stack.py), sends a bounded number of requests from a few threads on
 - every issuance answered 201 is in the database, issued, holding exactly the codes the
   client was given;
 - no answer was a 5xx other than what the fault explains.
+The statement close is checked the same way: after a worker is killed in the middle of
+it and the close runs again, one statement holds every entry of the month, once.
 """
 
 from __future__ import annotations
@@ -131,4 +133,66 @@ def test_kill_9_the_celery_worker_during_a_large_void(stack):
     assert counts == "void|20000"
     assert stack.pg.sql(f"SELECT count(*) FROM vouchers_codeevent WHERE batch_id = {batch_id} "
                         "AND action = 'voided'") == "20000"
+    assert_consistent(stack, [])
+
+
+LEDGER_SCRIPT = """
+from datetime import timedelta
+from django.db import transaction
+from django.utils import timezone
+from partners.models import Agreement, Partner
+from partners.services import ledger
+from partners.tasks import close_statements_daily
+from vouchers.models import Merchant
+merchant = Merchant.objects.order_by("pk").first()
+partner = Partner.objects.create(name="Fault partner", slug="fault-partner")
+agreement = Agreement.objects.create(merchant=merchant, partner=partner, currency="USD", period="monthly")
+# last month, whatever today is: one period, due now
+month = (timezone.now().replace(day=1, hour=12, minute=0, second=0, microsecond=0) - timedelta(days=20))
+for chunk in range({count} // 5000):
+    with transaction.atomic():
+        ledger.append(ledger.PendingEntry(
+            partner_id=partner.pk, merchant_id=merchant.pk, agreement_id=agreement.pk, kind="adjustment",
+            currency="USD", amount_minor=100 + n % 7, source_type="fault_test", source_id=str(n),
+            source_key=f"fault:{{n}}", occurred_at=month + timedelta(seconds=n))
+            for n in range(chunk * 5000, (chunk + 1) * 5000))
+close_statements_daily.delay()
+print(agreement.pk)
+"""
+
+CLOSE_RUNNING = ("SELECT count(*) FROM pg_locks WHERE relation = 'partners_statementline'::regclass "
+                 "AND mode = 'RowExclusiveLock'")
+
+
+def test_kill_9_the_celery_worker_during_a_statement_close(stack):
+    stack.start_celery()
+    # given a month of 20,000 ledger entries of one agreement, and the daily close queued
+    out = stack.manage("shell", "-c", LEDGER_SCRIPT.format(count=20_000), timeout=300)
+    agreement = int(out.stdout.strip().splitlines()[-1])
+    statements_of = f"SELECT count(*) FROM partners_statement WHERE agreement_id = {agreement}"
+    # when the worker is killed with SIGKILL while the close has lines written but not committed
+    wait_until("the close running", lambda: stack.pg.sql(CLOSE_RUNNING) != "0", timeout=60, interval=0.05)
+    stack.kill("celery", signal.SIGKILL)
+    wait_until("the killed close rolled back", lambda: stack.pg.sql(CLOSE_RUNNING) == "0", timeout=30)
+    at_kill = (stack.pg.sql(statements_of), stack.pg.sql("SELECT count(*) FROM partners_statementline l "
+               f"JOIN partners_ledgerentry e ON e.id = l.entry_id WHERE e.agreement_id = {agreement}"))
+    assert at_kill == ("0", "0")  # the kill really interrupted it: nothing was half-done
+    # then the close runs again: a new worker gets the task back (after the visibility timeout)
+    # while an operator runs the command; the agreement's lock lets one of them close the month
+    stack.start_celery()
+    again = stack.manage("close_statements")
+    assert again.returncode == 0, again.stderr
+    assert stack.pg.sql(statements_of) == "1"
+    total = stack.pg.sql(f"SELECT count(*), sum(amount_minor) FROM partners_ledgerentry "
+                         f"WHERE agreement_id = {agreement}")
+    assert total == f"20000|{sum(100 + n % 7 for n in range(20_000))}"
+    statement = stack.pg.sql(f"SELECT line_count || '|' || total_minor FROM partners_statement "
+                             f"WHERE agreement_id = {agreement}")
+    assert statement == total
+    # every entry is on exactly one statement, and no period has two statements
+    assert stack.pg.sql("SELECT count(*) FROM partners_ledgerentry e WHERE (SELECT count(*) FROM "
+                        "partners_statementline l WHERE l.entry_id = e.id) <> 1 "
+                        f"AND e.agreement_id = {agreement}") == "0"
+    assert stack.pg.sql("SELECT count(*) FROM (SELECT 1 FROM partners_statement GROUP BY agreement_id, "
+                        "period_start HAVING count(*) > 1) d") == "0"
     assert_consistent(stack, [])
