@@ -318,10 +318,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # drf-spectacular's enum hook, then the 413 every operation with a body may answer.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "vouchers.api.schema_hooks.document_body_limit",
+        "vouchers.api.schema.document_body_limit",
     ],
     # An issuance's status appears in several shapes (detail, list, filter): one name.
     "ENUM_NAME_OVERRIDES": {

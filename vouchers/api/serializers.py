@@ -73,7 +73,10 @@ class IssuanceOutput(serializers.Serializer):
     def get_codes(self, issuance: Issuance) -> list[dict]:
         if issuance.status != Issuance.Status.ISSUED:
             return []
-        codes = issuance.codes.select_related("batch").order_by("pk")
+        # The fast path hands over the codes it claimed (with their batch's window).
+        codes = getattr(issuance, "claimed_codes", None)
+        if codes is None:
+            codes = issuance.codes.select_related("batch").order_by("pk")
         return [
             {
                 "id": code.pk,

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.apps import apps
 from django.db import connection
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 
 SAMPLE = 20
 
@@ -150,29 +151,44 @@ def check_events_match_states() -> list[Violation]:
     return violations
 
 
-def check_settlement_ledger() -> list[Violation]:
-    """Settlement: each statement's total = the sum of its ledger entries, closing = opening +
-    total, opening = the previous statement's closing, and its line count is its lines.
+SETTLEMENT_GRACE = timedelta(minutes=5)
 
-    Written against the partners app's ledger (`LedgerEntry`, `Statement`, `StatementLine`
-    with `total_minor`, `opening_minor`, `closing_minor`, `line_count`, `previous`, and
-    lines pointing at one entry each). Where those models are not installed there is no
-    ledger and nothing to check. The coordinator extends it here (e.g. the recomputation
-    of each entry from the redemptions and issuances it prices) once the ledger lands.
+
+def check_settlement_ledger() -> list[Violation]:
+    """Settlement: the statements add up, they chain, every closed entry is on one, the ledger chains.
+
+    - Per statement: total = the sum of its lines' entry amounts, line_count = its lines,
+      closing = opening + total, and its lines' entries belong to its agreement.
+    - Per agreement, statements in period order: number 1, 2, 3..., each starts where the
+      previous one ended, points at it, and opens at its closing (the first at 0).
+    - Every entry that happened before the end of its agreement's latest statement is on
+      exactly one statement, unless it was recorded after that statement was issued (a
+      late entry, for the next close) or within SETTLEMENT_GRACE before it (a transaction
+      still in flight while the close read).
+    - Each partner's hash chain verifies, and its head names the last entry.
+
+    Where the partners app is not installed there is no ledger and nothing to check.
     """
     try:
-        statement_model = apps.get_model("partners", "Statement")
-        apps.get_model("partners", "LedgerEntry")
-        apps.get_model("partners", "StatementLine")
+        apps.get_model("partners", "Statement")
     except LookupError:
         return []
+    from partners.models import LedgerEntry, LedgerHead, Statement, StatementLine
+    from partners.services.ledger import GENESIS_HASH, verify_chain
+
+    check = "settlement_ledger"
     violations = []
-    rows = (statement_model.objects
+    rows = (Statement.objects
             .annotate(lines_sum=Sum("lines__entry__amount_minor"), lines_n=Count("lines"))
-            .values_list("pk", "total_minor", "opening_minor", "closing_minor", "line_count",
-                         "lines_sum", "lines_n", "previous__closing_minor", "previous_id")
-            .order_by("pk"))
-    for pk, total, opening, closing, line_count, lines_sum, lines_n, previous_closing, previous_id in rows:
+            .values_list("pk", "agreement_id", "number", "period_start", "period_end", "total_minor",
+                         "opening_minor", "closing_minor", "line_count", "lines_sum", "lines_n",
+                         "previous_id")
+            .order_by("agreement_id", "period_start"))
+    before = None
+    for (pk, agreement_id, number, start, end, total, opening, closing, line_count, lines_sum,
+         lines_n, previous_id) in rows:
+        if before is not None and before[1] != agreement_id:
+            before = None
         problems = []
         if total != (lines_sum or 0):
             problems.append(f"total {total} but its entries sum to {lines_sum or 0}")
@@ -180,10 +196,59 @@ def check_settlement_ledger() -> list[Violation]:
             problems.append(f"line_count {line_count} but {lines_n} lines")
         if closing != opening + total:
             problems.append(f"closing {closing} != opening {opening} + total {total}")
-        if previous_id is not None and opening != previous_closing:
-            problems.append(f"opening {opening} != previous closing {previous_closing}")
+        if before is None:
+            if opening != 0 or number != 1 or previous_id is not None:
+                problems.append(f"first statement of its agreement but number {number}, opening {opening}, "
+                                f"previous {previous_id}")
+        else:
+            b_pk, _, b_number, b_end, b_closing = before
+            if opening != b_closing:
+                problems.append(f"opening {opening} != previous closing {b_closing}")
+            if previous_id != b_pk or number != b_number + 1:
+                problems.append(f"number {number} after {b_number}, previous {previous_id} but {b_pk} "
+                                f"precedes it")
+            if start != b_end:
+                problems.append(f"period starts {start.isoformat()} but the previous ended "
+                                f"{b_end.isoformat()}")
         if problems:
-            violations.append(Violation("settlement_ledger", f"statement {pk}: " + "; ".join(problems)))
+            violations.append(Violation(check, f"statement {pk}: " + "; ".join(problems)))
+        before = (pk, agreement_id, number, end, closing)
+
+    foreign = list(StatementLine.objects.exclude(entry__agreement_id=F("statement__agreement_id"))
+                   .values_list("pk", flat=True).order_by("pk"))
+    if foreign:
+        violations.append(Violation(check, f"statement lines of another agreement's entry: {_ids(foreign)}"))
+    doubled = list(StatementLine.objects.values("entry_id").annotate(n=Count("id")).filter(n__gt=1)
+                   .values_list("entry_id", flat=True).order_by("entry_id"))
+    if doubled:
+        violations.append(Violation(check, f"entries on more than one statement line: {_ids(doubled)}"))
+    latest = (Statement.objects.filter(agreement_id=OuterRef("agreement_id"))
+              .order_by("-period_start"))
+    missing = list(LedgerEntry.objects
+                   .annotate(closed_until=Subquery(latest.values("period_end")[:1]),
+                             closed_at=Subquery(latest.values("issued_at")[:1]))
+                   .filter(line__isnull=True, occurred_at__lt=F("closed_until"),
+                           recorded_at__lt=F("closed_at") - SETTLEMENT_GRACE)
+                   .values_list("pk", flat=True).order_by("pk"))
+    if missing:
+        violations.append(Violation(check, f"entries of a closed period on no statement: {_ids(missing)}"))
+
+    heads = dict(LedgerHead.objects.values_list("partner_id", "seq"))
+    hashes = dict(LedgerHead.objects.values_list("partner_id", "hash"))
+    lasts = {row["partner_id"]: row["last"] for row in
+             LedgerEntry.objects.values("partner_id").annotate(last=Max("seq")).order_by()}
+    for partner_id in sorted(set(heads) | set(lasts)):
+        broken = verify_chain(partner_id=partner_id)
+        if broken is not None:
+            violations.append(Violation(check, f"partner {partner_id}: hash chain broken at seq {broken}"))
+            continue
+        last_seq = lasts.get(partner_id, 0)
+        last_hash = (LedgerEntry.objects.filter(partner_id=partner_id, seq=last_seq)
+                     .values_list("hash", flat=True).first()) or GENESIS_HASH
+        if (heads.get(partner_id, 0), hashes.get(partner_id, GENESIS_HASH)) != (last_seq, last_hash):
+            violations.append(Violation(check, (
+                f"partner {partner_id}: chain head at seq {heads.get(partner_id, 0)} but the last entry "
+                f"is seq {last_seq}")))
     return violations
 
 

@@ -25,10 +25,13 @@ pytestmark = [
 ]
 
 
-# Statements per request, BEGIN/COMMIT/ROLLBACK included.
+# Statements per request, BEGIN/COMMIT/ROLLBACK included. Every write that can be
+# priced for a partner adds one: the settlement ledger's look-up of the agreement
+# versions covering the product (`ledger`, none here, so nothing is appended).
+LEDGER = 1
 SQL = {
     # BEGIN, claim, code lookup, risk assessment INSERT, the redemption statement, completion, COMMIT
-    "redeem": 7,
+    "redeem": 7 + LEDGER,
     # BEGIN, claim, the stored record, COMMIT
     "replay": 4,
     # BEGIN, claim, lookup, assessment, redemption statement (no row), the explaining reads
@@ -38,12 +41,37 @@ SQL = {
     "unknown": 5,
     # code lookup, then BEGIN, risk assessment INSERT, COMMIT (a check changes no code)
     "check": 4,
-    # BEGIN, claim, product, storefront may sell, assessment, issuance, batches with stock,
-    # lock codes, move codes, 2 counter shards, events, attach, codes for the response,
-    # completion, COMMIT (the portable path: issuance has no fast path yet)
-    "issue": 16,
-    # as issuance up to the short claim, the stock count, ROLLBACK, then the stored refusal
-    "out_of_stock": 15,
+    # BEGIN, claim, product, storefront may sell, assessment, the one issuance statement
+    # (claim, issuance row, codes, counter shards, events, attach, the codes for the
+    # response), completion, COMMIT (was 16 on the portable path)
+    "issue": 8 + LEDGER,
+    # as issuance up to the issuance statement, which wrote nothing (the allowing
+    # decision's row went too) and brought back the stock count, then the refusal is
+    # stored in the same transaction: completion, COMMIT (was 15: two transactions)
+    "out_of_stock": 8,
+    # a large quantity is held for review by the default rules: that decision and its
+    # fraud event are not dropped, so the refusal rolls back (7) and is stored in a
+    # transaction of its own (5)
+    "out_of_stock_review": 12,
+    # reserving is an issuance: the same one statement on PostgreSQL
+    "reserve": 8,
+    # confirm, cancel and reversal still take the portable ORM path (no fast path yet):
+    # BEGIN, claim, lock the issuance, the held codes, status UPDATE, codes UPDATE,
+    # 2 counter shards, events, the codes for the response, completion, COMMIT
+    "confirm": 12 + LEDGER,
+    # BEGIN, claim, lock the issuance (already issued), the codes for the response,
+    # completion, COMMIT
+    "confirm_again": 6,
+    # BEGIN, claim, lock the issuance, status UPDATE, lock the codes, codes UPDATE,
+    # 2 counter shards, events, completion, COMMIT
+    "cancel": 11,
+    # the refusal (invalid state) rolls back, then is stored in a transaction of its own
+    "cancel_issued": 8,
+    # BEGIN, claim, lock the redemption (with code, batch, product, merchant), code UPDATE,
+    # redemption UPDATE, 2 counter shards, event, completion, COMMIT
+    "reverse": 10 + LEDGER,  # the ledger look-up: the entries to negate
+    # the refusal (already reversed) rolls back, then is stored in a transaction of its own
+    "reverse_again": 8,
     # the storefront sells a restricted list?, page count, the page, stock of the page
     "products": 4,
 }
@@ -90,8 +118,40 @@ def test_check_issue_and_products_budgets(warm, redis_round_trips):
     assert measure(redis_round_trips, lambda: shop.client.issue(shop.product.sku, quantity=2)) == (
         201, SQL["issue"], 1)
     records = IdempotencyRecord.objects.count()
-    assert measure(redis_round_trips, lambda: shop.client.issue(shop.product.sku, quantity=9)) == (
+    before = world()
+    assert measure(redis_round_trips, lambda: shop.client.issue(shop.product.sku, quantity=4)) == (
         409, SQL["out_of_stock"], 1)
-    assert IdempotencyRecord.objects.count() == records + 1
+    assert measure(redis_round_trips, lambda: shop.client.issue(shop.product.sku, quantity=9)) == (
+        409, SQL["out_of_stock_review"], 1)
+    assert IdempotencyRecord.objects.count() == records + 2
+    assert world() == before
     assert measure(redis_round_trips, lambda: shop.client.get("/api/v1/products/")) == (
         200, SQL["products"], 1)
+
+
+def test_reservation_confirm_and_cancel_budgets(warm, redis_round_trips):
+    shop, _ = warm
+    held = shop.client.issue(shop.product.sku, reserve=True).json()["id"]
+    other = shop.client.issue(shop.product.sku, reserve=True).json()["id"]
+    # reserving is an issuance: the same one statement on PostgreSQL
+    assert measure(redis_round_trips, lambda: shop.client.issue(shop.product.sku, reserve=True)) == (
+        201, SQL["reserve"], 1)
+    assert measure(redis_round_trips, lambda: shop.client.confirm(held)) == (200, SQL["confirm"], 1)
+    before = world()
+    # confirming again answers the issued issuance and changes nothing
+    assert measure(redis_round_trips, lambda: shop.client.confirm(held)) == (200, SQL["confirm_again"], 1)
+    # cancelling an issued one is refused: rolled back, the refusal stored apart
+    assert measure(redis_round_trips, lambda: shop.client.cancel(held)) == (409, SQL["cancel_issued"], 1)
+    assert world() == before
+    assert measure(redis_round_trips, lambda: shop.client.cancel(other)) == (200, SQL["cancel"], 1)
+
+
+def test_reversal_budget(warm, redis_round_trips):
+    shop, codes = warm
+    redemption = shop.client.redeem(codes[1]).json()["id"]
+    assert measure(redis_round_trips, lambda: shop.client.reverse(redemption)) == (200, SQL["reverse"], 1)
+    before = world()
+    # reversing twice is refused (rolled back, the refusal stored apart) and changes nothing
+    assert measure(redis_round_trips, lambda: shop.client.reverse(redemption)) == (
+        409, SQL["reverse_again"], 1)
+    assert world() == before

@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -141,3 +142,42 @@ def test_no_plaintext_code_reaches_the_database_or_events(shop):
     ) + str(list(Issuance.objects.values_list("context", "customer", "order_ref")))
     for item in body["codes"]:
         assert item["code"] not in texts
+
+
+def test_a_multi_code_issuance_across_two_batches_keeps_every_count(shop):
+    # given a second batch expiring sooner, one of whose two codes is past its own expiry
+    soon = timezone.now() + timedelta(days=3)
+    early = generate_batch(product=shop.product, count=2, valid_until=soon)
+    stale = early.codes.order_by("pk").first()
+    Code.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    first = shop.product.batches.exclude(pk=early.pk).get()
+    # when four codes are issued in one request
+    response = shop.client.issue(shop.product.sku, quantity=4)
+    # then the live code of the early batch and three of the other are sold, the stale one is not
+    assert response.status_code == 201
+    body = response.json()
+    sold = Code.objects.filter(pk__in=[c["id"] for c in body["codes"]]).order_by("pk")
+    assert [c["id"] for c in body["codes"]] == [c.pk for c in sold]
+    assert sorted(c.batch_id for c in sold) == sorted([early.pk] + [first.pk] * 3)
+    assert Code.objects.get(pk=stale.pk).state == "available"
+    assert {c.state for c in sold} == {"issued"}
+    assert {c.issuance_id for c in sold} == {uuid.UUID(body["id"])}
+    # and every batch's counters equal its codes counted by state, with one event per code
+    for batch in (early, first):
+        assert stock_by_state([batch.pk])[batch.pk] == counted_stock_by_state(batch.pk)
+    assert counted_stock_by_state(early.pk)["issued"] == 1
+    assert counted_stock_by_state(first.pk)["issued"] == 3
+    assert CodeEvent.objects.filter(issuance_id=body["id"], action="issued").count() == 4
+    assert CodeEvent.objects.filter(issuance_id=body["id"], action="issuance_issued").count() == 1
+
+
+def test_a_short_multi_code_claim_across_batches_changes_nothing(shop):
+    # given 10 codes in one batch and 2 in another
+    generate_batch(product=shop.product, count=2)
+    before = world()
+    # when 13 are requested
+    response = shop.client.issue(shop.product.sku, quantity=13)
+    # then none is issued and the refusal says how many are in stock
+    assert response.status_code == 409
+    assert (response.json()["code"], response.json()["available"]) == ("out_of_stock", 12)
+    assert world() == before
