@@ -113,6 +113,8 @@ if PARTNER_SIGNING_KEY_ID not in PARTNER_SIGNING_KEYS:
 # --- applications -----------------------------------------------------------------
 
 INSTALLED_APPS = [
+    # The admin's theme (django-unfold): before django.contrib.admin so its templates win.
+    "unfold",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -122,10 +124,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_ratelimit",
     "vouchers",
     "partners",
     "fraud",
+    "vouchers.dashboard",
+    "vouchers.audit",
     "vouchers.webhooks",
     "vouchers.ops",
 ]
@@ -136,6 +141,8 @@ MIDDLEWARE = [
     # Under /api/: the body-size limit before anything reads a body, problem+json errors.
     "vouchers.api.middleware.ApiProblemMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language follows the browser (Accept-Language); English is the default.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -224,6 +231,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.tasks.release_expired_reservations",
         "schedule": 30.0,
     },
+    "roll-up-dashboard-figures": {
+        "task": "vouchers.dashboard.tasks.roll_up_dashboard_figures",
+        "schedule": 60.0,
+    },
+    "check-stock-alerts": {
+        "task": "vouchers.dashboard.tasks.check_stock_alerts",
+        "schedule": 600.0,
+    },
     "close-settlement-statements": {
         "task": "partners.tasks.close_statements_daily",
         "schedule": crontab(hour=0, minute=15),
@@ -254,7 +269,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LANGUAGE_CODE = "en-us"
+# The console's login page posts without ?next= when opened directly: land on the dashboard.
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_URL = "/admin/login/"
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -263,6 +283,17 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # Large supplier files are streamed to disk, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- the console (django-unfold admin theme) --------------------------------------
+
+UNFOLD = {
+    "SITE_TITLE": "Voucher inventory",
+    "SITE_HEADER": "Voucher inventory",
+    "SITE_URL": "/",
+    "SITE_SYMBOL": "redeem",
+    "SHOW_HISTORY": True,
+    "DASHBOARD_CALLBACK": "vouchers.dashboard.views.dashboard_callback",
+}
 
 # --- REST framework and OpenAPI ---------------------------------------------------
 
@@ -283,6 +314,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from our own static files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "vouchers.api.schema.document_body_limit",
@@ -359,6 +394,8 @@ EMAIL_CONFIG = env.email_url(
 )
 vars().update(EMAIL_CONFIG)  # EMAIL_BACKEND, EMAIL_HOST, ... (django-environ idiom)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="vouchers@localhost")
+# Where staff reach the service: links in e-mails (fraud alerts) start with it.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ADMINS = [("Operators", a) for a in env.list("ADMINS_EMAILS", default=[])]
 

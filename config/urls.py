@@ -2,8 +2,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django_ratelimit.decorators import ratelimit
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
+from config.views import SchemaView, landing
 from vouchers.ops import views as ops_views
 
 # Password guessing on the admin's login form: django-ratelimit, per client address
@@ -13,6 +14,7 @@ admin_login = ratelimit(
 )(admin.site.login)
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("admin/login/", admin_login, name="admin-login"),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
@@ -21,8 +23,13 @@ urlpatterns = [
     path("api/v1/partner/", include("partners.api.urls")),
     path("api/v1/", include("vouchers.api.urls")),
     path("api/v1/webhooks/", include("vouchers.webhooks.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(url_name="schema", template_name="vouchers/redoc.html"),
+        name="api-redoc",
+    ),
 ]
 
 handler404 = "config.error_pages.not_found"

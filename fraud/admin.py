@@ -8,15 +8,15 @@ are read-only: they are evidence.
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
-from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
+from fraud import admin_lockouts
 from fraud.models import AllowlistEntry, BlocklistEntry, FraudEvent, FraudRule, RiskAssessment
 from fraud.services.rules import ensure_default_rules, lists_changed, rules_changed
 from vouchers.admin_tenancy import MerchantScopedAdmin as VoucherMerchantScopedAdmin
 from vouchers.admin_tenancy import is_unscoped, staff_merchant
+from vouchers.admin_theme import labelled
 
 
 class MerchantScopedAdmin(VoucherMerchantScopedAdmin):
@@ -122,7 +122,8 @@ class AllowlistEntryAdmin(ListEntryAdmin):
 
 
 def _pretty_json(value) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+    """Labelled fields, never raw JSON."""
+    return labelled(value)
 
 
 @admin.register(FraudEvent)
@@ -136,24 +137,47 @@ class FraudEventAdmin(ReadOnlyAdmin):
               "context_pretty", "alert", "alerted_at")
     readonly_fields = fields
 
-    @admin.display(description="context")
+    @admin.display(description=_("context"))
     def context_pretty(self, obj: FraudEvent) -> str:
         return _pretty_json(obj.context)
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path("<path:object_id>/lift-lockout/", self.admin_site.admin_view(self.lift_lockout_view),
+                 name="fraud_fraudevent_lift_lockout"),
+            *super().get_urls(),
+        ]
+
+    def lift_lockout_view(self, request, object_id):
+        return admin_lockouts.lift_lockout_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if (obj is not None and obj.kind == FraudEvent.Kind.LOCKOUT
+                and admin_lockouts.has_lift_permission(request)
+                and admin_lockouts.active_lockout_seconds(obj) > 0):
+            context["lift_lockout_url"] = admin_lockouts.lift_url(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(RiskAssessment)
 class RiskAssessmentAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "action", "outcome", "score", "reasons", "customer", "ip", "merchant",
+    list_display = ("created_at", "action", "outcome", "score", "reason_list", "customer", "ip", "merchant",
                     "issuance", "redemption")
     list_filter = ("outcome", "action", "merchant", "created_at")
     date_hierarchy = "created_at"
     search_fields = ("customer", "ip", "email", "device_id")
     list_select_related = ("merchant", "issuance", "redemption")
-    fields = ("created_at", "merchant", "action", "outcome", "score", "reasons", "details_pretty",
+    fields = ("created_at", "merchant", "action", "outcome", "score", "reason_list", "details_pretty",
               "api_key_id", "storefront", "partner", "product", "quantity", "customer", "ip", "ip_group",
               "device_id", "email", "issuance", "redemption")
     readonly_fields = fields
 
-    @admin.display(description="details")
+    @admin.display(description=_("reasons"))
+    def reason_list(self, obj: RiskAssessment) -> str:
+        return ", ".join(obj.reasons) if obj.reasons else "–"
+
+    @admin.display(description=_("details"))
     def details_pretty(self, obj: RiskAssessment) -> str:
         return _pretty_json(obj.details)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 from vouchers.exceptions import DomainError
 
 
@@ -14,11 +16,11 @@ class FraudDenied(DomainError):
 
     code = "fraud_denied"
     status = 403
-    title = "Refused by fraud checks"
+    title = _("Refused by fraud checks")
     rollback = False
 
     def __init__(self, detail: str = "", *, reasons: list[str]) -> None:
-        super().__init__(detail or "The request was refused by fraud checks.", reasons=list(reasons))
+        super().__init__(detail or _("The request was refused by fraud checks."), reasons=list(reasons))
         self.reasons = list(reasons)
 
     @classmethod
@@ -31,12 +33,13 @@ class TooManyAttempts(DomainError):
 
     code = "too_many_attempts"
     status = 429
-    title = "Too many failed attempts"
+    title = _("Too many failed attempts")
 
     def __init__(self, detail: str = "", *, retry_after: int) -> None:
         retry_after = max(int(retry_after), 1)
         super().__init__(
-            detail or f"Too many failed attempts; retry in {retry_after} seconds.", retry_after=retry_after
+            detail or _("Too many failed attempts; retry in %(seconds)s seconds.") % {"seconds": retry_after},
+            retry_after=retry_after,
         )
         self.retry_after = retry_after
 
@@ -49,13 +52,13 @@ class RiskCheckUnavailable(DomainError):
 
     code = "risk_unavailable"
     status = 429
-    title = "Fraud checks temporarily unavailable"
+    title = _("Fraud checks temporarily unavailable")
 
     def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
         from fraud import conf
 
         retry_after = int(retry_after or conf.get("FRAUD_UNAVAILABLE_RETRY_AFTER"))
         super().__init__(
-            detail or "Fraud checks are temporarily unavailable; retry later.", retry_after=retry_after
+            detail or _("Fraud checks are temporarily unavailable; retry later."), retry_after=retry_after
         )
         self.retry_after = retry_after

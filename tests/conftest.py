@@ -35,6 +35,32 @@ def _forget_seeded_fraud_profiles():
     rules._SEEDED.clear()
 
 
+@pytest.fixture(autouse=True)
+def _demo_credentials_in_tmp(settings, tmp_path):
+    """`demo` remembers what it printed in a file; tests keep theirs away from the developer's."""
+    settings.DEMO_CREDENTIALS_FILE = tmp_path / "demo-credentials.json"
+
+
+@pytest.fixture(autouse=True)
+def _audit_triggers_out_of_the_flush(request):
+    """A transactional test ends with a flush, which on SQLite is a DELETE the audit log's
+    append-only trigger refuses: drop the triggers just before it (the flush's post_migrate
+    signal creates them again). PostgreSQL flushes with TRUNCATE, which fires no row trigger."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up first, so torn down (flushed) after this
+    yield
+    if connection.vendor == "sqlite":
+        from vouchers.audit.guards import drop_triggers
+
+        drop_triggers(connection)
+
+
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"

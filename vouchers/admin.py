@@ -17,12 +17,20 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, Q
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework_api_key.models import APIKey
 
 from fraud.models import RiskAssessment
-from vouchers import admin_views, selectors
-from vouchers.admin_forms import BatchStatusForm, ReviewDecisionForm
+from vouchers import (  # noqa: F401 (admin_auth registers users and groups)
+    admin_auth,
+    admin_keys,
+    admin_loads,
+    admin_reveal,
+    admin_views,
+    selectors,
+)
+from vouchers.admin_forms import BatchStatusForm, ExtendValidityForm, ReviewDecisionForm
 from vouchers.admin_tenancy import (
     MerchantScopedAdmin,
     ScopedInline,
@@ -31,6 +39,8 @@ from vouchers.admin_tenancy import (
     has_tenant,
     is_unscoped,
 )
+from vouchers.admin_theme import labelled
+from vouchers.dashboard.admin import MerchantAlertSettingInline, ProductAlertSettingInline
 from vouchers.exceptions import DomainError
 from vouchers.models import (
     Batch,
@@ -45,6 +55,7 @@ from vouchers.models import (
     StorefrontAPIKey,
 )
 from vouchers.services.api_keys import revoke_storefront_key, storefront_keys_changed
+from vouchers.services.batch_validity import extend_validity
 
 # djangorestframework-api-key registers its generic APIKey model, which no caller of this
 # service uses, and its admin puts a new key's plaintext into a message (a cookie or the
@@ -96,6 +107,7 @@ def superuser_only(request) -> bool:
 @admin.register(Merchant)
 class MerchantAdmin(MerchantScopedAdmin):
     list_display = ("name", "slug", "reversal_window_days", "created_at")
+    inlines = (MerchantAlertSettingInline,)
     search_fields = ("name", "slug")
 
     def get_readonly_fields(self, request, obj=None):
@@ -142,13 +154,14 @@ class StorefrontForm(TenantModelForm):
         if merchant is not None and products is not None:
             foreign = [p.sku for p in products if p.merchant_id != merchant.pk]
             if foreign:
-                self.add_error("products", f"Not products of {merchant}: {', '.join(foreign)}.")
+                self.add_error("products", _("Not products of %(p0)s: %(p1)s.") % {
+                    "p0": merchant, "p1": ', '.join(foreign)})
         return cleaned
 
 
 class StorefrontAPIKeyInline(ScopedInline):
     model = StorefrontAPIKey
-    fields = ("prefix", "name", "created", "expiry_date", "revoked")
+    fields = ("prefix", "name", "created", "last_used_at", "expiry_date", "revoked")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -190,7 +203,7 @@ class StorefrontAdmin(MerchantScopedAdmin):
         super().delete_model(request, obj)
         storefront_keys_changed(merchant_id=obj.merchant_id)
 
-    @admin.display(description="active API keys", ordering="active_key_count")
+    @admin.display(description=_("active API keys"), ordering="active_key_count")
     def active_keys(self, obj):
         return obj.active_key_count
 
@@ -228,11 +241,11 @@ class StorefrontAdmin(MerchantScopedAdmin):
 class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
     """Keys are listed by prefix; created from the storefront's page, revoked here."""
 
-    list_display = ("prefix", "name", "storefront", "created", "expiry_date", "revoked")
+    list_display = ("prefix", "name", "storefront", "created", "last_used_at", "expiry_date", "revoked")
     list_filter = ("revoked", ("storefront", ScopedRelatedFilter))
     list_select_related = ("storefront__merchant",)
     search_fields = ("name", "=prefix")
-    fields = ("prefix", "name", "storefront", "created", "expiry_date", "revoked")
+    fields = ("prefix", "name", "storefront", "created", "last_used_at", "expiry_date", "revoked")
     readonly_fields = fields
     actions = ("revoke_selected",)
 
@@ -248,7 +261,24 @@ class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
     def has_revoke_permission(self, request) -> bool:
         return has_tenant(request) and request.user.has_perm("vouchers.change_storefrontapikey")
 
-    @admin.action(description="Revoke selected API keys", permissions=["revoke"])
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view),
+                name="vouchers_storefrontapikey_revoke",
+            ),
+            *super().get_urls(),
+        ]
+
+    def revoke_view(self, request, object_id):
+        return admin_keys.revoke_key_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not obj.revoked and self.has_revoke_permission(request):
+            context["revoke_url"] = reverse("admin:vouchers_storefrontapikey_revoke", args=[quote(obj.pk)])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.action(description=_("Revoke selected API keys"), permissions=["revoke"])
     def revoke_selected(self, request, queryset):
         revoked = 0
         for api_key in queryset:
@@ -260,7 +290,7 @@ class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
                 revoked += 1
                 self.log_change(request, api_key, "Revoked.")
         if revoked:
-            self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+            self.message_user(request, _("Revoked %(p0)s API key(s).") % {"p0": revoked}, messages.SUCCESS)
 
 
 # --- products -------------------------------------------------------------------------
@@ -269,6 +299,7 @@ class StorefrontAPIKeyAdmin(MerchantScopedAdmin):
 @admin.register(Product)
 class ProductAdmin(AnnotatedPageAdmin):
     merchant_field = "merchant"
+    inlines = (ProductAlertSettingInline,)
     list_display = (
         "sku", "name", "merchant", "face_value", "currency", "partner", "is_active", "available",
     )
@@ -282,7 +313,7 @@ class ProductAdmin(AnnotatedPageAdmin):
         for product in objects:
             product.available_now = available[product.pk]
 
-    @admin.display(description="in stock (sellable now)")
+    @admin.display(description=_("in stock (sellable now)"))
     def available(self, obj):
         return getattr(obj, "available_now", None)
 
@@ -309,9 +340,10 @@ class BatchForm(TenantModelForm):
 @admin.register(Batch)
 class BatchAdmin(AnnotatedPageAdmin):
     form = BatchForm
+    # Stock first: the columns a merchant looks for fit a 1366 px screen before anything else.
     list_display = (
-        "id", "product", "merchant", "source", "status", "valid_from", "valid_until", "size",
-        *(f"stock_{state}" for state in STOCK_STATES), "created_at",
+        "id", "product", "status", *(f"stock_{state}" for state in STOCK_STATES), "size", "valid_until",
+        "merchant", "source",
     )
     list_display_links = ("id", "product")
     list_filter = ("status", "source", ("product", ScopedRelatedFilter))
@@ -319,10 +351,10 @@ class BatchAdmin(AnnotatedPageAdmin):
     search_fields = ("=id", "reference", "product__sku")
     fields = (
         "product", "reference", "source", "status", "valid_from", "valid_until", "case_sensitive",
-        "format", "size", "stock_table", "canary_codes", "created_by", "created_at",
+        "format_fields", "size", "stock_table", "canary_codes", "created_by", "created_at",
     )
     readonly_fields = tuple(f for f in fields if f != "reference")
-    actions = ("pause_selected", "resume_selected", "void_selected")
+    actions = ("pause_selected", "resume_selected", "void_selected", "extend_validity_selected")
 
     stock_available = _stock_column(Code.State.AVAILABLE)
     stock_reserved = _stock_column(Code.State.RESERVED)
@@ -330,9 +362,13 @@ class BatchAdmin(AnnotatedPageAdmin):
     stock_redeemed = _stock_column(Code.State.REDEEMED)
     stock_void = _stock_column(Code.State.VOID)
 
-    @admin.display(description="merchant", ordering="product__merchant__name")
+    @admin.display(description=_("merchant"), ordering="product__merchant__name")
     def merchant(self, obj):
         return obj.product.merchant
+
+    @admin.display(description="format")
+    def format_fields(self, obj):
+        return labelled(obj.format)
 
     def get_list_display(self, request):
         display = list(super().get_list_display(request))
@@ -345,12 +381,16 @@ class BatchAdmin(AnnotatedPageAdmin):
         for batch in objects:
             batch.stock = stock[batch.pk]
 
-    @admin.display(description="stock by state")
+    @admin.display(description=_("stock by state"))
     def stock_table(self, obj):
         stock = selectors.stock_by_state([obj.pk])[obj.pk]
-        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", stock.items())
+        rows = format_html_join(
+            "", '<tr><th class="pr-4 text-left font-normal">{}</th><td class="text-right">{}</td></tr>',
+            stock.items(),
+        )
         return format_html(
-            '<table class="stock-by-state">{}<tr><th>total</th><td>{}</td></tr></table>',
+            '<table class="stock-by-state">{}<tr><th class="pr-4 text-left">total</th>'
+            '<td class="text-right font-semibold">{}</td></tr></table>',
             rows, sum(stock.values()),
         )
 
@@ -359,7 +399,7 @@ class BatchAdmin(AnnotatedPageAdmin):
         """How many canaries the batch has (canaries are always void: the constraint keeps them so)."""
         return Code.objects.filter(batch_id=batch.pk, state=Code.State.VOID, is_canary=True).count()
 
-    @admin.display(description="canary codes")
+    @admin.display(description=_("canary codes"))
     def canary_codes(self, obj):
         return format_html(
             "{} <span class=\"help\">(planted bait; any use of one raises a leak alert. "
@@ -393,6 +433,11 @@ class BatchAdmin(AnnotatedPageAdmin):
         return [
             path("generate/", wrap(self.generate_view), name="{}_{}_generate".format(*info)),
             path("import/", wrap(self.import_view), name="{}_{}_import".format(*info)),
+            path("loads/<uuid:job_id>/", wrap(self.load_job_view), name="{}_{}_load_job".format(*info)),
+            path(
+                "loads/<uuid:job_id>/report.csv", wrap(self.load_job_report_view),
+                name="{}_{}_load_job_report".format(*info),
+            ),
             path(
                 "<path:object_id>/status/<str:action>/", wrap(self.status_view),
                 name="{}_{}_status".format(*info),
@@ -409,6 +454,12 @@ class BatchAdmin(AnnotatedPageAdmin):
 
     def import_view(self, request):
         return admin_views.import_codes_view(self, request)
+
+    def load_job_view(self, request, job_id):
+        return admin_loads.load_job_view(self, request, job_id)
+
+    def load_job_report_view(self, request, job_id):
+        return admin_loads.load_job_report_view(self, request, job_id)
 
     def status_view(self, request, object_id, action):
         return admin_views.batch_status_view(self, request, object_id, action)
@@ -441,17 +492,17 @@ class BatchAdmin(AnnotatedPageAdmin):
 
     # --- actions
 
-    @admin.action(description="Pause selected batches", permissions=["status"])
+    @admin.action(description=_("Pause selected batches"), permissions=["status"])
     def pause_selected(self, request, queryset):
         for batch in queryset.select_related("product"):
             admin_views.apply_status_change(self, request, batch=batch, action="pause")
 
-    @admin.action(description="Resume selected batches", permissions=["status"])
+    @admin.action(description=_("Resume selected batches"), permissions=["status"])
     def resume_selected(self, request, queryset):
         for batch in queryset.select_related("product"):
             admin_views.apply_status_change(self, request, batch=batch, action="resume")
 
-    @admin.action(description="Void selected batches…", permissions=["status"])
+    @admin.action(description=_("Void selected batches…"), permissions=["status"])
     def void_selected(self, request, queryset):
         """Asks for confirmation and a reason first (voiding cannot be undone)."""
         batches = list(queryset.select_related("product"))
@@ -466,8 +517,37 @@ class BatchAdmin(AnnotatedPageAdmin):
         stock = selectors.stock_by_state(b.pk for b in batches)
         return admin_views.render_page(
             self, request, "admin/vouchers/batch/void_selected_confirmation.html",
-            title="Void batches", form=form,
+            title=_("Void batches"), form=form,
             batches=[(b, stock[b.pk]) for b in batches],
+            action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+        )
+
+
+    @admin.action(description="Extend validity of selected batches…", permissions=["status"])
+    def extend_validity_selected(self, request, queryset):
+        """Asks for the new end of validity and a reason; each batch records an event."""
+        batches = list(queryset.select_related("product"))
+        confirmed = "confirm" in request.POST
+        form = ExtendValidityForm(request.POST if confirmed else None)
+        if confirmed and form.is_valid():
+            for batch in batches:
+                try:
+                    previous = extend_validity(
+                        batch=batch, valid_until=form.cleaned_data["valid_until"],
+                        reason=form.cleaned_data["reason"], actor_user=request.user,
+                    )
+                except DomainError as exc:
+                    self.message_user(request, exc.detail, messages.WARNING)
+                else:
+                    self.log_change(request, batch, f"Validity extended from {previous:%Y-%m-%d %H:%M}.")
+                    self.message_user(
+                        request, f"{batch} is now valid until {batch.valid_until:%Y-%m-%d %H:%M} UTC.",
+                        messages.SUCCESS,
+                    )
+            return None
+        return admin_views.render_page(
+            self, request, "admin/vouchers/batch/extend_validity.html",
+            title="Extend the validity of batches", form=form, batches=batches,
             action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
         )
 
@@ -478,11 +558,15 @@ class BatchAdmin(AnnotatedPageAdmin):
 class CodeEventInline(ScopedInline):
     model = CodeEvent
     fk_name = "code"
-    fields = ("created_at", "action", "from_state", "to_state", "actor", "issuance", "details")
+    fields = ("created_at", "action", "from_state", "to_state", "actor", "issuance", "details_fields")
     readonly_fields = fields
     extra = 0
     can_delete = False
     ordering = ("id",)
+
+    @admin.display(description="details")
+    def details_fields(self, obj):
+        return labelled(obj.details)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -517,11 +601,11 @@ class CodeAdmin(RecordAdmin):
     readonly_fields = fields
     inlines = (CodeEventInline,)
 
-    @admin.display(description="code", ordering="last4")
+    @admin.display(description=_("code"), ordering="last4")
     def code_tail(self, obj):
         return f"…{obj.last4}"
 
-    @admin.display(description="product", ordering="batch__product__sku")
+    @admin.display(description=_("product"), ordering="batch__product__sku")
     def product(self, obj):
         return obj.batch.product
 
@@ -533,11 +617,23 @@ class CodeAdmin(RecordAdmin):
                 "find/", self.admin_site.admin_view(sensitive_post_parameters("code")(self.find_view)),
                 name="{}_{}_find".format(*info),
             ),
+            path(
+                "<path:object_id>/reveal/", self.admin_site.admin_view(self.reveal_view),
+                name="{}_{}_reveal".format(*info),
+            ),
             *super().get_urls(),
         ]
 
     def find_view(self, request):
         return admin_views.find_code_view(self, request)
+
+    def reveal_view(self, request, object_id):
+        return admin_reveal.reveal_code_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk and admin_reveal.has_reveal_permission(request):
+            context["reveal_url"] = reverse("admin:vouchers_code_reveal", args=[quote(obj.pk)])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(CodeEvent)
@@ -552,9 +648,13 @@ class CodeEventAdmin(RecordAdmin):
     show_facets = admin.ShowFacets.NEVER
     fields = (
         "id", "created_at", "action", "from_state", "to_state", "actor", "batch", "code", "issuance",
-        "details",
+        "details_fields",
     )
     readonly_fields = fields
+
+    @admin.display(description="details")
+    def details_fields(self, obj):
+        return labelled(obj.details)
 
 
 class IssuedCodeInline(ScopedInline):
@@ -565,7 +665,7 @@ class IssuedCodeInline(ScopedInline):
     can_delete = False
     show_change_link = True
 
-    @admin.display(description="code")
+    @admin.display(description=_("code"))
     def code_tail(self, obj):
         return f"…{obj.last4}"
 
@@ -593,7 +693,7 @@ REVIEWER_HELP = (
     "Issuances held for fraud review keep their codes reserved until a reviewer approves them "
     "(the storefront then gets the codes from the API) or denies them (the codes go back to stock), "
     "or until the review deadline, when they go back to stock by themselves. Approving and denying "
-    "need the “Can change issuance” permission (vouchers.change_issuance); an issuance's fields are "
+    "need the “Can change issuance” permission; an issuance's fields are "
     "never edited here. Codes are shown by their last 4 characters only."
 )
 
@@ -614,7 +714,7 @@ class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
     search_fields = ("=order_ref", "=customer")
     fields = (
         "id", "storefront", "product", "quantity", "status", "customer", "order_ref", "reserved_until",
-        "fraud_decision", "context", "created_at", "updated_at",
+        "fraud_decision", "context_fields", "created_at", "updated_at",
     )
     readonly_fields = fields
     inlines = (IssuedCodeInline,)
@@ -629,17 +729,21 @@ class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
         for issuance in objects:
             issuance.decision = decisions.get(issuance.pk)
 
-    @admin.display(description="fraud score")
+    @admin.display(description=_("fraud score"))
     def fraud_score(self, obj):
         decision = getattr(obj, "decision", None)
         return None if decision is None else decision["score"]
 
-    @admin.display(description="fraud reasons")
+    @admin.display(description=_("fraud reasons"))
     def fraud_reasons(self, obj):
         decision = getattr(obj, "decision", None)
         return ", ".join(decision["reasons"]) if decision and decision["reasons"] else "-"
 
-    @admin.display(description="fraud decision")
+    @admin.display(description=_("customer context"))
+    def context_fields(self, obj):
+        return labelled(obj.context)
+
+    @admin.display(description=_("fraud decision"))
     def fraud_decision(self, obj):
         decision = fraud_decisions([obj.pk]).get(obj.pk)
         if decision is None:
@@ -692,12 +796,12 @@ class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
         context["reviewer_help"] = REVIEWER_HELP
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    @admin.action(description="Approve selected issuances (held for review)", permissions=["review"])
+    @admin.action(description=_("Approve selected issuances (held for review)"), permissions=["review"])
     def approve_selected(self, request, queryset):
         for issuance in queryset:
             admin_views.apply_review_decision(self, request, issuance=issuance, decision="approve")
 
-    @admin.action(description="Deny selected issuances (held for review)…", permissions=["review"])
+    @admin.action(description=_("Deny selected issuances (held for review)…"), permissions=["review"])
     def deny_selected(self, request, queryset):
         """Asks for confirmation and a reason first (a denied order cannot be approved later)."""
         issuances = list(queryset.select_related("product", "storefront"))
@@ -711,7 +815,7 @@ class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
             return None
         return admin_views.render_page(
             self, request, "admin/vouchers/issuance/deny_selected_confirmation.html",
-            title="Deny issuances held for review", form=form, issuances=issuances,
+            title=_("Deny issuances held for review"), form=form, issuances=issuances,
             action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
         )
 
@@ -730,7 +834,7 @@ class ReviewQueueAdmin(IssuanceAdmin):
     list_filter = (("storefront", ScopedRelatedFilter), ("product", ScopedRelatedFilter))
     ordering = ("created_at", "pk")
 
-    @admin.display(description="review deadline", ordering="reserved_until")
+    @admin.display(description=_("review deadline"), ordering="reserved_until")
     def review_deadline(self, obj):
         return obj.reserved_until
 

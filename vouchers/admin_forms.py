@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.admin import widgets
+from django.utils.translation import gettext_lazy as _
 
 from vouchers.codeformat import MAX_CODE_LENGTH, UNAMBIGUOUS_ALPHABET, CodeFormat
 from vouchers.services.api_keys import MAX_KEY_NAME_LENGTH
@@ -22,11 +23,11 @@ ADMIN_MAX_GENERATED = min(1_000_000, MAX_GENERATED_PER_BATCH)
 class ValidityWindowMixin(forms.Form):
     valid_from = forms.SplitDateTimeField(
         required=False, widget=widgets.AdminSplitDateTime,
-        help_text="Optional. Codes cannot be sold or redeemed before this moment.",
+        help_text=_("Optional. Codes cannot be sold or redeemed before this moment."),
     )
     valid_until = forms.SplitDateTimeField(
         required=False, widget=widgets.AdminSplitDateTime,
-        help_text="Optional. Codes expire at this moment.",
+        help_text=_("Optional. Codes expire at this moment."),
     )
 
     def clean(self):
@@ -45,20 +46,20 @@ class GenerateCodesForm(ValidityWindowMixin, forms.Form):
     )
     length = forms.IntegerField(
         required=False, min_value=4, max_value=48,
-        help_text="Random characters per code. Empty: enough for 80 bits of entropy.",
+        help_text=_("Random characters per code. Empty: enough for 80 bits of entropy."),
     )
     alphabet = forms.CharField(
         initial=UNAMBIGUOUS_ALPHABET, max_length=128, strip=True,
-        help_text="Characters codes are drawn from. The default has no 0/O or 1/I/L.",
+        help_text=_("Characters codes are drawn from. The default has no 0/O or 1/I/L."),
     )
     prefix = forms.CharField(required=False, max_length=16, strip=True)
     group = forms.IntegerField(
-        label="Grouping", required=False, min_value=0, max_value=MAX_CODE_LENGTH, initial=4,
-        help_text="Characters per hyphen-separated group; 0 for none.",
+        label=_("Grouping"), required=False, min_value=0, max_value=MAX_CODE_LENGTH, initial=4,
+        help_text=_("Characters per hyphen-separated group; 0 for none."),
     )
     check_char = forms.BooleanField(
-        label="Check character", required=False,
-        help_text="Append a check character that catches typing mistakes.",
+        label=_("Check character"), required=False,
+        help_text=_("Append a check character that catches typing mistakes."),
     )
     reference = forms.CharField(required=False, max_length=200)
 
@@ -94,20 +95,22 @@ class ImportCodesForm(ValidityWindowMixin, forms.Form):
     ]
 
     product = forms.ModelChoiceField(queryset=None)
-    file = forms.FileField(help_text="The supplier's file: CSV, Excel (.xlsx) or plain text.")
+    file = forms.FileField(help_text=_("The supplier's file: CSV, Excel (.xlsx) or plain text."))
     encoding = forms.ChoiceField(choices=ENCODINGS, required=False)
-    file_format = forms.ChoiceField(label="Format", choices=FORMATS, required=False)
+    file_format = forms.ChoiceField(label=_("Format"), choices=FORMATS, required=False)
     skip_invalid = forms.BooleanField(
         required=False,
-        help_text="Keep the valid rows and skip the bad ones. Unticked, one bad row rejects the whole file.",
+        help_text=_(
+            "Keep the valid rows and skip the bad ones. Unticked, one bad row rejects the whole file."
+        ),
     )
     case_sensitive = forms.BooleanField(
-        required=False, help_text="Codes differ by letter case (abc and ABC are two codes).",
+        required=False, help_text=_("Codes differ by letter case (abc and ABC are two codes)."),
     )
     allow_weak_codes = forms.BooleanField(
-        required=False, help_text="Accept codes from a small (guessable) code space. Use with care.",
+        required=False, help_text=_("Accept codes from a small (guessable) code space. Use with care."),
     )
-    reference = forms.CharField(required=False, max_length=200, help_text="Empty: the file name.")
+    reference = forms.CharField(required=False, max_length=200, help_text=_("Empty: the file name."))
 
     field_order = [
         "product", "file", "encoding", "file_format", "skip_invalid", "case_sensitive",
@@ -122,7 +125,7 @@ class ImportCodesForm(ValidityWindowMixin, forms.Form):
 class CreateAPIKeyForm(forms.Form):
     name = forms.CharField(
         max_length=MAX_KEY_NAME_LENGTH, strip=True,
-        help_text="Say where the key will live, e.g. “production web shop”.",
+        help_text=_("Say where the key will live, e.g. “production web shop”."),
     )
 
 
@@ -158,7 +161,7 @@ class ReviewDecisionForm(forms.Form):
 
     reason = forms.CharField(
         required=False, max_length=MAX_DENIAL_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Why the order is refused (kept in the issuance's history, not sent to the storefront).",
+        help_text=_("Why the order is refused (kept in the issuance's history, not sent to the storefront)."),
     )
 
     def __init__(self, *args, reason_required: bool = False, **kwargs) -> None:
@@ -172,4 +175,16 @@ class PlantCanariesForm(forms.Form):
     count = forms.IntegerField(
         min_value=1, max_value=MAX_CANARIES_PER_CALL, initial=5,
         help_text=f"How many canary codes to plant (1 to {MAX_CANARIES_PER_CALL}).",
+    )
+
+
+class ExtendValidityForm(forms.Form):
+    """A new end of validity for the selected batches, and why (recorded in each batch's event)."""
+
+    valid_until = forms.DateTimeField(
+        label=_("Valid until (UTC)"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+    )
+    reason = forms.CharField(
+        label=_("Reason"), max_length=MAX_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 3}),
     )

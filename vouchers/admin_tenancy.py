@@ -12,7 +12,9 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
+from unfold.admin import TabularInline
 
+from vouchers.admin_theme import ConsoleModelAdmin
 from vouchers.models import (
     Batch,
     Code,
@@ -140,7 +142,7 @@ class TenantModelForm(forms.ModelForm):
         return excluded
 
 
-class MerchantScopedAdmin(admin.ModelAdmin):
+class MerchantScopedAdmin(ConsoleModelAdmin):
     """The one place where the admin is scoped to the staff member's merchant.
 
     - querysets (changelist, change, delete, history, actions) hold own objects only,
@@ -238,7 +240,7 @@ class MerchantScopedAdmin(admin.ModelAdmin):
         return filters
 
 
-class ScopedInline(admin.TabularInline):
+class ScopedInline(TabularInline):
     """An inline whose rows are scoped like the parent admin (defence in depth)."""
 
     def get_queryset(self, request):

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from vouchers import selectors
@@ -87,6 +88,10 @@ def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        from vouchers import admin_loads
+
+        if background := admin_loads.start_generation_if_large(model_admin, request, data):
+            return background
         try:
             batch = generate_batch(
                 product=data["product"], count=data["count"], fmt=data["fmt"],
@@ -97,11 +102,12 @@ def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc.detail)
         else:
             model_admin.log_addition(request, batch, f"Generated {batch.size} codes.")
-            messages.success(request, f"Generated {batch.size:,} codes in batch {batch.pk}.")
+            messages.success(request, _("Generated %(p0)s codes in batch %(p1)s.") % {
+                "p0": f"{batch.size:,}", "p1": batch.pk})
             return HttpResponseRedirect(change_url(batch))
     return render_page(
         model_admin, request, "admin/vouchers/batch/load_codes.html",
-        title="Generate codes", form=form, media=form.media,
+        title=_("Generate codes"), form=form, media=form.media,
     )
 
 
@@ -121,6 +127,10 @@ def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         uploaded = data["file"]
+        from vouchers import admin_loads
+
+        if background := admin_loads.start_import_if_large(model_admin, request, data):
+            return background
         try:
             result = import_codes(
                 product=data["product"], file=uploaded, filename=uploaded.name,
@@ -136,21 +146,22 @@ def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
                 "detail": exc.detail, "bad_rows": exc.bad_rows, "rows": shown,
                 "more": max(exc.bad_rows - len(shown), 0),
             }
-            form.add_error(None, f"The file was rejected: {exc.bad_rows:,} bad rows. Nothing was stored.")
+            form.add_error(None, _("The file was rejected: %(p0)s bad rows. Nothing was stored.") % {
+                "p0": f"{exc.bad_rows:,}"})
         except InvalidBatchSettings as exc:
             form.add_error(None, exc.detail)
         else:
             return _imported(model_admin, request, result)
     return render_page(
         model_admin, request, "admin/vouchers/batch/load_codes.html",
-        title="Import codes", form=form, media=form.media, rejection=rejection, multipart=True,
+        title=_("Import codes"), form=form, media=form.media, rejection=rejection, multipart=True,
     )
 
 
 def _imported(model_admin, request: HttpRequest, result) -> HttpResponse:
     batch = result.batch
     model_admin.log_addition(request, batch, f"Imported {result.imported} codes.")
-    summary = f"Imported {result.imported:,} codes into batch {batch.pk}."
+    summary = _("Imported %(p0)s codes into batch %(p1)s.") % {"p0": f"{result.imported:,}", "p1": batch.pk}
     if not result.skipped:
         messages.success(request, summary)
         return HttpResponseRedirect(change_url(batch))
@@ -158,7 +169,7 @@ def _imported(model_admin, request: HttpRequest, result) -> HttpResponse:
     shown = result.report[:REPORT_ROWS_SHOWN]
     return render_page(
         model_admin, request, "admin/vouchers/batch/import_done.html",
-        title="Codes imported", batch=batch, summary=summary, skipped=result.skipped,
+        title=_("Codes imported"), batch=batch, summary=summary, skipped=result.skipped,
         rows=shown, more=max(result.skipped - len(shown), 0), batch_url=change_url(batch),
     )
 
@@ -190,7 +201,8 @@ def batch_status_view(model_admin, request: HttpRequest, object_id: str, action:
     stock = selectors.stock_by_state([batch.pk])[batch.pk]
     return render_page(
         model_admin, request, "admin/vouchers/batch/status_confirm.html",
-        title=f"{title} {batch.pk}", form=form, batch=batch, action=action, stock=stock,
+        title=_("%(p0)s %(p1)s") % {
+            "p0": title, "p1": batch.pk}, form=form, batch=batch, action=action, stock=stock,
         batch_url=change_url(batch),
     )
 
@@ -214,12 +226,14 @@ def apply_status_change(
     try:
         if action == "void":
             voided = batch_status.void_batch(batch=batch, actor_user=request.user, reason=reason)
-            outcome = f"Batch {batch.pk} voided: {voided:,} codes in stock became void."
+            outcome = _("Batch %(p0)s voided: %(p1)s codes in stock became void.") % {
+                "p0": batch.pk, "p1": f"{voided:,}"}
         else:
             STATUS_ACTIONS[action][1](batch=batch, actor_user=request.user)
-            outcome = f"Batch {batch.pk} is now {batch.status}."
+            outcome = _("Batch %(p0)s is now %(p1)s.") % {"p0": batch.pk, "p1": batch.status}
     except DomainError as exc:
-        model_admin.message_user(request, f"Batch {batch.pk}: {exc.detail}.", messages.ERROR)
+        model_admin.message_user(request, _("Batch %(p0)s: %(p1)s.") % {
+            "p0": batch.pk, "p1": exc.detail}, messages.ERROR)
         return False
     model_admin.log_change(request, batch, outcome)
     model_admin.message_user(request, outcome, messages.SUCCESS)
@@ -236,7 +250,8 @@ def _void_in_background(
     from vouchers.tasks import void_batch_task  # tasks import services; keep the admin importable alone
 
     if not reason.strip():
-        model_admin.message_user(request, f"Batch {batch.pk}: a reason is required to void a batch.",
+        model_admin.message_user(request, _("Batch %(p0)s: a reason is required to void a batch.") % {
+            "p0": batch.pk},
                                  messages.ERROR)
         return False
     try:
@@ -245,15 +260,16 @@ def _void_in_background(
         elif batch.status != Batch.Status.PAUSED:
             raise batch_status.InvalidBatchTransition(f"a batch that is {batch.status} cannot be voided")
     except DomainError as exc:
-        model_admin.message_user(request, f"Batch {batch.pk}: {exc.detail}.", messages.ERROR)
+        model_admin.message_user(request, _("Batch %(p0)s: %(p1)s.") % {
+            "p0": batch.pk, "p1": exc.detail}, messages.ERROR)
         return False
     batch_id, user_id = batch.pk, request.user.pk
     transaction.on_commit(
         lambda: void_batch_task.delay(batch_id=batch_id, user_id=user_id, reason=reason)
     )
     outcome = (
-        f"Batch {batch.pk}: voiding {in_stock:,} codes in the background. "
-        "It is paused (sells nothing) until then."
+        _("Batch %(p0)s: voiding %(p1)s codes in the background. "
+          "It is paused (sells nothing) until then.") % {"p0": batch.pk, "p1": f"{in_stock:,}"}
     )
     model_admin.log_change(request, batch, outcome)
     model_admin.message_user(request, outcome, messages.SUCCESS)
@@ -286,12 +302,12 @@ def create_api_key_view(model_admin, request: HttpRequest, object_id: str) -> Ht
             model_admin.log_change(request, storefront, f"Created API key {api_key.prefix} ({api_key.name}).")
             return render_page(
                 model_admin, request, "admin/vouchers/storefront/api_key_created.html",
-                title="API key created", storefront=storefront, api_key=api_key, plaintext_key=plaintext,
+                title=_("API key created"), storefront=storefront, api_key=api_key, plaintext_key=plaintext,
                 storefront_url=change_url(storefront),
             )
     return render_page(
         model_admin, request, "admin/vouchers/storefront/api_key_form.html",
-        title=f"Create an API key for {storefront.name}", form=form, storefront=storefront,
+        title=_("Create an API key for %(p0)s") % {"p0": storefront.name}, form=form, storefront=storefront,
         storefront_url=change_url(storefront),
     )
 
@@ -317,10 +333,10 @@ def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
         )
         if found:
             return HttpResponseRedirect(change_url(code))
-        messages.warning(request, "No code of yours matches what was typed.")
+        messages.warning(request, _("No code of yours matches what was typed."))
         form = FindCodeForm()
     return render_page(
-        model_admin, request, "admin/vouchers/code/find_code.html", title="Find a code", form=form,
+        model_admin, request, "admin/vouchers/code/find_code.html", title=_("Find a code"), form=form,
     )
 
 
@@ -352,13 +368,15 @@ def review_decision_view(model_admin, request: HttpRequest, object_id: str, deci
     if issuance.status != Issuance.Status.REVIEW:
         model_admin.message_user(
             request,
-            f"Issuance {issuance.pk} is {issuance.status}; only an issuance in review can be decided.",
+            _("Issuance %(p0)s is %(p1)s; only an issuance in review can be decided.") % {
+                "p0": issuance.pk, "p1": issuance.status},
             messages.WARNING,
         )
         return HttpResponseRedirect(change_url(issuance))
     return render_page(
         model_admin, request, "admin/vouchers/issuance/review_confirm.html",
-        title=f"{REVIEW_DECISIONS[decision]} issuance {issuance.pk}", form=form, issuance=issuance,
+        title=_("%(p0)s issuance %(p1)s") % {
+            "p0": REVIEW_DECISIONS[decision], "p1": issuance.pk}, form=form, issuance=issuance,
         decision=decision, assessment=model_admin.fraud_decisions([issuance.pk]).get(issuance.pk),
         issuance_url=change_url(issuance), queue_url=review_queue_url(),
     )
@@ -387,16 +405,18 @@ def apply_review_decision(
         if decision == "approve":
             decided = approve_review(issuance_id=issuance.pk, reviewer=request.user, merchant_id=merchant_id)
             outcome = (
-                f"Issuance {decided.pk} approved: its {decided.quantity} code(s) are issued; "
-                "the storefront gets them from the API."
+                _("Issuance %(p0)s approved: its %(p1)s code(s) are issued; "
+                  "the storefront gets them from the API.") % {"p0": decided.pk, "p1": decided.quantity}
             )
         else:
             decided = deny_review(
                 issuance_id=issuance.pk, reviewer=request.user, merchant_id=merchant_id, reason=reason
             )
-            outcome = f"Issuance {decided.pk} denied: its {decided.quantity} code(s) went back to stock."
+            outcome = _("Issuance %(p0)s denied: its %(p1)s code(s) went back to stock.") % {
+                "p0": decided.pk, "p1": decided.quantity}
     except DomainError as exc:
-        model_admin.message_user(request, f"Issuance {issuance.pk}: {exc.detail}", messages.ERROR)
+        model_admin.message_user(request, _("Issuance %(p0)s: %(p1)s") % {
+            "p0": issuance.pk, "p1": exc.detail}, messages.ERROR)
         return False
     model_admin.log_change(request, decided, outcome)
     model_admin.message_user(request, outcome, messages.SUCCESS)
@@ -428,7 +448,7 @@ def plant_canaries_view(model_admin, request: HttpRequest, object_id: str) -> Ht
         except DomainError as exc:
             form.add_error(None, exc.detail)
         else:
-            summary = f"Planted {len(plaintexts)} canary codes."
+            summary = _("Planted %(p0)s canary codes.") % {"p0": len(plaintexts)}
             model_admin.log_change(request, batch, summary)
             logger.info(
                 "batch %s: %s canary codes planted by %s",
@@ -436,11 +456,11 @@ def plant_canaries_view(model_admin, request: HttpRequest, object_id: str) -> Ht
             )
             return render_page(
                 model_admin, request, "admin/vouchers/batch/canaries_planted.html",
-                title=f"Canary codes for {batch}", batch=batch, canaries=plaintexts,
+                title=_("Canary codes for %(p0)s") % {"p0": batch}, batch=batch, canaries=plaintexts,
                 batch_url=change_url(batch),
             )
     return render_page(
         model_admin, request, "admin/vouchers/batch/plant_canaries.html",
-        title=f"Plant canary codes in {batch}", form=form, batch=batch,
+        title=_("Plant canary codes in %(p0)s") % {"p0": batch}, form=form, batch=batch,
         canary_count=model_admin.canary_count(batch), batch_url=change_url(batch),
     )

@@ -8,11 +8,13 @@ on an unknown code is recorded for lockouts and leak detection).
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 
 class DomainError(Exception):
     code = "domain_error"
     status = 400
-    title = "Request refused"
+    title = _("Request refused")
     rollback = True
 
     def __init__(self, detail: str = "", **extra) -> None:
@@ -23,14 +25,14 @@ class DomainError(Exception):
 
 class InvalidBatchSettings(DomainError):
     code = "invalid_batch_settings"
-    title = "Batch settings refused"
+    title = _("Batch settings refused")
 
 
 class ImportRejected(DomainError):
     """An import file had bad rows; `report` lists (line, reason). Nothing was stored."""
 
     code = "import_rejected"
-    title = "Import rejected"
+    title = _("Import rejected")
 
     def __init__(self, detail: str, *, report: list[tuple[int, str]], bad_rows: int) -> None:
         super().__init__(detail)
@@ -43,7 +45,7 @@ class ImportRejected(DomainError):
 class UnknownProduct(DomainError):
     code = "unknown_product"
     status = 404
-    title = "Unknown product"
+    title = _("Unknown product")
 
 
 class OutOfStock(DomainError):
@@ -51,7 +53,7 @@ class OutOfStock(DomainError):
 
     code = "out_of_stock"
     status = 409
-    title = "Out of stock"
+    title = _("Out of stock")
 
 
 class NotFound(DomainError):
@@ -59,26 +61,26 @@ class NotFound(DomainError):
 
     code = "not_found"
     status = 404
-    title = "Not found"
+    title = _("Not found")
 
 
 class InvalidState(DomainError):
     code = "invalid_state"
     status = 409
-    title = "Not allowed in the current state"
+    title = _("Not allowed in the current state")
 
 
 class ReservationExpired(DomainError):
     code = "reservation_expired"
     status = 409
-    title = "Reservation expired"
+    title = _("Reservation expired")
     rollback = False  # the expired reservation has been released; keep that
 
 
 class UnknownCode(DomainError):
     code = "unknown_code"
     status = 404
-    title = "Unknown code"
+    title = _("Unknown code")
     rollback = False  # the failed attempt is recorded for lockouts and leak detection
 
 
@@ -87,28 +89,28 @@ class AlreadyRedeemed(DomainError):
 
     code = "already_redeemed"
     status = 409
-    title = "Code already redeemed"
+    title = _("Code already redeemed")
 
 
 class CodeExpired(DomainError):
     code = "code_expired"
     status = 410
-    title = "Code expired"
+    title = _("Code expired")
 
 
 class CodeVoid(DomainError):
     code = "code_void"
     status = 409
-    title = "Code void"
+    title = _("Code void")
 
 
 class AlreadyReversed(DomainError):
     code = "already_reversed"
     status = 409
-    title = "Redemption already reversed"
+    title = _("Redemption already reversed")
 
 
 class ReversalWindowClosed(DomainError):
     code = "reversal_window_closed"
     status = 409
-    title = "Reversal window closed"
+    title = _("Reversal window closed")

@@ -177,6 +177,19 @@ def count_lines(stream: BinaryIO) -> int:
     return lines + (1 if last not in (b"", b"\n") else 0)
 
 
+def count_data_rows(stream: BinaryIO, *, file_format: str, encoding: str | None = None) -> int:
+    """Data rows of a file (no header, no blank line): a progress bar's total. Rewinds the stream.
+
+    One parse of the file without checking its codes. Raises UnreadableFile.
+    """
+    if encoding is None and file_format != "xlsx":
+        encoding = detect_encoding(stream)
+    try:
+        return sum(1 for _ in read_rows(stream, file_format=file_format, encoding=encoding or "utf-8"))
+    finally:
+        stream.seek(0)
+
+
 def read_rows(stream: BinaryIO, *, file_format: str, encoding: str) -> Iterator[Row]:
     """Rows of a supplier's file from its start. Raises UnreadableFile (bad header, not XLSX)."""
     stream.seek(0)

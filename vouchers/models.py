@@ -77,6 +77,10 @@ class StorefrontAPIKey(AbstractAPIKey):
     """A hashed API key acting for one storefront (only the prefix is stored in clear)."""
 
     storefront = models.ForeignKey(Storefront, on_delete=models.CASCADE, related_name="api_keys")
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When the key last authenticated a request (updated at most once a minute).",
+    )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "storefront API key"
@@ -392,3 +396,60 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.caller} {self.key} ({self.state})"
+
+
+class LoadJob(models.Model):
+    """An import or generation run in the background (a Celery task) because it is large.
+
+    Holds the settings of the load (never a code), its progress and its outcome: the
+    batch, counts and the per-line report (line, reason; reasons never hold a code).
+    An import's file waits in a private directory on disk until the task has read it,
+    and is deleted then; the task gets the job's id only.
+    """
+
+    class Kind(models.TextChoices):
+        IMPORT = "import"
+        GENERATE = "generate"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="load_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    params = models.JSONField(default=dict, blank=True, help_text="The load's settings (no code).")
+    filename = models.CharField(max_length=255, blank=True, help_text="The uploaded file's name.")
+    stored_file = models.CharField(max_length=255, blank=True, help_text="Where the upload waits.")
+    total = models.PositiveBigIntegerField(null=True, blank=True, help_text="Rows or codes to load.")
+    processed = models.PositiveBigIntegerField(default=0)
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    imported = models.PositiveBigIntegerField(default=0)
+    skipped = models.PositiveBigIntegerField(default=0)
+    bad_rows = models.PositiveBigIntegerField(default=0)
+    report = models.JSONField(default=list, blank=True, help_text="[line, reason] of bad rows.")
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "done", "failed"]), name="loadjob_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.product.sku} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

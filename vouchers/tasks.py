@@ -63,3 +63,15 @@ def void_batch_task(batch_id: int, user_id: int | None, reason: str) -> int:
         if Batch.objects.filter(pk=batch_id, status=Batch.Status.VOID).exists():
             return 0  # voided by a concurrent run since we looked
         raise
+
+
+@shared_task(acks_late=True)
+def run_load_job(job_id: str) -> str | None:
+    """Run a large import or generation started from the admin. Takes the job's id, never a code.
+
+    Safe twice: a job already claimed by another run is left alone (returns None).
+    """
+    from vouchers.services.load_jobs import run_load_job as run
+
+    job = run(job_id=job_id)
+    return None if job is None else job.status

@@ -8,7 +8,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from fraud.models import FraudEvent
 
@@ -35,28 +37,58 @@ def alert_recipients(event: FraudEvent) -> list[str]:
     return list(dict.fromkeys(emails))
 
 
+def admin_event_url(event: FraudEvent) -> str:
+    """The event's page in the admin, absolute (PUBLIC_BASE_URL: where staff reach the service)."""
+    base = getattr(settings, "PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    return base + reverse("admin:fraud_fraudevent_change", args=[event.pk])
+
+
+def merchant_label(event: FraudEvent) -> str:
+    if event.merchant_id is None:
+        return _("none (a caller of no known merchant)")
+    from vouchers.models import Merchant
+
+    merchant = Merchant.objects.filter(pk=event.merchant_id).values("name", "slug").first()
+    return f"{merchant['name']} ({merchant['slug']})" if merchant else str(event.merchant_id)
+
+
+def alert_language() -> str:
+    """The language of alert e-mails (FRAUD_ALERT_LANGUAGE, else the default language)."""
+    return getattr(settings, "FRAUD_ALERT_LANGUAGE", "") or settings.LANGUAGE_CODE
+
+
 def render_alert(event: FraudEvent) -> tuple[str, str]:
-    what = event.get_kind_display()
-    batch = f" in batch {event.batch_id}" if event.batch_id else ""
-    subject = f"[fraud {event.severity.upper()}] {what}{batch}"
+    """Subject and body of an event's alert, in alert_language(); names codes by id and last 4 only."""
+    with translation.override(alert_language()):
+        return _render_alert(event)
+
+
+def _render_alert(event: FraudEvent) -> tuple[str, str]:
+    what = str(event.get_kind_display())
+    batch = _(" in batch %(batch)s") % {"batch": event.batch_id} if event.batch_id else ""
+    merchant = merchant_label(event)
+    subject = _("[fraud %(severity)s] %(merchant)s: %(what)s%(batch)s") % {
+        "severity": event.severity.upper(), "merchant": merchant, "what": what, "batch": batch}
     lines = [
         f"{what}{batch}.",
         "",
-        f"Severity: {event.severity}",
-        f"Merchant: {event.merchant_id or '-'}",
-        f"When: {event.created_at.isoformat()}",
-        f"Event: #{event.pk}",
+        _("Merchant: %(merchant)s") % {"merchant": merchant},
+        _("Severity: %(severity)s") % {"severity": event.severity},
+        _("When: %(when)s") % {"when": event.created_at.isoformat()},
+        _("Event: #%(pk)s") % {"pk": event.pk},
     ]
     for name in MAIL_FIELDS:
         value = event.context.get(name)
         if value not in (None, "", []):
             lines.append(f"{name}: {value}")
     if event.kind == FraudEvent.Kind.CANARY_USE:
-        lines += ["", "A canary code is never sold: whoever used it has a copy of this batch's "
-                  "codes. Consider pausing or voiding the batch."]
+        lines += ["", _("A canary code is never sold: whoever used it has a copy of this batch's "
+                        "codes. Consider pausing or voiding the batch.")]
     elif event.kind == FraudEvent.Kind.UNISSUED_CODE_USE:
-        lines += ["", "This code was never issued to a customer: the batch's codes may have leaked."]
-    lines += ["", "See the fraud events in the admin for details."]
+        lines += ["", _("This code was never issued to a customer: the batch's codes may have leaked.")]
+    elif event.kind == FraudEvent.Kind.LOCKOUT:
+        lines += ["", _("A lockout that should not have happened can be lifted from the event's page.")]
+    lines += ["", _("Details in the admin: %(url)s") % {"url": admin_event_url(event)}]
     return subject, "\n".join(lines)
 
 

@@ -19,12 +19,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
 from fraud import clock, conf, counters, subjects
 from fraud.context import RiskContext
 from fraud.exceptions import TooManyAttempts
 from fraud.models import FraudEvent
 from fraud.services import guessing
 from fraud.services.events import record_fraud_event
+from vouchers.exceptions import DomainError
 from vouchers.ops import metrics
 
 FAILURE_REASONS = ("unknown_code", "not_issued", "canary")
@@ -121,7 +125,80 @@ def _lock(scope: Scope, *, ctx: RiskContext, reason: str, failures: int, window:
         merchant_id=ctx.merchant_id,
         severity=FraudEvent.Severity.HIGH if scope.name == "api_key" else FraudEvent.Severity.LOW,
         kind=FraudEvent.Kind.LOCKOUT, decision=FraudEvent.Decision.LOCKOUT,
-        context={**ctx.as_json(), "scope": scope.name, "reason": reason, "failures": failures,
-                 "strike": strike, "lockout_seconds": seconds},
+        context={**ctx.as_json(), "scope": scope.name, "subject": scope.subject, "reason": reason,
+                 "failures": failures, "strike": strike, "lockout_seconds": seconds},
         alert_throttle=f"lockout:{scope.name}:{scope.subject}",
     )
+
+
+# --- lifting a lockout by hand ---------------------------------------------------------
+
+
+class LockoutNotActive(DomainError):
+    code = "not_locked"
+    status = 409
+    title = _("This lockout is no longer active")
+
+
+class NotALockout(DomainError):
+    code = "invalid_state"
+    status = 409
+    title = _("This fraud event is not a lockout")
+
+
+def scope_of_event(event: FraudEvent) -> Scope:
+    """The locked scope a lockout event names (events before `subject` was kept: rebuilt)."""
+    if event.kind != FraudEvent.Kind.LOCKOUT:
+        raise NotALockout(f"event {event.pk} is a {event.kind} event")
+    context = event.context
+    name = context.get("scope", "")
+    subject = context.get("subject")
+    if not subject:
+        if name == "api_key":
+            subject = str(context.get("api_key_id", ""))
+        elif name == "customer":
+            subject = f"{event.merchant_id}:{str(context.get('customer', '')).strip()}"
+        elif name == "ip":
+            subject = f"{event.merchant_id}:{subjects.ip_subject(context.get('ip', ''))}"
+    if name not in ("api_key", "customer", "ip") or not subject:
+        raise NotALockout(f"event {event.pk} names no locked scope")
+    return Scope(name, subject)
+
+
+def lock_remaining_seconds(scope: Scope) -> int:
+    """Seconds the scope stays locked (0 when it is not locked). Raises RiskCheckUnavailable."""
+    lock = counters.get_values([scope.lock_key]).get(scope.lock_key)
+    return max(0, math.ceil(lock["until"] - clock.now())) if lock else 0
+
+
+def lift_lockout(*, event: FraudEvent, user, reason: str) -> Scope:
+    """End the lockout an event recorded, now, and start its back-off and failures from zero.
+
+    For a customer or storefront locked out by mistake (a shop's test run, a customer
+    who mistyped). The counters are overwritten with expired values, so a request racing
+    with the lift sees either the lock or nothing. The audit entry (who, why, which
+    scope) is written in its own transaction. Raises NotALockout, LockoutNotActive,
+    AuditReasonRequired (blank reason), RiskCheckUnavailable.
+    """
+    from vouchers.audit.services import record_audit
+
+    scope = scope_of_event(event)
+    reason = (reason or "").strip()
+    if not reason:
+        from vouchers.audit.services import AuditReasonRequired
+
+        raise AuditReasonRequired(_("a reason is required to lift a lockout"))
+    remaining = lock_remaining_seconds(scope)
+    if remaining <= 0:
+        raise LockoutNotActive(f"the {scope.name} lockout of event {event.pk} has already ended")
+    window = int(conf.get("FRAUD_LOCKOUT_WINDOW_SECONDS"))
+    with transaction.atomic():
+        record_audit(
+            action="lockout_lifted", merchant_id=event.merchant_id, user=user, target=event,
+            target_label=f"{scope.name} lockout (event {event.pk})", reason=reason,
+            details={"scope": scope.name, "event_id": event.pk, "remaining_seconds": remaining},
+        )
+        counters.set_value(scope.lock_key, {"until": 0, "strike": 0}, ttl=1)
+        counters.set_value(scope.strikes_key, {"n": 0, "at": 0}, ttl=1)
+        counters.window_clear(scope.failures_key, window=window)
+    return scope

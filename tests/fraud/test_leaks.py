@@ -39,9 +39,15 @@ def test_a_canary_check_or_redemption_raises_a_critical_alert_naming_the_batch(
     # and the merchant's staff got one mail naming the batch
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == [staff_user.email]
+    merchant = generated_batch.product.merchant
     assert mailoutbox[0].subject == (
-        f"[fraud CRITICAL] Canary code used (stock leaked) in batch {generated_batch.pk}")
+        f"[fraud CRITICAL] {merchant.name} ({merchant.slug}): Canary code used (stock leaked) "
+        f"in batch {generated_batch.pk}")
     assert f"batch_id: {generated_batch.pk}" in mailoutbox[0].body
+    # naming the merchant and linking to the event's admin page
+    assert f"Merchant: {merchant.name} ({merchant.slug})" in mailoutbox[0].body
+    assert (f"Details in the admin: http://127.0.0.1:8000/admin/fraud/fraudevent/{event.pk}/change/"
+            in mailoutbox[0].body)
 
 
 def test_unissued_code_use_is_a_high_leak_event_with_an_alert(generated_batch, make_ctx, eager_alerts,

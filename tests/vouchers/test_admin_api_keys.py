@@ -133,3 +133,60 @@ def test_the_generic_api_key_admin_is_not_offered():
     # then
     assert admin.site.is_registered(APIKey) is False
     assert admin.site.is_registered(StorefrontAPIKey) is True
+
+
+# --- revoking one key from its page, last use -------------------------------------------
+
+
+def test_a_key_is_revoked_from_its_page_with_a_reason_and_audited(staff_client, staff, storefront):
+    # given
+    plaintext = staff_client.post(create_key_url(storefront), {"name": "till"}).context["plaintext_key"]
+    key = StorefrontAPIKey.objects.get()
+    page = staff_client.get(reverse("admin:vouchers_storefrontapikey_change", args=[quote(key.pk)]))
+    revoke_url = reverse("admin:vouchers_storefrontapikey_revoke", args=[quote(key.pk)])
+    assert revoke_url in page.content.decode()
+    # when
+    response = staff_client.post(revoke_url, {"reason": "till stolen"})
+    # then
+    assert response.status_code == 302
+    assert StorefrontAPIKey.objects.is_valid(plaintext) is False
+    from vouchers.audit.models import AuditEntry
+
+    assert list(AuditEntry.objects.order_by("seq").values_list("action", "reason", "target_id")) == [
+        ("api_key_created", "", key.prefix), ("api_key_revoked", "till stolen", key.prefix)]
+    # and the revoked key's page offers no second revocation; a forced one changes nothing
+    page = staff_client.get(reverse("admin:vouchers_storefrontapikey_change", args=[quote(key.pk)]))
+    assert revoke_url not in page.content.decode()
+    again = staff_client.post(revoke_url, {"reason": "again"})
+    assert again.status_code == 200
+    assert f"the key {key.prefix} is already revoked" in again.content.decode()
+    assert AuditEntry.objects.count() == 2
+
+
+def test_the_key_list_shows_when_each_key_was_last_used(staff_client, storefront, settings):
+    # given a key used through the API
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    plaintext = staff_client.post(create_key_url(storefront), {"name": "till"}).context["plaintext_key"]
+    key = StorefrontAPIKey.objects.get()
+    assert key.last_used_at is None
+    headers = {"HTTP_AUTHORIZATION": f"Api-Key {plaintext}"}
+    with CaptureQueriesContext(connection) as first:
+        assert staff_client.get("/api/v1/products/", **headers).status_code == 200
+    used_at = StorefrontAPIKey.objects.get().last_used_at
+    # when it is used again within the minute
+    with CaptureQueriesContext(connection) as second:
+        assert staff_client.get("/api/v1/products/", **headers).status_code == 200
+    # then the first request wrote the time, the second wrote nothing
+    def writes(ctx):
+        return [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("UPDATE")]
+
+    assert len(writes(first)) == 1
+    assert writes(second) == []
+    assert used_at is not None
+    assert StorefrontAPIKey.objects.get().last_used_at == used_at
+    # and the list shows it
+    listing = staff_client.get(reverse("admin:vouchers_storefrontapikey_changelist"))
+    assert "Last used at" in listing.content.decode() or "last used at" in listing.content.decode()
+    assert listing.context["cl"].result_list[0].last_used_at == used_at

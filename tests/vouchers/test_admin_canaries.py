@@ -13,6 +13,7 @@ from django.contrib.sessions.models import Session
 from django.urls import reverse
 
 from tests.factories import StaffFactory, grant_app_permissions
+from tests.html import links, readonly_starts
 from vouchers import crypto
 from vouchers.codeformat import CodeFormat, normalise
 from vouchers.models import Batch, Code, CodeEvent
@@ -83,7 +84,7 @@ def test_planted_canaries_are_shown_once_in_the_response_then_never_again(staff_
     assert [page.status_code for page in later] == [200, 200, 200]
     for page in later:
         assert [code for code in shown if code in page.content.decode()] == []
-    assert '<div class="readonly">3 <span class="help">' in later[0].content.decode()
+    assert readonly_starts(later[0].content.decode(), '3 <span class="help">')
     assert later[1].context["canary_count"] == 3
     # and no log line holds them, while one says how many were planted
     assert [code for code in shown if code in caplog.text] == []
@@ -110,8 +111,8 @@ def test_the_batch_page_offers_planting_and_shows_no_canary_before(staff_client,
     assert response.status_code == 200
     assert response.context["canary_url"] == plant_url(batch)
     html = response.content.decode()
-    assert f'<a href="{plant_url(batch)}">Plant canary codes…</a>' in html
-    assert '<div class="readonly">0 <span class="help">' in html
+    assert links(html, plant_url(batch)) == ["Plant canary codes…"]
+    assert readonly_starts(html, '0 <span class="help">')
 
 
 @pytest.mark.parametrize(("count", "error"), [

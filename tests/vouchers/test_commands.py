@@ -57,13 +57,13 @@ def test_demo_json_prints_one_object_with_working_logins_and_key(db):
     assert key.revoked is False
 
 
-def test_demo_twice_creates_nothing_twice_but_a_second_valid_api_key(db):
+def test_demo_twice_creates_nothing_twice_and_prints_the_same_working_logins_and_key(db, settings):
     # given a first run
     first = demo_json()
     codes_before = dict(Code.objects.values_list("pk", "ciphertext"))
     # when it runs again
     second = demo_json()
-    # then the data is the same, only a new key (and new passwords) were made
+    # then the data is the same and so is everything it printed, which still works
     assert Merchant.objects.count() == 1
     assert Storefront.objects.count() == 1
     assert Partner.objects.count() == 1
@@ -72,13 +72,66 @@ def test_demo_twice_creates_nothing_twice_but_a_second_valid_api_key(db):
     assert dict(Code.objects.values_list("pk", "ciphertext")) == codes_before
     assert get_user_model().objects.filter(username__in=["admin", "merchant-staff"]).count() == 2
     assert MerchantStaff.objects.count() == 1
-    assert StorefrontAPIKey.objects.count() == 2
-    assert StorefrontAPIKey.objects.filter(revoked=True).count() == 0
-    assert second["storefront_api_key"] != first["storefront_api_key"]
+    assert StorefrontAPIKey.objects.count() == 1
+    assert second == first
     assert StorefrontAPIKey.objects.is_valid(first["storefront_api_key"])
+    assert authenticate(username="admin", password=first["admin_password"]) is not None
+    assert authenticate(username="merchant-staff", password=first["staff_password"]) is not None
+    # and the file that remembers them is private to its owner
+    assert settings.DEMO_CREDENTIALS_FILE.stat().st_mode & 0o777 == 0o600
+
+
+def test_demo_after_quickstart_keeps_the_quickstart_logins(db):
+    # given the README's first step (quickstart prints the logins)
+    text = run("quickstart", "--no-serve")
+    # when the README's API section runs demo --json
+    result = demo_json()
+    # then the printed logins and key are those of the quickstart and still work
+    assert f"admin / {result['admin_password']}" in text
+    assert f"merchant-staff / {result['staff_password']}" in text
+    assert result["storefront_api_key"] in text
+    assert authenticate(username="admin", password=result["admin_password"]) is not None
+    assert StorefrontAPIKey.objects.count() == 1
+
+
+def test_demo_never_resets_the_password_of_an_existing_user_it_does_not_know(db, settings):
+    # given an admin user made by someone else, with a password the demo never printed
+    get_user_model().objects.create_user(username="admin", password="chosen-by-the-operator")
+    # when demo runs
+    result = demo_json()
+    text = run("demo")
+    # then the password is untouched and not printed
+    assert result["admin_password"] is None
+    assert "admin / (unchanged; set a new one with: manage.py changepassword admin)" in text
+    assert authenticate(username="admin", password="chosen-by-the-operator") is not None
+    assert authenticate(username="merchant-staff", password=result["staff_password"]) is not None
+
+
+def test_demo_replaces_a_revoked_demo_key_and_keeps_the_passwords(db):
+    # given a first run whose key was revoked since
+    first = demo_json()
+    StorefrontAPIKey.objects.update(revoked=True)
+    # when demo runs again
+    second = demo_json()
+    # then a new working key is printed (and remembered), the passwords stay
+    assert second["storefront_api_key"] != first["storefront_api_key"]
     assert StorefrontAPIKey.objects.is_valid(second["storefront_api_key"])
-    assert authenticate(username="admin", password=first["admin_password"]) is None
-    assert authenticate(username="admin", password=second["admin_password"]) is not None
+    assert StorefrontAPIKey.objects.count() == 2
+    assert (second["admin_password"], second["staff_password"]) == (
+        first["admin_password"], first["staff_password"])
+    assert demo_json()["storefront_api_key"] == second["storefront_api_key"]
+
+
+def test_demo_on_a_fresh_database_reuses_the_remembered_passwords(db):
+    # given a first run, then the users are gone (a database reset)
+    first = demo_json()
+    get_user_model().objects.filter(username__in=["admin", "merchant-staff"]).delete()
+    # when demo runs again
+    second = demo_json()
+    # then the new users get the passwords printed before
+    assert (second["admin_password"], second["staff_password"]) == (
+        first["admin_password"], first["staff_password"])
+    assert authenticate(username="admin", password=first["admin_password"]) is not None
 
 
 def test_demo_products_carry_generated_stock_and_one_partner(db):

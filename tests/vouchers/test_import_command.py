@@ -35,7 +35,10 @@ def test_import_prints_a_summary_and_draws_a_progress_bar(product, tmp_path, cap
     assert err == ""
     bar = capsys.readouterr().err  # tqdm writes to the process's stderr
     assert "100%" in bar
-    assert "4/4" in bar  # the header and 3 codes: every line of the file read
+    assert "| 3/3 [" in bar  # the 3 data rows, not the header line
+    assert " rows/s]" in bar
+    assert "4/4" not in bar
+    assert f"Importing codes.csv into {product.sku}" in bar
     assert stored_plaintexts(batch) == codes
 
 

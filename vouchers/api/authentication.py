@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from partners.api.authentication import partner_caller
 from vouchers.callers import Caller
 from vouchers.models import StorefrontAPIKey
+from vouchers.services.api_keys import note_key_use
 
 SCHEME = "Api-Key"
 MAX_CACHED_KEYS = 10_000
@@ -96,7 +98,7 @@ def revalidate(request, version: int | None) -> None:
         return
     fresh = load_key(record.prefix, version=version)
     if not usable(fresh, request._api_key_plaintext):
-        raise AuthenticationFailed("Unknown, revoked or expired API key.")
+        raise AuthenticationFailed(_("Unknown, revoked or expired API key."))
     request.user = fresh.caller()
     request.auth = fresh
 
@@ -104,15 +106,15 @@ def revalidate(request, version: int | None) -> None:
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, key = header.partition(" ")
+        scheme, _space, key = header.partition(" ")
         if not header:
             return None
         key = key.strip()
         if scheme != SCHEME or not key:
-            raise AuthenticationFailed("Use the header 'Authorization: Api-Key <key>'.")
-        prefix, dot, _ = key.partition(".")
+            raise AuthenticationFailed(_("Use the header 'Authorization: Api-Key <key>'."))
+        prefix, dot, _secret = key.partition(".")
         if not dot:
-            raise AuthenticationFailed("Unknown, revoked or expired API key.")
+            raise AuthenticationFailed(_("Unknown, revoked or expired API key."))
         # A copy held in process is used tentatively; `revalidate` confirms it (or
         # reloads) once this request's versions are read.
         record = _BY_PREFIX.get(prefix)
@@ -124,8 +126,9 @@ class ApiKeyAuthentication(BaseAuthentication):
                 partner = partner_caller(prefix, key)
                 if partner is not None:
                     return partner, None
-                raise AuthenticationFailed("Unknown, revoked or expired API key.")
+                raise AuthenticationFailed(_("Unknown, revoked or expired API key."))
         request._request._api_key_plaintext = key
+        note_key_use(api_key_id=record.pk)  # at most one small write a minute per key and process
         return record.caller(), record
 
     def authenticate_header(self, request) -> str:

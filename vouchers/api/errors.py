@@ -13,6 +13,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions as drf
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -27,7 +28,7 @@ PROBLEM = "application/problem+json"
 class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
-    title = "Too many requests"
+    title = _("Too many requests")
 
 
 class RateLimiterUnavailable(DomainError):
@@ -35,25 +36,25 @@ class RateLimiterUnavailable(DomainError):
 
     code = "service_unavailable"
     status = 503
-    title = "Service temporarily unavailable"
+    title = _("Service temporarily unavailable")
 
 
 class IdempotencyKeyRequired(DomainError):
     code = "idempotency_key_required"
     status = 400
-    title = "Idempotency-Key header required"
+    title = _("Idempotency-Key header required")
 
 
 class IdempotencyKeyReused(DomainError):
     code = "idempotency_key_reused"
     status = 422
-    title = "Idempotency-Key reused with a different request"
+    title = _("Idempotency-Key reused with a different request")
 
 
 class IdempotencyInProgress(DomainError):
     code = "idempotency_in_progress"
     status = 409
-    title = "A request with this Idempotency-Key is still running"
+    title = _("A request with this Idempotency-Key is still running")
 
 
 class PayloadTooLarge(DomainError):
@@ -70,8 +71,10 @@ class PayloadTooLarge(DomainError):
 
 
 def problem_body(*, status: int, code: str, title: str, detail: str, extra: dict | None = None) -> dict:
-    body = {"type": f"https://errors.vouchers.example/{code}", "title": title, "status": status,
-            "code": code, "detail": detail}
+    # str(): titles and details may be lazy translations; the body is rendered (and stored
+    # for idempotent replays) in the request's language.
+    body = {"type": f"https://errors.vouchers.example/{code}", "title": str(title), "status": status,
+            "code": code, "detail": str(detail)}
     body.update(extra or {})
     return body
 
@@ -112,45 +115,45 @@ def api_exception_handler(exc, context):
     set_rollback()
     if isinstance(exc, drf.ValidationError):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        return _plain(400, "invalid_request", "Invalid request", "The request body is not valid.",
+        return _plain(400, "invalid_request", _("Invalid request"), _("The request body is not valid."),
                       errors=errors)
     if isinstance(exc, drf.ParseError):
-        return _plain(400, "invalid_request", "Invalid request", str(exc.detail), errors={})
+        return _plain(400, "invalid_request", _("Invalid request"), str(exc.detail), errors={})
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
-        response = _plain(401, "not_authenticated", "Not authenticated", str(exc.detail))
+        response = _plain(401, "not_authenticated", _("Not authenticated"), str(exc.detail))
         response["WWW-Authenticate"] = "Api-Key"
         return response
     if isinstance(exc, drf.Throttled):
-        response = _plain(429, "rate_limited", "Too many requests", "Rate limit exceeded.")
+        response = _plain(429, "rate_limited", _("Too many requests"), _("Rate limit exceeded."))
         response["Retry-After"] = str(max(int(exc.wait or 1), 1))
         return response
     if isinstance(exc, (Http404, drf.NotFound)):
-        return _plain(404, "not_found", "Not found", "Not found.")
+        return _plain(404, "not_found", _("Not found"), _("Not found."))
     if isinstance(exc, drf.MethodNotAllowed):
-        return _plain(405, "method_not_allowed", "Method not allowed", str(exc.detail))
+        return _plain(405, "method_not_allowed", _("Method not allowed"), str(exc.detail))
     if isinstance(exc, drf.UnsupportedMediaType):
-        return _plain(415, "unsupported_media_type", "Unsupported media type", str(exc.detail))
+        return _plain(415, "unsupported_media_type", _("Unsupported media type"), str(exc.detail))
     if isinstance(exc, drf.NotAcceptable):
-        return _plain(406, "not_acceptable", "Not acceptable", str(exc.detail))
+        return _plain(406, "not_acceptable", _("Not acceptable"), str(exc.detail))
     if isinstance(exc, drf.PermissionDenied):
-        return _plain(403, "permission_denied", "Permission denied", str(exc.detail))
+        return _plain(403, "permission_denied", _("Permission denied"), str(exc.detail))
     if isinstance(exc, drf.APIException):
-        return _plain(exc.status_code, "error", "Error", str(exc.detail))
+        return _plain(exc.status_code, "error", _("Error"), str(exc.detail))
     logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
     return server_error_response()
 
 
 def server_error_response() -> Response:
-    return _plain(500, "internal_error", "Internal server error",
+    return _plain(500, "internal_error", _("Internal server error"),
                   "Something went wrong on our side; nothing was changed.")
 
 
 def api_not_found(request, exception=None):
-    body = problem_body(status=404, code="not_found", title="Not found", detail="Not found.")
+    body = problem_body(status=404, code="not_found", title=_("Not found"), detail=_("Not found."))
     return JsonResponse(body, status=404, content_type=PROBLEM)
 
 
 def api_server_error(request):
-    body = problem_body(status=500, code="internal_error", title="Internal server error",
-                        detail="Something went wrong on our side; nothing was changed.")
+    body = problem_body(status=500, code="internal_error", title=_("Internal server error"),
+                        detail=_("Something went wrong on our side; nothing was changed."))
     return JsonResponse(body, status=500, content_type=PROBLEM)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 from rest_framework.response import Response
 
 from vouchers.api.errors import (
@@ -72,10 +73,10 @@ def _store_refusal(*, caller: str, key: str, fingerprint: str, exc: DomainError)
 
 def _answer_claimed(claim: idempotency.Claim) -> Response:
     if claim.outcome == "mismatch":
-        raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
+        raise IdempotencyKeyReused(_("This Idempotency-Key was used with a different request."))
     if claim.outcome == "replay":
         return replay(claim.record)
-    raise IdempotencyInProgress("The first request with this key is still running; retry later.")
+    raise IdempotencyInProgress(_("The first request with this key is still running; retry later."))
 
 
 _CLAIM_ERRORS = (IdempotencyKeyReused, IdempotencyInProgress)

@@ -18,6 +18,7 @@ import hashlib
 import logging
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from fraud import counters
 from fraud.exceptions import RiskCheckUnavailable
@@ -57,7 +58,7 @@ def admit(request, *, api_key_id: str | None, reads: list[str] = ()) -> dict[str
     except RiskCheckUnavailable:
         logger.warning("rate-limit store unreachable; refusing request")
         raise RateLimiterUnavailable(
-            "Rate limiting is unavailable; try again shortly.", retry_after=5
+            _("Rate limiting is unavailable; try again shortly."), retry_after=5
         ) from None
     for count, retry_after, (maximum, rate) in zip(result.counts, result.retry_after, maxima, strict=True):
         if count > maximum:

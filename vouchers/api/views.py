@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -156,7 +157,7 @@ class IssuanceDetailApi(StorefrontApiView):
             .filter(pk=issuance_id, storefront_id=self.caller.storefront_id).first()
         )
         if issuance is None:
-            raise NotFound("No such issuance.")
+            raise NotFound(_("No such issuance."))
         return Response(IssuanceOutput(issuance).data)
 
 

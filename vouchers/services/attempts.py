@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from fraud.models import RiskAssessment
 from partners.selectors import partner_honours_product
@@ -57,4 +58,4 @@ def _may_use(caller: Caller, row: Code) -> bool:
 def _miss(ctx, row: Code | None):
     with transaction.atomic(savepoint=False):
         risk.report_miss(ctx, code=row)
-    raise UnknownCode("No such code.")
+    raise UnknownCode(_("No such code."))

@@ -15,9 +15,11 @@ from collections import Counter
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from vouchers.audit.services import record_audit
 from vouchers.exceptions import DomainError
-from vouchers.models import Batch, Code, CodeEvent
+from vouchers.models import Batch, Code, CodeEvent, Product
 from vouchers.services import stock
 from vouchers.services.events import actor_for_user, record_event
 
@@ -38,7 +40,7 @@ class InvalidBatchTransition(DomainError):
 
     code = "invalid_state"
     status = 409
-    title = "Batch status change refused"
+    title = _("Batch status change refused")
 
 
 class VoidReasonRequired(DomainError):
@@ -46,7 +48,7 @@ class VoidReasonRequired(DomainError):
 
     code = "reason_required"
     status = 400
-    title = "A reason is required to void a batch"
+    title = _("A reason is required to void a batch")
 
 
 @transaction.atomic(durable=True)
@@ -98,6 +100,8 @@ def void_batch(*, batch: Batch, actor_user, reason: str) -> int:
         action="batch_voided", actor=actor, batch_id=batch.pk, from_state=previous,
         to_state=Batch.Status.VOID, details={"reason": reason, "codes_voided": voided},
     )
+    _audit(batch=batch, action="batch_voided", actor_user=actor_user, from_status=previous,
+           to_status=Batch.Status.VOID, reason=reason, extra={"codes_voided": voided})
     logger.info("batch %s voided by %s: %s codes moved from available to void", batch.pk, actor, voided)
     return voided
 
@@ -126,7 +130,21 @@ def _change_status(
             action=action, actor=actor_for_user(actor_user), batch_id=batch.pk,
             from_state=current, to_state=to_status, details=details,
         )
+        _audit(batch=batch, action=action, actor_user=actor_user, from_status=current, to_status=to_status)
     return current
+
+
+def _audit(
+    *, batch: Batch, action: str, actor_user, from_status: str, to_status: str, reason: str = "",
+    extra: dict | None = None,
+) -> None:
+    """The audit entry of a status change, last in its transaction (see audit.services)."""
+    merchant_id = Product.objects.filter(pk=batch.product_id).values_list("merchant_id", flat=True).get()
+    record_audit(
+        action=action, merchant_id=merchant_id, user=actor_user, target=batch,
+        target_label=f"Batch {batch.pk}", reason=reason,
+        details={"batch_id": batch.pk, "from": from_status, "to": to_status, **(extra or {})},
+    )
 
 
 def _refusal(*, current: str | None, to_status: str) -> str:
@@ -176,5 +194,5 @@ def _void_available_codes(*, batch_id: int, actor: str, now) -> int:
             [void, now, batch_id, available],
         )
         if cursor.rowcount != events:  # cannot happen under SQLite's single writer; refuse loudly if it does
-            raise RuntimeError("codes changed while the batch was being voided")
+            raise RuntimeError(_("codes changed while the batch was being voided"))
         return events

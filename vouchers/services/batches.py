@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.utils.translation import gettext_lazy as _
+
 from vouchers.exceptions import InvalidBatchSettings
 from vouchers.models import Batch, Product
 from vouchers.services import stock
@@ -16,7 +18,7 @@ def start_batch(
 ) -> Batch:
     """Create the batch row that codes will reference. Raises InvalidBatchSettings."""
     if valid_from and valid_until and valid_until <= valid_from:
-        raise InvalidBatchSettings("the validity window ends before it starts")
+        raise InvalidBatchSettings(_("the validity window ends before it starts"))
     return Batch.objects.create(
         product=product, source=source, case_sensitive=case_sensitive, valid_from=valid_from,
         valid_until=valid_until, created_by=created_by, reference=reference[:200],

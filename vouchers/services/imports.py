@@ -40,6 +40,7 @@ from typing import BinaryIO
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from vouchers import codeformat
 from vouchers.codeformat import InvalidCode, TooGuessable
@@ -127,7 +128,7 @@ def import_codes(
 
     `file_format` defaults from the file name's extension; `encoding` (text formats)
     defaults to UTF-8 with or without BOM, or GB18030 (a superset of GBK) when the file
-    is not valid UTF-8. `progress` is called with the number of lines read since its last
+    is not valid UTF-8. `progress` is called with the number of data rows read since its last
     call (during the first pass over the file). Must be called outside any transaction:
     the import is one durable transaction, so nothing is visible before it commits.
 
@@ -243,13 +244,16 @@ def _valid_rows(
     normalise = codeformat.normalise
     nfkc = unicodedata.normalize
     shortest_len = codeformat.MAX_CODE_LENGTH + 1
+    # Progress counts data rows (a header or a blank line is no row), every PROGRESS_EVERY.
     reported = 0
     next_progress = PROGRESS_EVERY
-    line = 0
-    for line, raw, serial, expiry, problem in rows:
-        if progress is not None and line >= next_progress:
-            progress(line - reported)
-            reported, next_progress = line, line + PROGRESS_EVERY
+    seen = 0
+    for _line, raw, serial, expiry, problem in rows:
+        line = _line
+        seen += 1
+        if progress is not None and seen >= next_progress:
+            progress(seen - reported)
+            reported, next_progress = seen, seen + PROGRESS_EVERY
         expires_at = None
         if problem is None:
             try:
@@ -270,8 +274,8 @@ def _valid_rows(
         # What the customer receives: the supplier's form, full-width characters made ASCII.
         display = raw if raw.isascii() else nfkc("NFKC", raw)
         yield line, display, normalised, serial or None, expires_at
-    if progress is not None and line > reported:
-        progress(line - reported)
+    if progress is not None and seen > reported:
+        progress(seen - reported)
 
 
 def _check_serial_and_expiry(serial: str, expiry, *, now: datetime) -> tuple[str | None, datetime | None]:
@@ -384,7 +388,7 @@ def _checked_load(
                 report=tally.report, bad_rows=tally.bad,
             )
         if not seal_codes:  # unreachable: a bad row was seen, so the file was refused above
-            raise RuntimeError("codes were staged unsealed but the file was not refused")
+            raise RuntimeError(_("codes were staged unsealed but the file was not refused"))
         try:
             with transaction.atomic():
                 inserted = _insert_from_staging(batch_id=batch.pk, now=now)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from partners.services import ledger
 from vouchers import fastpath, locks
@@ -53,14 +54,14 @@ def redeem_code(
         if updated == 0:
             row.refresh_from_db(fields=["state", "redeemed_at"])
             _refuse_unless_redeemable(row, batch, now)
-            raise AlreadyRedeemed("The code has already been redeemed.")
+            raise AlreadyRedeemed(_("The code has already been redeemed."))
         try:
             redemption = Redemption.objects.create(
                 code=row, storefront_id=caller.storefront_id, partner_id=caller.partner_id,
                 order_ref=order_ref, location=location, redeemed_at=now,
             )
         except IntegrityError:  # unreachable while the UPDATE above holds; the backstop
-            raise AlreadyRedeemed("The code has already been redeemed.") from None  # rolls back all
+            raise AlreadyRedeemed(_("The code has already been redeemed.")) from None  # rolls back all
         risk.attach(decision, redemption_id=redemption.pk)
         # HOOK (docs/transactions.md): after the effect, inside the transaction. Another
         # app's recorder (a partner ledger entry) is called here with redemption.pk,
@@ -111,9 +112,9 @@ def _refuse_unless_redeemable(row: Code, batch: Batch, now) -> None:
             redeemed_at=live.redeemed_at if live else row.redeemed_at,
         )
     if row.state == Code.State.VOID or batch.status == Batch.Status.VOID:
-        raise CodeVoid("The code has been voided.")
+        raise CodeVoid(_("The code has been voided."))
     if is_expired(row, batch, now):
-        raise CodeExpired("The code has expired.")
+        raise CodeExpired(_("The code has expired."))
 
 
 @transaction.atomic(savepoint=False)
@@ -126,9 +127,9 @@ def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redempt
         redemption_id=redemption_id, storefront_id=caller.storefront_id, partner_id=caller.partner_id
     )
     if redemption is None:
-        raise NotFound("No such redemption.")
+        raise NotFound(_("No such redemption."))
     if redemption.reversed_at is not None:
-        raise AlreadyReversed("The redemption was already reversed.", reversed_at=redemption.reversed_at)
+        raise AlreadyReversed(_("The redemption was already reversed."), reversed_at=redemption.reversed_at)
     now = timezone.now()
     window = timedelta(days=redemption.code.batch.product.merchant.reversal_window_days)
     if redemption.redeemed_at + window < now:

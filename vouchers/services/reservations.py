@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from partners.services import ledger
 from vouchers import locks
@@ -26,7 +27,7 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
     with transaction.atomic(savepoint=False):
         issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.storefront_id)
         if issuance is None:
-            raise NotFound("No such issuance.")
+            raise NotFound(_("No such issuance."))
         now = timezone.now()
         if issuance.status == Issuance.Status.ISSUED:
             return issuance
@@ -56,7 +57,7 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
             return issuance
         if issuance.status == Issuance.Status.RESERVED:
             release_held(issuance, to_status=Issuance.Status.EXPIRED, actor=caller.identity, action="expired")
-    raise ReservationExpired("The reservation ran out (or its codes did); they are back in stock.")
+    raise ReservationExpired(_("The reservation ran out (or its codes did); they are back in stock."))
 
 
 @transaction.atomic(savepoint=False)
@@ -68,7 +69,7 @@ def cancel_issuance(*, caller: Caller, issuance_id) -> Issuance:
     """
     issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.storefront_id)
     if issuance is None:
-        raise NotFound("No such issuance.")
+        raise NotFound(_("No such issuance."))
     if issuance.status == Issuance.Status.CANCELLED:
         return issuance
     if issuance.status not in locks.HELD_STATUSES:

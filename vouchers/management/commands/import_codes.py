@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from vouchers.exceptions import ImportRejected, InvalidBatchSettings
-from vouchers.importfile import count_lines, format_from_filename
+from vouchers.importfile import UnreadableFile, check_encoding, count_data_rows, format_from_filename
 from vouchers.models import Product
 from vouchers.services.imports import import_codes
 
@@ -68,7 +69,7 @@ class Command(BaseCommand):
         file_format = options["file_format"]
         bar = None
         if not options["no_progress"]:
-            bar = self._progress_bar(path, file_format)
+            bar = self._progress_bar(path, file_format, options["encoding"], product.sku)
         try:
             result = import_codes(
                 product=product, file=path, filename=path, encoding=options["encoding"],
@@ -115,17 +116,21 @@ class Command(BaseCommand):
         except get_user_model().DoesNotExist:
             raise CommandError(f"No user {username!r}.") from None
 
-    def _progress_bar(self, path: str, file_format: str | None):
+    def _progress_bar(self, path: str, file_format: str | None, encoding: str | None, sku: str):
+        """A bar counting the file's data rows (not its header), labelled with the file and product."""
         from tqdm import tqdm
 
         total = None
         try:
-            if (file_format or format_from_filename(path)) != "xlsx":
-                with open(path, "rb") as stream:
-                    total = count_lines(stream)
-        except (OSError, ValueError):
+            with open(path, "rb") as stream:
+                total = count_data_rows(
+                    stream, file_format=file_format or format_from_filename(path),
+                    encoding=check_encoding(encoding) if encoding else None,
+                )
+        except (OSError, ValueError, UnreadableFile):
             total = None  # the import itself reports the problem
-        return tqdm(total=total, unit=" lines", file=sys.stderr, mininterval=0.5)
+        return tqdm(total=total, unit=" rows", desc=f"Importing {Path(path).name} into {sku}",
+                    file=sys.stderr, mininterval=0.5)
 
     def _print_report(self, report: list[tuple[int, str]], count: int, limit: int) -> None:
         for line, reason in report[: max(limit, 0)]:

@@ -25,6 +25,5 @@ class Command(BaseCommand):
         if options["no_serve"]:
             return
         self.stdout.write(f"\nStarting the service at http://{ADDRESS}/ (Ctrl+C to stop).\n")
-        # No autoreloader: it would re-run this command (and re-set the printed passwords)
-        # in a child process.
+        # No autoreloader: it would re-run migrate and demo in a child process for nothing.
         call_command("runserver", ADDRESS, use_reloader=False)

@@ -1,0 +1,145 @@
+"""Chinese and English: the language follows the browser (Accept-Language), English by default;
+problem `code` values never change; the committed .mo matches the .po."""
+
+from __future__ import annotations
+
+import ast
+import gettext
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.cache import caches
+from django.urls import reverse
+
+from tests.factories import StaffFactory, grant_app_permissions
+from tests.html import links
+from tests.vouchers.api.conftest import make_shop
+
+# The project's catalogue and the dashboard app's own (Django loads both; the project's wins a tie).
+CATALOGUES = [
+    Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES",
+    Path(settings.BASE_DIR) / "vouchers" / "dashboard" / "locale" / "zh_Hans" / "LC_MESSAGES",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+# --- the catalog ------------------------------------------------------------------------
+
+
+def _unquote(chunks: list[str]) -> str:
+    return "".join(ast.literal_eval(chunk) for chunk in chunks)
+
+
+def parse_po(text: str) -> dict:
+    """{msgid or (msgid, n): msgstr} of every translated, non-obsolete entry of a .po file."""
+    catalog: dict = {}
+    for block in text.split("\n\n"):
+        lines = [line for line in block.splitlines() if line and not line.startswith("#")]
+        fields: dict[str, list[str]] = {}
+        current = None
+        for line in lines:
+            match = re.match(r'^(msgctxt|msgid_plural|msgid|msgstr(?:\[\d+\])?) (".*")$', line)
+            if match:
+                current = match.group(1)
+                fields[current] = [match.group(2)]
+            elif line.startswith('"') and current:
+                fields[current].append(line)
+        if "msgid" not in fields:
+            continue
+        msgid = _unquote(fields["msgid"])
+        if not msgid:
+            continue
+        if "msgid_plural" in fields:
+            for key, chunks in fields.items():
+                index = re.match(r"msgstr\[(\d+)\]", key)
+                if index:
+                    catalog[(msgid, int(index.group(1)))] = _unquote(chunks)
+        else:
+            catalog[msgid] = _unquote(fields.get("msgstr", ['""']))
+    return catalog
+
+
+@pytest.mark.parametrize("locale", CATALOGUES, ids=["project", "dashboard"])
+def test_the_compiled_catalog_matches_the_po_file_and_translates_everything(locale):
+    # given the committed .po and .mo
+    po = parse_po((locale / "django.po").read_text(encoding="utf-8"))
+    with open(locale / "django.mo", "rb") as handle:
+        mo = gettext.GNUTranslations(handle)
+    compiled = {key: value for key, value in mo._catalog.items() if key != ""}
+    # then every entry is translated, and the .mo holds exactly the .po's entries
+    assert [key for key, value in po.items() if not value] == []
+    assert compiled == po
+
+
+# --- the API ---------------------------------------------------------------------------
+
+
+def test_an_api_problem_is_in_chinese_for_zh_hans_with_the_same_code(db):
+    # given
+    shop = make_shop(codes=1)
+    # when
+    english = shop.client.http.post("/api/v1/codes/check/", {"code": "NOPE-NOPE-NOPE-NOPE"}, format="json")
+    chinese = shop.client.http.post("/api/v1/codes/check/", {"code": "NOPE-NOPE-NOPE-NOPE"}, format="json",
+                                    HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then
+    assert english.status_code == chinese.status_code == 404
+    assert (english.json()["code"], english.json()["title"], english.json()["detail"]) == (
+        "unknown_code", "Unknown code", "No such code.")
+    assert (chinese.json()["code"], chinese.json()["title"], chinese.json()["detail"]) == (
+        "unknown_code", "未知卡码", "没有这个卡码。")
+    assert chinese["Content-Language"] == "zh-hans"
+
+
+def test_an_unauthenticated_api_call_is_in_chinese_too(client):
+    response = client.get("/api/v1/products/", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    assert response.status_code == 401
+    assert (response.json()["code"], response.json()["title"]) == ("not_authenticated", "未认证")
+
+
+def test_english_is_the_default_for_an_unknown_language(client):
+    response = client.get("/api/v1/products/", HTTP_ACCEPT_LANGUAGE="fr-FR")
+    assert (response.json()["code"], response.json()["title"]) == ("not_authenticated", "Not authenticated")
+
+
+# --- the admin -------------------------------------------------------------------------
+
+
+def test_an_admin_page_is_in_chinese_for_a_chinese_browser(client, product):
+    # given a staff member whose browser asks for Chinese
+    member = StaffFactory(merchant=product.merchant)
+    grant_app_permissions(member.user, "vouchers")
+    client.force_login(member.user)
+    # when
+    page = client.get(reverse("admin:vouchers_batch_generate"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    listing = client.get(reverse("admin:vouchers_batch_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    english = client.get(reverse("admin:vouchers_batch_changelist"), HTTP_ACCEPT_LANGUAGE="en")
+    # then
+    html = page.content.decode()
+    assert '<html lang="zh-hans"' in html
+    assert re.search(r"<title>\s*生成卡码 \| ", html)
+    assert "以连字符分隔的每组字符数；0 表示不分组。" in html
+    generate, load = reverse("admin:vouchers_batch_generate"), reverse("admin:vouchers_batch_import")
+    assert links(listing.content.decode(), generate) == ["生成卡码"]
+    assert links(listing.content.decode(), load) == ["导入卡码"]
+    assert links(english.content.decode(), generate) == ["Generate codes"]
+
+
+def test_a_fraud_alert_can_be_rendered_in_chinese(settings, merchant):
+    from fraud.models import FraudEvent
+    from fraud.services.alerts import render_alert
+
+    settings.FRAUD_ALERT_LANGUAGE = "zh-hans"
+    event = FraudEvent.objects.create(merchant=merchant, severity="high", kind="lockout", decision="lockout",
+                                      context={"scope": "api_key"})
+    subject, body = render_alert(event)
+    assert subject.startswith(f"[风控 HIGH] {merchant.name} ({merchant.slug})：")
+    assert f"商户：{merchant.name} ({merchant.slug})" in body
+    assert f"管理后台中的详情：http://127.0.0.1:8000/admin/fraud/fraudevent/{event.pk}/change/" in body

@@ -1,0 +1,85 @@
+"""The admin's "Reveal code" page: one code's plaintext, with a reason, audited and rate limited.
+
+GET shows the code (by id and last 4) and asks for a reason; POST calls the reveal
+service and renders the plaintext straight into that response (no redirect, message,
+session or log line, and `Cache-Control: no-store`), so no later page shows it. Each
+staff member may reveal REVEAL_RATE codes (default 10 an hour, django-ratelimit on the
+shared cache); a refused attempt reveals and records nothing.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
+from django_ratelimit.core import is_ratelimited
+
+from vouchers.admin_tenancy import has_tenant, is_unscoped, staff_merchant
+from vouchers.admin_views import change_url, posted, render_page
+from vouchers.exceptions import DomainError
+from vouchers.services.reveal import MAX_REASON_LENGTH, reveal_code
+
+RATE_GROUP = "vouchers.reveal_code"
+
+
+def reveal_rate() -> str:
+    return getattr(settings, "REVEAL_RATE", "10/h")
+
+
+class RevealCodeForm(forms.Form):
+    reason = forms.CharField(
+        max_length=MAX_REASON_LENGTH, strip=True, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Why this code must be seen (kept in the audit log with your name)."),
+    )
+
+
+def has_reveal_permission(request: HttpRequest) -> bool:
+    return has_tenant(request) and request.user.has_perm("vouchers.reveal_code")
+
+
+@sensitive_variables("plaintext")
+def reveal_code_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    code = model_admin.get_object(request, unquote(object_id))
+    if code is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    if not has_reveal_permission(request):
+        raise PermissionDenied
+    form = RevealCodeForm(posted(request))
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        limited = is_ratelimited(
+            request, group=RATE_GROUP, key="user", rate=reveal_rate(), method="POST", increment=True,
+        )
+        if limited:
+            form.add_error(None, _("You have revealed too many codes recently. Try again later."))
+            status = 429
+        else:
+            merchant = None if is_unscoped(request) else staff_merchant(request)
+            try:
+                code, plaintext = reveal_code(
+                    code_id=code.pk, user=request.user,
+                    merchant_id=None if merchant is None else merchant.pk,
+                    reason=form.cleaned_data["reason"],
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                response = render_page(
+                    model_admin, request, "admin/vouchers/code/revealed.html",
+                    title=_("Code %(p0)s revealed") % {"p0": code.pk}, code=code, plaintext=plaintext,
+                    code_url=change_url(code),
+                )
+                response["Cache-Control"] = "no-store, private"
+                return response
+    if status == 429:
+        messages.error(request, _("Reveal refused: rate limit reached."))
+    return render_page(
+        model_admin, request, "admin/vouchers/code/reveal.html",
+        title=_("Reveal code %(p0)s") % {"p0": code.pk}, form=form, code=code, code_url=change_url(code),
+        status=status,
+    )

@@ -1,0 +1,53 @@
+"""Extend a batch's validity: unsold and unredeemed codes stay usable longer instead of going to waste."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from vouchers.exceptions import DomainError
+from vouchers.models import Batch
+from vouchers.services.events import actor_for_user, record_event
+
+MAX_REASON_LENGTH = 500
+
+
+class ValidityNotExtended(DomainError):
+    code = "validity_not_extended"
+    status = 409
+    title = "The batch's validity was not extended"
+
+
+@transaction.atomic
+def extend_validity(*, batch: Batch, valid_until: datetime, reason: str, actor_user) -> datetime | None:
+    """Move the batch's end of validity later; one event records who, why, from and to.
+
+    The UPDATE names the end just read, so two concurrent extensions cannot both apply
+    on the same starting point. Returns the previous end (None: the batch had no end).
+
+    Raises ValidityNotExtended: blank reason, a void batch, a batch without an end
+    (nothing to extend), or a new end not later than the current one.
+    """
+    reason = (reason or "").strip()[:MAX_REASON_LENGTH]
+    if not reason:
+        raise ValidityNotExtended("a reason is required")
+    row = Batch.objects.filter(pk=batch.pk).values("status", "valid_until").first()
+    if row is None or row["status"] == Batch.Status.VOID:
+        raise ValidityNotExtended(f"batch {batch.pk} is void")
+    previous = row["valid_until"]
+    if previous is None:
+        raise ValidityNotExtended(f"batch {batch.pk} has no end of validity to extend")
+    if valid_until <= previous:
+        raise ValidityNotExtended(f"batch {batch.pk} is already valid until {previous:%Y-%m-%d %H:%M} UTC")
+    updated = Batch.objects.filter(pk=batch.pk, valid_until=previous).exclude(
+        status=Batch.Status.VOID
+    ).update(valid_until=valid_until)
+    if updated != 1:
+        raise ValidityNotExtended(f"batch {batch.pk} changed meanwhile; try again")
+    record_event(
+        action="batch_validity_extended", actor=actor_for_user(actor_user), batch_id=batch.pk,
+        details={"reason": reason, "from": previous.isoformat(), "to": valid_until.isoformat()},
+    )
+    batch.valid_until = valid_until
+    return previous
