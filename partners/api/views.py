@@ -64,6 +64,12 @@ class PartnerApiView(StorefrontApiView):
             raise NotFound("No such statement.")
         return statement
 
+    def paged(self, rows, serialise):
+        """One page of `rows` (Page), each page serialised by `serialise(page) -> list`."""
+        paginator = Page()
+        page = paginator.paginate_queryset(rows, self.request, view=self)
+        return paginator.get_paginated_response(serialise(page))
+
 
 class PartnerIdempotentApiView(IdempotentApiView):
     permission_classes = [IsPartner]
@@ -101,9 +107,7 @@ class AgreementListApi(PartnerApiView):
             .prefetch_related("products")
             .order_by("agreement_id", "number")
         )
-        paginator = Page()
-        page = paginator.paginate_queryset(versions, request, view=self)
-        return paginator.get_paginated_response([s.agreement_row(v) for v in page])
+        return self.paged(versions, lambda page: [s.agreement_row(v) for v in page])
 
 
 class StatementListApi(PartnerApiView):
@@ -123,9 +127,7 @@ class StatementListApi(PartnerApiView):
             .defer("document")
             .order_by("-issued_at", "-number")
         )
-        paginator = Page()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response([s.statement_row(st) for st in page])
+        return self.paged(rows, lambda page: [s.statement_row(st) for st in page])
 
 
 class StatementDetailApi(PartnerApiView):
@@ -179,9 +181,7 @@ class StatementLinesApi(PartnerApiView):
     def get(self, request, statement_id):
         statement = self.statement(statement_id)
         lines = StatementLine.objects.filter(statement=statement).select_related("entry").order_by("line_no")
-        paginator = Page()
-        page = paginator.paginate_queryset(lines, request, view=self)
-        return paginator.get_paginated_response(_line_rows(statement, page))
+        return self.paged(lines, lambda page: _line_rows(statement, page))
 
 
 class StatementCsvApi(PartnerApiView):
