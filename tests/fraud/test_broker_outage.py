@@ -54,10 +54,25 @@ def broker_down():
     _reset_producers(app)
 
 
+def retry_while_locked(query):
+    """Run `query`, waiting while the leak-report thread holds a table lock.
+
+    The thread writes the event (and tries to queue its alert) on its own connection.
+    SQLite's shared-cache test database then locks the whole table, and a reader fails
+    at once with "table is locked" instead of waiting on the busy timeout.
+    """
+    for _ in range(200):
+        try:
+            return query()
+        except OperationalError:
+            time.sleep(0.05)
+    return query()
+
+
 def wait_for_event(kind: str) -> FraudEvent:
     """The leak event is written off the request by the process's leak-report thread."""
     for _ in range(200):
-        event = FraudEvent.objects.filter(kind=kind).first()
+        event = retry_while_locked(lambda: FraudEvent.objects.filter(kind=kind).first())
         if event is not None:
             return event
         time.sleep(0.05)
@@ -105,14 +120,8 @@ def test_the_pending_alert_is_sent_once_the_broker_is_back(canary_shop, broker_d
     from config.celery import app
 
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    # (the leak-report thread may still be finishing its write: SQLite's test database
-    # locks the whole table meanwhile, so the back-dating waits for it)
-    for _ in range(100):
-        try:
-            FraudEvent.objects.filter(pk=event.pk).update(created_at=event.created_at.replace(year=2000))
-            break
-        except OperationalError:
-            time.sleep(0.05)
+    retry_while_locked(lambda: FraudEvent.objects.filter(pk=event.pk).update(
+        created_at=event.created_at.replace(year=2000)))
     assert pending_alert_ids() == [event.pk]
     # when the periodic job runs
     assert send_pending_fraud_alerts() == 1
