@@ -1,6 +1,6 @@
 """Tenancy for the admin: a merchant's staff see and act on their own merchant's objects only.
 
-DESIGN.md invariant 8. A user with a MerchantStaff row is scoped to that merchant in
+Invariant 8 of docs/invariants.md. A user with a MerchantStaff row is scoped to that merchant in
 every queryset, choice field and list filter of the admins built on
 `MerchantScopedAdmin`; a superuser sees everything; any other staff user sees
 nothing (no module, no object), whatever Django permissions they hold.

@@ -1,4 +1,4 @@
-"""Domain errors. Each carries the stable machine-readable code of API.md.
+"""Domain errors. Each carries the stable machine-readable code the API promises (docs/api.md).
 
 `rollback` says whether the request's transaction must be rolled back when the error
 reaches the API boundary. It is False only where the service deliberately keeps what

@@ -1,7 +1,7 @@
 """Tables and constraints of the voucher inventory.
 
 No business logic here beyond small properties: every write goes through
-`vouchers/services/`. The database constraints back the invariants of DESIGN.md
+`vouchers/services/`. The database constraints back the invariants of docs/invariants.md
 wherever a constraint can express them.
 """
 

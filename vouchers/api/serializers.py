@@ -1,4 +1,4 @@
-"""Input and output shapes of the storefront API (API.md). No writes here."""
+"""Input and output shapes of the storefront API (docs/api.md). No writes here."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ WITH claim AS (
      LIMIT %(quantity)s
        FOR UPDATE OF c SKIP LOCKED
 ), enough AS (
-    -- Invariant 3 (N codes or none): every write below hangs off the issuance row,
+    -- Invariant 5 (N codes or none): every write below hangs off the issuance row,
     -- which exists only if all N codes were claimed.
     SELECT count(*) = %(quantity)s AS ok FROM claim
 ), issuance AS (

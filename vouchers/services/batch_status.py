@@ -4,7 +4,7 @@ A paused batch keeps its stock but sells nothing until resumed; a void batch is
 finished for good: its codes still in stock become void, codes already sold stay
 sold (the redemption service refuses them by the batch's status). Each change is one
 conditional UPDATE of the batch's status, so two staff members acting at once cannot
-both succeed, and writes its events in the same transaction (DESIGN.md invariant 4).
+both succeed, and writes its events in the same transaction (invariant 4 of docs/invariants.md).
 """
 
 from __future__ import annotations

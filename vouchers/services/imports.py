@@ -23,7 +23,7 @@ How it works, and why:
    loads (shared codes in different orders) sends the victim to the checked pass too.
    On PostgreSQL checked passes take an advisory lock, so two of them never race.
 6. The code space is estimated from the shortest code and refused if too small for
-   the number of codes (DESIGN.md), unless the audited weak-codes override is given.
+   the number of codes (too guessable), unless the audited weak-codes override is given.
 """
 
 from __future__ import annotations
