@@ -321,6 +321,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "vouchers.api.schema.document_body_limit",
+        "vouchers.api.schema.document_error_codes",
     ],
     # An issuance's status appears in several shapes (detail, list, filter): one name.
     "ENUM_NAME_OVERRIDES": {

@@ -128,3 +128,5 @@ class ProblemOutput(serializers.Serializer):
     reasons = serializers.ListField(child=serializers.CharField(), required=False,
                                     help_text="Why fraud checks refused (fraud_denied).")
     redeemed_at = serializers.DateTimeField(required=False, help_text="First redemption (already_redeemed).")
+    max_bytes = serializers.IntegerField(required=False,
+                                         help_text="Largest body accepted, in bytes (payload_too_large).")

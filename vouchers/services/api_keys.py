@@ -13,7 +13,6 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 from config import versions
 from vouchers.audit.services import record_audit
@@ -27,14 +26,11 @@ MAX_KEY_NAME_LENGTH = StorefrontAPIKey._meta.get_field("name").max_length
 
 
 class InvalidAPIKeyName(DomainError):
-    code = "invalid_request"
-    title = _("An API key needs a name")
+    pass
 
 
 class APIKeyAlreadyRevoked(DomainError):
-    code = "already_revoked"
-    status = 409
-    title = _("This API key is already revoked")
+    pass
 
 
 @transaction.atomic(durable=True)

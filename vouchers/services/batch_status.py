@@ -38,17 +38,9 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 class InvalidBatchTransition(DomainError):
     """The batch's status does not allow this change (e.g. resuming an active batch)."""
 
-    code = "invalid_state"
-    status = 409
-    title = _("Batch status change refused")
-
 
 class VoidReasonRequired(DomainError):
     """Voiding cannot be undone, so the operator must say why."""
-
-    code = "reason_required"
-    status = 400
-    title = _("A reason is required to void a batch")
 
 
 @transaction.atomic(durable=True)

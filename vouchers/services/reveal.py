@@ -29,15 +29,11 @@ MAX_REASON_LENGTH = 500
 
 
 class RevealReasonRequired(DomainError):
-    code = "reason_required"
-    status = 400
-    title = _("A reason is required to reveal a code")
+    pass
 
 
 class RevealNotAllowed(DomainError):
-    code = "permission_denied"
-    status = 403
-    title = _("Revealing codes needs the reveal permission")
+    pass
 
 
 @sensitive_variables("plaintext")
