@@ -64,8 +64,8 @@ def staff_merchant(request: HttpRequest) -> Merchant | None:
         merchant = None
         if user.is_authenticated and user.is_active and user.is_staff:
             merchant = Merchant.objects.filter(staff__user=user).first()
-        request._vouchers_staff_merchant = merchant
-    return request._vouchers_staff_merchant
+        request._vouchers_staff_merchant = merchant  # type: ignore[attr-defined]  # a per-request memo
+    return merchant
 
 
 def has_tenant(request: HttpRequest) -> bool:
@@ -160,7 +160,7 @@ class MerchantScopedAdmin(ConsoleModelAdmin):
     # How this admin's model reaches its merchant, for a model MERCHANT_PATHS does not
     # name (e.g. another app's model with a `merchant` foreign key: ("merchant",)).
     merchant_paths: tuple[str, ...] | None = None
-    form = TenantModelForm
+    form: type[forms.ModelForm] = TenantModelForm
 
     # --- querysets --------------------------------------------------------------
 

@@ -17,9 +17,12 @@ existed and are kept as they were, so that responses do not change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class ErrorType:
     # None only for `error`: a DRF or Django HTTP error this table does not name keeps
     # the status it was raised with.
     status: int | None
-    title: str | Promise
+    title: str | StrPromise
 
 
 ERROR_TYPES: dict[str, ErrorType] = {

@@ -9,11 +9,12 @@ on an unknown code is recorded for lockouts and leak detection).
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.utils.functional import Promise
+from typing import TYPE_CHECKING, Any
 
 from vouchers.error_types import error_type
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
 
 _ERROR_FIELDS = ("code", "status", "title")
 
@@ -27,7 +28,7 @@ class DomainError(Exception):
 
     code: str
     status: int
-    title: str | Promise
+    title: str | StrPromise
     rollback = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -38,9 +39,9 @@ class DomainError(Exception):
                             "declare them in vouchers.error_types")
         _take_error_type(cls)
 
-    def __init__(self, detail: str | Promise = "", **extra: Any) -> None:
+    def __init__(self, detail: str | StrPromise = "", **extra: Any) -> None:
         super().__init__(detail or self.title)
-        self.detail = detail or self.title
+        self.detail: str | StrPromise = detail or self.title
         self.extra = extra
 
 

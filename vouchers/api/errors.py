@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from django.http import Http404, JsonResponse
@@ -23,6 +24,9 @@ from rest_framework.views import set_rollback
 
 from vouchers.error_types import error_type
 from vouchers.exceptions import DomainError
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
 
 logger = logging.getLogger("vouchers.api")
 PROBLEM = "application/problem+json"
@@ -57,7 +61,9 @@ class PayloadTooLarge(DomainError):
         return cls(f"The request body {said}; at most {limit} are accepted.", max_bytes=limit)
 
 
-def problem_body(*, status: int, code: str, title: str, detail: str, extra: dict | None = None) -> dict:
+def problem_body(
+    *, status: int, code: str, title: str | StrPromise, detail: str | StrPromise, extra: dict | None = None
+) -> dict:
     # str(): titles and details may be lazy translations; the body is rendered (and stored
     # for idempotent replays) in the request's language.
     body = {"type": f"https://errors.vouchers.example/{code}", "title": str(title), "status": status,
@@ -116,7 +122,7 @@ def api_exception_handler(exc, context):
         return response
     if isinstance(exc, drf.Throttled):
         response = _answer("RateLimited", _("Rate limit exceeded."))
-        response["Retry-After"] = str(max(int(exc.wait or 1), 1))
+        response["Retry-After"] = str(max(int(exc.wait or 1), 1))  # type: ignore[attr-defined]  # set by Throttled
         return response
     if isinstance(exc, (Http404, drf.NotFound)):
         return _answer("NotFound", _("Not found."))

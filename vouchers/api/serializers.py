@@ -123,7 +123,10 @@ class ProblemOutput(serializers.Serializer):
     status = serializers.IntegerField()
     code = serializers.CharField()
     detail = serializers.CharField()
-    errors = serializers.DictField(required=False, help_text="Validation errors by field (400).")
+    # A field of the problem body (DRF takes declared fields off the class, so it does not
+    # shadow Serializer.errors at run time).
+    errors = serializers.DictField(  # type: ignore[assignment]
+        required=False, help_text="Validation errors by field (400).")
     available = serializers.IntegerField(required=False, help_text="Codes in stock (out_of_stock).")
     reasons = serializers.ListField(child=serializers.CharField(), required=False,
                                     help_text="Why fraud checks refused (fraud_denied).")

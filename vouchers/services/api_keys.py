@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -22,7 +23,7 @@ from vouchers.services.events import actor_for_user
 
 logger = logging.getLogger(__name__)
 
-MAX_KEY_NAME_LENGTH = StorefrontAPIKey._meta.get_field("name").max_length
+MAX_KEY_NAME_LENGTH: int = StorefrontAPIKey._meta.get_field("name").max_length  # type: ignore[assignment]  # set
 
 
 class InvalidAPIKeyName(DomainError):
@@ -55,7 +56,7 @@ def create_storefront_key(
         "storefront API key created: prefix=%s storefront=%s by=%s",
         api_key.prefix, storefront.pk, actor_for_user(created_by),
     )
-    return api_key, plaintext
+    return cast(StorefrontAPIKey, api_key), plaintext
 
 
 @transaction.atomic(durable=True)

@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 
 from django.db import connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -117,7 +118,8 @@ def _change_status(
         raise InvalidBatchTransition(_refusal(current=fresh, to_status=to_status), status=fresh)
     batch.status = to_status
     if record:
-        action = {Batch.Status.PAUSED: "batch_paused", Batch.Status.ACTIVE: "batch_resumed"}[to_status]
+        actions = {Batch.Status.PAUSED: "batch_paused", Batch.Status.ACTIVE: "batch_resumed"}
+        action = actions[Batch.Status(to_status)]
         record_event(
             action=action, actor=actor_for_user(actor_user), batch_id=batch.pk,
             from_state=current, to_state=to_status, details=details,
@@ -141,7 +143,11 @@ def _audit(
 
 def _refusal(*, current: str | None, to_status: str) -> str:
     verb = {Batch.Status.PAUSED: "paused", Batch.Status.ACTIVE: "resumed", Batch.Status.VOID: "voided"}
-    return f"a batch that is {current} cannot be {verb[to_status]}"
+    return f"a batch that is {current} cannot be {verb[Batch.Status(to_status)]}"
+
+
+def _column(model: type[Model], name: str) -> str:
+    return next(field.column for field in model._meta.concrete_fields if field.name == name)
 
 
 def _void_available_codes(*, batch_id: int, actor: str, now) -> int:
@@ -149,7 +155,7 @@ def _void_available_codes(*, batch_id: int, actor: str, now) -> int:
     code_table = connection.ops.quote_name(Code._meta.db_table)
     event_table = connection.ops.quote_name(CodeEvent._meta.db_table)
     columns = ", ".join(
-        connection.ops.quote_name(CodeEvent._meta.get_field(name).column)
+        connection.ops.quote_name(_column(CodeEvent, name))
         for name in ("batch", "code", "action", "from_state", "to_state", "actor", "details", "created_at")
     )
     details = json.dumps({"cause": "batch_void"})

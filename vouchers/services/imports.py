@@ -69,7 +69,7 @@ from vouchers.services.code_writer import (
 
 REPORT_LIMIT = 1_000
 PROGRESS_EVERY = 10_000
-MAX_SERIAL_LENGTH = Code._meta.get_field("serial").max_length
+MAX_SERIAL_LENGTH: int = Code._meta.get_field("serial").max_length  # type: ignore[assignment]  # set on the field
 CONFLICT_RETRIES = 3
 # Advisory lock key (PostgreSQL) serialising the checked pass of concurrent imports.
 CHECKED_PASS_LOCK = 0x766F7563  # "vouc"
