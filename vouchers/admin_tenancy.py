@@ -65,7 +65,7 @@ def staff_merchant(request: HttpRequest) -> Merchant | None:
         if user.is_authenticated and user.is_active and user.is_staff:
             merchant = Merchant.objects.filter(staff__user=user).first()
         request._vouchers_staff_merchant = merchant  # type: ignore[attr-defined]  # a per-request memo
-    return merchant
+    return request._vouchers_staff_merchant  # type: ignore[attr-defined]
 
 
 def has_tenant(request: HttpRequest) -> bool:

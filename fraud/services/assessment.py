@@ -251,9 +251,10 @@ def _match_quantity_cap(rule: FraudRule, ctx: RiskContext, result: _Evaluation) 
 
 
 def _match_first_orders(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
-    limit, first_orders = _setting(rule, "limit"), _setting(rule, "new_customer_orders")
+    limit = _setting(rule, "limit")
     if ctx.quantity <= limit:
         return None
+    first_orders = _setting(rule, "new_customer_orders")
     from vouchers.models import Issuance
 
     previous = 0
