@@ -1,6 +1,6 @@
 """Logging: a filter that scrubs anything shaped like a code, JSON lines, one line per request.
 
-No plaintext code may reach a log line (DESIGN invariant 3). The services never log
+No plaintext code may reach a log line (invariant 3 of docs/invariants.md). The services never log
 one; this filter is the second line of defence for what they do not control (a
 library echoing its input, an exception message, a stack trace). It runs on every
 handler, so it sees every record, whichever logger wrote it.

@@ -103,9 +103,9 @@ if PRODUCTION or env.str("PARTNER_SIGNING_KEYS", default=""):
 else:
     from config.dev_keys import signing_keys
 
-    PARTNER_SIGNING_KEYS, PARTNER_SIGNING_KEY_ID = signing_keys(DEV_KEYS_FILE)
+    dev_signing_seeds, PARTNER_SIGNING_KEY_ID = signing_keys(DEV_KEYS_FILE)
     PARTNER_SIGNING_KEYS = {
-        kid: _decode_key(f"dev signing key {kid}", material) for kid, material in PARTNER_SIGNING_KEYS.items()
+        kid: _decode_key(f"dev signing key {kid}", material) for kid, material in dev_signing_seeds.items()
     }
 if PARTNER_SIGNING_KEY_ID not in PARTNER_SIGNING_KEYS:
     raise ImproperlyConfigured("PARTNER_SIGNING_KEY_ID must name a key in PARTNER_SIGNING_KEYS.")
@@ -321,6 +321,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "vouchers.api.schema.document_body_limit",
+        "vouchers.api.schema.document_error_codes",
     ],
     # An issuance's status appears in several shapes (detail, list, filter): one name.
     "ENUM_NAME_OVERRIDES": {

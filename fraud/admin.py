@@ -1,6 +1,6 @@
 """Admin for fraud rules, allow/blocklists, decisions and events.
 
-Scoped by merchant (DESIGN.md invariant 8): a user with a MerchantStaff row sees and
+Scoped by merchant (tenancy, invariant 8 of docs/invariants.md): a user with a MerchantStaff row sees and
 edits only their merchant's rows and can only pick their merchant and its products;
 a superuser sees everything; any other staff user sees nothing. Decisions and events
 are read-only: they are evidence.

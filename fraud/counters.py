@@ -33,6 +33,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import caches
 
@@ -343,7 +344,7 @@ def distinct_bucket_add(name: str, member: str, *, bucket: int, ttl: int) -> int
 
 # --- plain values (lockout state) -------------------------------------------------
 
-def get_values(keys: list[str]) -> dict[str, object]:
+def get_values(keys: list[str]) -> dict[str, Any]:
     ahead = READ_AHEAD.get()
     if ahead and all(k in ahead for k in keys):  # read by this request's gate already
         return {k: ahead[k] for k in keys if ahead[k] is not READ_AHEAD_ABSENT}
@@ -414,7 +415,7 @@ def gate(*, limits: list[FixedLimit], reads: list[str], alias: str | None = None
         if reads:
             for key, raw in zip(reads, results[-1], strict=True):
                 if raw is not None:
-                    values[key] = cache.client.decode(raw)
+                    values[key] = cache.client.decode(raw)  # type: ignore[attr-defined]  # django-redis
         return GateResult(counts, retry_after, values)
 
 

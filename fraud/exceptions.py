@@ -14,9 +14,6 @@ class FraudDenied(DomainError):
     request is refused.
     """
 
-    code = "fraud_denied"
-    status = 403
-    title = _("Refused by fraud checks")
     rollback = False
 
     def __init__(self, detail: str = "", *, reasons: list[str]) -> None:
@@ -30,10 +27,6 @@ class FraudDenied(DomainError):
 
 class TooManyAttempts(DomainError):
     """Too many failed attempts from this API key, customer or IP; retry after `retry_after` s."""
-
-    code = "too_many_attempts"
-    status = 429
-    title = _("Too many failed attempts")
 
     def __init__(self, detail: str = "", *, retry_after: int) -> None:
         retry_after = max(int(retry_after), 1)
@@ -49,10 +42,6 @@ class RiskCheckUnavailable(DomainError):
 
     429 with Retry-After, so clients back off and retry as they do for any limit.
     """
-
-    code = "risk_unavailable"
-    status = 429
-    title = _("Fraud checks temporarily unavailable")
 
     def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
         from fraud import conf

@@ -131,7 +131,7 @@ class FraudRule(models.Model):
             errors["new_customer_orders"] = "Say how many first orders are limited."
         if not (self.on_issue or self.on_redeem or self.on_check):
             errors["on_issue"] = "Evaluate the rule on at least one action."
-        if self.product_id and self.merchant_id and self.product.merchant_id != self.merchant_id:
+        if self.product is not None and self.merchant_id and self.product.merchant_id != self.merchant_id:
             errors["product"] = "The product belongs to another merchant."
         if errors:
             raise ValidationError(errors)

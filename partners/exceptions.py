@@ -16,44 +16,28 @@ __all__ = [
 
 
 class AgreementVersionOverlap(DomainError):
-    code = "agreement_version_overlap"
-    status = 409
-    title = "Agreement versions overlap"
+    pass
 
 
 class AgreementVersionInUse(DomainError):
     """A version that has priced an event is never edited: add a new version from a date."""
 
-    code = "agreement_version_in_use"
-    status = 409
-    title = "Agreement version already used"
-
 
 class InvalidAgreementTerms(DomainError):
-    code = "invalid_agreement_terms"
-    title = "Agreement terms refused"
+    pass
 
 
 class InvalidRequest(DomainError):
     """A request body the API cannot use; carries `errors` like a validation error."""
 
-    code = "invalid_request"
-    title = "Invalid request"
-
 
 class StatementInvalidState(DomainError):
-    code = "invalid_state"
-    status = 409
-    title = "Invalid state"
+    pass
 
 
 class ContentMismatch(DomainError):
-    code = "content_mismatch"
-    status = 409
-    title = "Content hash does not match"
+    pass
 
 
 class DisputeWindowClosed(DomainError):
-    code = "dispute_window_closed"
-    status = 409
-    title = "Dispute window closed"
+    pass

@@ -10,6 +10,8 @@ shown once, at creation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
@@ -85,7 +87,7 @@ class AnnotatedPageAdmin(MerchantScopedAdmin):
 class RecordAdmin(MerchantScopedAdmin):
     """Records are written by services only: here they are read, never added, edited or deleted."""
 
-    actions = None
+    actions: Sequence[str] | None = None
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -705,11 +707,11 @@ class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
     The reviewer permission is the model's `vouchers.change_issuance` (see REVIEWER_HELP).
     """
 
-    list_display = (
+    list_display: tuple[str, ...] = (
         "id", "storefront", "product", "quantity", "status", "customer", "order_ref", "fraud_score",
         "fraud_reasons", "created_at",
     )
-    list_filter = ("status", ("storefront", ScopedRelatedFilter))
+    list_filter: tuple[str | tuple[str, type], ...] = ("status", ("storefront", ScopedRelatedFilter))
     list_select_related = ("storefront__merchant", "product")
     search_fields = ("=order_ref", "=customer")
     fields = (

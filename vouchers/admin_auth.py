@@ -19,7 +19,7 @@ from vouchers.admin_theme import ConsoleModelAdmin
 class PermissionChoiceField(ModelMultipleChoiceField):
     def label_from_instance(self, obj: Permission) -> str:
         model = obj.content_type.model_class()
-        owner = model._meta.verbose_name.capitalize() if model else obj.content_type.name
+        owner = str(model._meta.verbose_name).capitalize() if model else obj.content_type.name
         return f"{owner}: {obj.name}"
 
 

@@ -39,7 +39,7 @@ class ValidityWindowMixin(forms.Form):
 
 
 class GenerateCodesForm(ValidityWindowMixin, forms.Form):
-    product = forms.ModelChoiceField(queryset=None)
+    product: forms.ModelChoiceField = forms.ModelChoiceField(queryset=None)
     count = forms.IntegerField(
         min_value=1, max_value=ADMIN_MAX_GENERATED,
         help_text=f"How many codes to generate (at most {ADMIN_MAX_GENERATED:,} from the admin).",
@@ -52,7 +52,8 @@ class GenerateCodesForm(ValidityWindowMixin, forms.Form):
         initial=UNAMBIGUOUS_ALPHABET, max_length=128, strip=True,
         help_text=_("Characters codes are drawn from. The default has no 0/O or 1/I/L."),
     )
-    prefix = forms.CharField(required=False, max_length=16, strip=True)
+    # A field named like Form.prefix: the form metaclass takes declared fields off the class.
+    prefix = forms.CharField(required=False, max_length=16, strip=True)  # type: ignore[assignment]
     group = forms.IntegerField(
         label=_("Grouping"), required=False, min_value=0, max_value=MAX_CODE_LENGTH, initial=4,
         help_text=_("Characters per hyphen-separated group; 0 for none."),
@@ -70,7 +71,7 @@ class GenerateCodesForm(ValidityWindowMixin, forms.Form):
 
     def __init__(self, *args, products, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["product"].queryset = products
+        self.fields["product"].queryset = products  # type: ignore[attr-defined]  # a ModelChoiceField
 
     def clean(self):
         cleaned = super().clean()
@@ -94,7 +95,7 @@ class ImportCodesForm(ValidityWindowMixin, forms.Form):
         ("txt", "Text, one code a line"),
     ]
 
-    product = forms.ModelChoiceField(queryset=None)
+    product: forms.ModelChoiceField = forms.ModelChoiceField(queryset=None)
     file = forms.FileField(help_text=_("The supplier's file: CSV, Excel (.xlsx) or plain text."))
     encoding = forms.ChoiceField(choices=ENCODINGS, required=False)
     file_format = forms.ChoiceField(label=_("Format"), choices=FORMATS, required=False)
@@ -119,7 +120,7 @@ class ImportCodesForm(ValidityWindowMixin, forms.Form):
 
     def __init__(self, *args, products, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["product"].queryset = products
+        self.fields["product"].queryset = products  # type: ignore[attr-defined]  # a ModelChoiceField
 
 
 class CreateAPIKeyForm(forms.Form):

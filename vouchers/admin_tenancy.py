@@ -1,6 +1,6 @@
 """Tenancy for the admin: a merchant's staff see and act on their own merchant's objects only.
 
-DESIGN.md invariant 8. A user with a MerchantStaff row is scoped to that merchant in
+Invariant 8 of docs/invariants.md. A user with a MerchantStaff row is scoped to that merchant in
 every queryset, choice field and list filter of the admins built on
 `MerchantScopedAdmin`; a superuser sees everything; any other staff user sees
 nothing (no module, no object), whatever Django permissions they hold.
@@ -64,8 +64,8 @@ def staff_merchant(request: HttpRequest) -> Merchant | None:
         merchant = None
         if user.is_authenticated and user.is_active and user.is_staff:
             merchant = Merchant.objects.filter(staff__user=user).first()
-        request._vouchers_staff_merchant = merchant
-    return request._vouchers_staff_merchant
+        request._vouchers_staff_merchant = merchant  # type: ignore[attr-defined]  # a per-request memo
+    return request._vouchers_staff_merchant  # type: ignore[attr-defined]
 
 
 def has_tenant(request: HttpRequest) -> bool:
@@ -160,7 +160,7 @@ class MerchantScopedAdmin(ConsoleModelAdmin):
     # How this admin's model reaches its merchant, for a model MERCHANT_PATHS does not
     # name (e.g. another app's model with a `merchant` foreign key: ("merchant",)).
     merchant_paths: tuple[str, ...] | None = None
-    form = TenantModelForm
+    form: type[forms.ModelForm] = TenantModelForm
 
     # --- querysets --------------------------------------------------------------
 

@@ -8,14 +8,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
+
 # Field names of the JSON columns, as people read them.
-LABELS: dict[str, str] = {
+LABELS: dict[str, str | StrPromise] = {
     "length": _("length"),
     "alphabet": _("alphabet"),
     "prefix": _("prefix"),

@@ -8,6 +8,8 @@ turns a domain error into a form error or an admin message (never a 500).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import messages
@@ -41,13 +43,17 @@ from vouchers.services.generation import generate_batch
 from vouchers.services.imports import import_codes
 from vouchers.services.reviews import approve_review, deny_review
 
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
+
 logger = logging.getLogger(__name__)
 
 REPORT_ROWS_SHOWN = 100
 
 
 def render_page(
-    model_admin, request: HttpRequest, template: str, *, title: str, media=None, status: int = 200,
+    model_admin, request: HttpRequest, template: str, *, title: str | StrPromise, media=None,
+    status: int = 200,
     **context,
 ) -> TemplateResponse:
     """Render one of our pages inside the admin's frame (header, breadcrumbs, sidebar)."""
@@ -176,7 +182,7 @@ def _imported(model_admin, request: HttpRequest, result) -> HttpResponse:
 
 # --- batch status ---------------------------------------------------------------------
 
-STATUS_ACTIONS = {
+STATUS_ACTIONS: dict[str, tuple[str, Callable[..., object]]] = {
     "pause": ("Pause batch", batch_status.pause_batch),
     "resume": ("Resume batch", batch_status.resume_batch),
     "void": ("Void batch", batch_status.void_batch),
@@ -329,7 +335,8 @@ def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
         code = selectors.find_code(form.cleaned_data["code"], select_related=("batch",))
         found = code is not None and model_admin.get_queryset(request).filter(pk=code.pk).exists()
         logger.info(
-            "code lookup by %s: %s", actor_for_user(request.user), f"code {code.pk}" if found else "no match"
+            "code lookup by %s: %s", actor_for_user(request.user),
+            f"code {code.pk}" if code is not None and found else "no match",
         )
         if found:
             return HttpResponseRedirect(change_url(code))

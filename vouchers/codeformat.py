@@ -146,9 +146,16 @@ class CodeFormat:
             raise ValueError("grouping must be 0 (none) or a positive group size")
         if self.length is None:
             object.__setattr__(self, "length", self.default_length(self.alphabet))
-        if not 4 <= self.length <= 48:
+        if not 4 <= self.random_length <= 48:
             raise ValueError("length must be between 4 and 48")
         object.__setattr__(self, "_rejection_limit", 256 - 256 % len(self.alphabet))
+
+    @property
+    def random_length(self) -> int:
+        """`length`, which __post_init__ fills in when it was not given."""
+        if self.length is None:
+            raise ValueError("length is set in __post_init__")
+        return self.length
 
     @staticmethod
     def default_length(alphabet: str) -> int:
@@ -160,11 +167,11 @@ class CodeFormat:
 
     @property
     def space(self) -> int:
-        return len(self.alphabet) ** self.length
+        return len(self.alphabet) ** self.random_length
 
     @property
     def entropy_bits(self) -> float:
-        return self.length * math.log2(len(self.alphabet))
+        return self.random_length * math.log2(len(self.alphabet))
 
     def as_json(self) -> dict:
         return {
@@ -176,8 +183,8 @@ class CodeFormat:
         """`length` characters drawn uniformly (rejection sampling, no modulo bias)."""
         alphabet, limit, n = self.alphabet, self._rejection_limit, len(self.alphabet)
         out: list[str] = []
-        while len(out) < self.length:
-            for byte in secrets.token_bytes(self.length * 2):
+        while len(out) < self.random_length:
+            for byte in secrets.token_bytes(self.random_length * 2):
                 if byte < limit:
                     out.append(alphabet[byte % n])
                     if len(out) == self.length:

@@ -1,4 +1,5 @@
-"""Domain errors. Each carries the stable machine-readable code of API.md.
+"""Domain errors. Each carries the stable machine-readable code the API promises (docs/api.md);
+its code, HTTP status and title are declared once, in `vouchers/error_types.py`.
 
 `rollback` says whether the request's transaction must be rolled back when the error
 reaches the API boundary. It is False only where the service deliberately keeps what
@@ -8,31 +9,58 @@ on an unknown code is recorded for lockouts and leak detection).
 
 from __future__ import annotations
 
-from django.utils.translation import gettext_lazy as _
+from typing import TYPE_CHECKING, Any
+
+from vouchers.error_types import error_type
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
+
+_ERROR_FIELDS = ("code", "status", "title")
 
 
 class DomainError(Exception):
-    code = "domain_error"
-    status = 400
-    title = _("Request refused")
+    """A refusal. Its `code`, `status` and `title` come from `vouchers.error_types`.
+
+    A subclass is looked up there by its class name when it is defined, and may not
+    set those three itself: they are declared once, in that table.
+    """
+
+    code: str
+    status: int
+    title: str | StrPromise
     rollback = True
 
-    def __init__(self, detail: str = "", **extra) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = [name for name in _ERROR_FIELDS if name in vars(cls)]
+        if declared:
+            raise TypeError(f"{cls.__name__} sets {', '.join(declared)}: "
+                            "declare them in vouchers.error_types")
+        _take_error_type(cls)
+
+    def __init__(self, detail: str | StrPromise = "", **extra: Any) -> None:
         super().__init__(detail or self.title)
-        self.detail = detail or self.title
+        self.detail: str | StrPromise = detail or self.title
         self.extra = extra
 
 
+def _take_error_type(cls: type[DomainError]) -> None:
+    error = error_type(cls.__name__)
+    if error.status is None:
+        raise TypeError(f"{cls.__name__}: a domain error needs a fixed status")
+    cls.code, cls.status, cls.title = error.code, error.status, error.title
+
+
+_take_error_type(DomainError)
+
+
 class InvalidBatchSettings(DomainError):
-    code = "invalid_batch_settings"
-    title = _("Batch settings refused")
+    pass
 
 
 class ImportRejected(DomainError):
     """An import file had bad rows; `report` lists (line, reason). Nothing was stored."""
-
-    code = "import_rejected"
-    title = _("Import rejected")
 
     def __init__(self, detail: str, *, report: list[tuple[int, str]], bad_rows: int) -> None:
         super().__init__(detail)
@@ -43,74 +71,44 @@ class ImportRejected(DomainError):
 # --- storefront API ---------------------------------------------------------------
 
 class UnknownProduct(DomainError):
-    code = "unknown_product"
-    status = 404
-    title = _("Unknown product")
+    pass
 
 
 class OutOfStock(DomainError):
     """Fewer codes in stock than requested; carries `available`."""
 
-    code = "out_of_stock"
-    status = 409
-    title = _("Out of stock")
-
 
 class NotFound(DomainError):
     """The object does not exist for this caller (another tenant's looks the same)."""
 
-    code = "not_found"
-    status = 404
-    title = _("Not found")
-
 
 class InvalidState(DomainError):
-    code = "invalid_state"
-    status = 409
-    title = _("Not allowed in the current state")
+    pass
 
 
 class ReservationExpired(DomainError):
-    code = "reservation_expired"
-    status = 409
-    title = _("Reservation expired")
     rollback = False  # the expired reservation has been released; keep that
 
 
 class UnknownCode(DomainError):
-    code = "unknown_code"
-    status = 404
-    title = _("Unknown code")
     rollback = False  # the failed attempt is recorded for lockouts and leak detection
 
 
 class AlreadyRedeemed(DomainError):
     """Carries `redeemed_at` of the live redemption."""
 
-    code = "already_redeemed"
-    status = 409
-    title = _("Code already redeemed")
-
 
 class CodeExpired(DomainError):
-    code = "code_expired"
-    status = 410
-    title = _("Code expired")
+    pass
 
 
 class CodeVoid(DomainError):
-    code = "code_void"
-    status = 409
-    title = _("Code void")
+    pass
 
 
 class AlreadyReversed(DomainError):
-    code = "already_reversed"
-    status = 409
-    title = _("Redemption already reversed")
+    pass
 
 
 class ReversalWindowClosed(DomainError):
-    code = "reversal_window_closed"
-    status = 409
-    title = _("Reversal window closed")
+    pass

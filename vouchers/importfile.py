@@ -243,6 +243,7 @@ def _csv_rows(lines: Iterator[tuple[int, str | None, str | None]]) -> Iterator[R
         if problem is not None:
             yield line_no, "", "", None, problem
             continue
+        assert text is not None  # a line is read as text or reported as a problem
         if not text.strip():
             continue
         cells = _split_csv(text)
@@ -267,6 +268,7 @@ def _txt_rows(lines: Iterator[tuple[int, str | None, str | None]]) -> Iterator[R
         if problem is not None:
             yield line_no, "", "", None, problem
             continue
+        assert text is not None  # a line is read as text or reported as a problem
         code = text.strip()
         if not code:
             continue
@@ -307,6 +309,7 @@ def _header_columns(cells: list, line_no: int) -> tuple[int, int | None, int | N
                 f"header column {position + 1} is not one of code, serial, expiry "
                 "(or it is repeated)", line=line_no,
             )
+    assert code is not None  # a name of CODE_HEADERS is among them (checked above)
     return code, serial, expiry
 
 

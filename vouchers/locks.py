@@ -59,6 +59,7 @@ def lock_redemption(
     return (
         Redemption.objects.select_for_update(of=("self",))
         .select_related("code__batch__product__merchant")
-        .filter(pk=redemption_id, storefront_id=storefront_id, partner_id=partner_id)
+        # None matches a NULL owner: a partner's redemption has no storefront, and back.
+        .filter(Q(storefront_id=storefront_id, partner_id=partner_id), pk=redemption_id)
         .first()
     )

@@ -1,7 +1,7 @@
 """Tables and constraints of the voucher inventory.
 
 No business logic here beyond small properties: every write goes through
-`vouchers/services/`. The database constraints back the invariants of DESIGN.md
+`vouchers/services/`. The database constraints back the invariants of docs/invariants.md
 wherever a constraint can express them.
 """
 
@@ -57,7 +57,7 @@ class Storefront(models.Model):
         default=15 * 60, validators=[MinValueValidator(30)],
         help_text="How long a reservation holds its codes before they return to stock.",
     )
-    products = models.ManyToManyField(
+    products: models.ManyToManyField = models.ManyToManyField(
         "Product", blank=True, related_name="storefronts",
         help_text="Products this storefront may sell; none selected means all of the merchant's.",
     )
@@ -171,6 +171,9 @@ class Batch(models.Model):
 
 class Issuance(models.Model):
     """A storefront's request for N codes of a product: all of them or none."""
+
+    # Not a column: the codes the fast path claimed, handed to the ledger and webhooks.
+    claimed_codes: list[Code]
 
     class Status(models.TextChoices):
         RESERVED = "reserved"

@@ -186,7 +186,7 @@ def _prefetch_counters(ctx: RiskContext, rules: list[FraudRule], result: _Evalua
                 product = ctx.product_id if rule.per_product else ""
                 incr_rules.append(rule)
                 incrs.append(counters.WindowIncr(
-                    counters.subject_key("vel", rule.pk, subject, product), rule.window_seconds,
+                    counters.subject_key("vel", rule.pk, subject, product), _setting(rule, "window_seconds"),
                     ctx.quantity if rule.count_units else 1,
                 ))
         elif rule.kind in FARMING_KINDS:
@@ -194,7 +194,7 @@ def _prefetch_counters(ctx: RiskContext, rules: list[FraudRule], result: _Evalua
             if where and customer:
                 add_rules.append(rule)
                 adds.append(counters.DistinctAdd(
-                    counters.subject_key("farm", rule.pk, where), customer, rule.window_seconds
+                    counters.subject_key("farm", rule.pk, where), customer, _setting(rule, "window_seconds")
                 ))
     hits, distinct = counters.apply_many(incrs, adds)
     result.prefetched.update(zip((r.pk for r in incr_rules), hits, strict=True))
@@ -228,34 +228,45 @@ def _velocity_subject(rule: FraudRule, ctx: RiskContext) -> str:
 
 def _match_velocity(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
     hit = result.prefetched.get(rule.pk)
-    if hit is None:  # no subject to count (e.g. no customer given)
+    if not isinstance(hit, counters.Hit):  # no subject to count (e.g. no customer given)
         return None
     result.hits.append(hit)
-    matched = hit.total > rule.limit
+    matched = hit.total > _setting(rule, "limit")
     _counted(result, rule, hit.total, matched)
     return rule.kind if matched else None
 
 
+def _setting(rule: FraudRule, name: str) -> int:
+    """A numeric setting the rule's kind requires (FraudRule.clean refuses a rule without it)."""
+    value = getattr(rule, name)
+    if value is None:
+        raise ValueError(f"fraud rule {rule.pk} ({rule.kind}) has no {name}")
+    return int(value)
+
+
 def _match_quantity_cap(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
-    matched = ctx.quantity > rule.limit
+    matched = ctx.quantity > _setting(rule, "limit")
     _counted(result, rule, ctx.quantity, matched)
     return rule.kind if matched else None
 
 
 def _match_first_orders(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> str | None:
-    if ctx.quantity <= rule.limit:
+    limit = _setting(rule, "limit")
+    if ctx.quantity <= limit:
         return None
+    first_orders = _setting(rule, "new_customer_orders")
     from vouchers.models import Issuance
 
     previous = 0
-    if ctx.customer.strip():  # an anonymous buyer has no history: treated as new
+    # An anonymous buyer has no history (nor has a caller without a merchant): treated as new.
+    if ctx.customer.strip() and ctx.merchant_id is not None:
         previous = (
             Issuance.objects.filter(
                 storefront__merchant_id=ctx.merchant_id, customer=ctx.customer.strip(),
                 status=Issuance.Status.ISSUED,
-            ).values("pk")[: rule.new_customer_orders].count()
+            ).values("pk")[:first_orders].count()
         )
-    matched = previous < rule.new_customer_orders
+    matched = previous < first_orders
     result.details.append({"rule": rule.pk, "kind": rule.kind, "previous_orders": previous,
                            "quantity": ctx.quantity, "limit": rule.limit, "matched": matched})
     return rule.kind if matched else None
@@ -271,7 +282,7 @@ def _match_farming(rule: FraudRule, ctx: RiskContext, result: _Evaluation) -> st
     if hit is None:  # no device/IP or no customer to count
         return None
     distinct = hit.total
-    matched = distinct > rule.limit
+    matched = distinct > _setting(rule, "limit")
     _counted(result, rule, distinct, matched)
     return rule.kind if matched else None
 
@@ -309,7 +320,8 @@ def _list_matches(ctx: RiskContext, result: _Evaluation) -> dict:
     if address is not None:
         q |= Q(kind=ListKind.IP, value=str(address)) | Q(kind=ListKind.CIDR)
     result.list_matches = {}
-    if not q or not has_list_entries(ctx.merchant_id):  # most merchants have no lists: no query
+    # Most merchants have no lists: no query (nor for a caller without a merchant).
+    if not q or ctx.merchant_id is None or not has_list_entries(ctx.merchant_id):
         return result.list_matches
     now = datetime.fromtimestamp(clock.now(), tz=UTC)
     live = Q(merchant_id=ctx.merchant_id) & q & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
@@ -323,9 +335,9 @@ def _list_matches(ctx: RiskContext, result: _Evaluation) -> dict:
         if kind != ListKind.CIDR or _in_network(address, value):
             matched[which].add(kind)
     for model, which in ((AllowlistEntry, "allow"), (BlocklistEntry, "block")):
-        kind = next((k.value for k in LIST_PRIORITY if k in matched[which]), None)
-        if kind is not None:
-            result.list_matches[model] = kind
+        listed = next((k.value for k in LIST_PRIORITY if k in matched[which]), None)
+        if listed is not None:
+            result.list_matches[model] = listed
     return result.list_matches
 
 

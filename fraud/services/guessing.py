@@ -66,13 +66,12 @@ def judge_failures(
     width = int(conf.get("FRAUD_GUESSING_WINDOW_SECONDS"))
     baseline_windows = int(conf.get("FRAUD_GUESSING_BASELINE_WINDOWS"))
     now = clock.now()
-    name = bucket.name
-    bucket = bucket.bucket
+    name, number = bucket.name, bucket.bucket
     if failures < int(conf.get("FRAUD_GUESSING_MIN_FAILURES")):
         return None
     if sources < int(conf.get("FRAUD_GUESSING_MIN_DISTINCT_SOURCES")):
         return None
-    history = counters.bucket_counts(name, buckets=list(range(bucket - baseline_windows, bucket)))
+    history = counters.bucket_counts(name, buckets=list(range(number - baseline_windows, number)))
     baseline = sum(history) / baseline_windows
     if failures < math.ceil(float(conf.get("FRAUD_GUESSING_MULTIPLIER")) * baseline):
         return None

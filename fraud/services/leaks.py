@@ -33,6 +33,8 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from django.db import transaction
 
@@ -56,7 +58,7 @@ def _code_facts(code_id: int) -> dict:
     """What an event may say about a code: its id, last 4 characters and state. Never the code."""
     from vouchers.models import Code
 
-    row = Code.objects.filter(pk=code_id).values("last4", "state").first() or {}
+    row: Mapping[str, Any] = Code.objects.filter(pk=code_id).values("last4", "state").first() or {}
     return {"code_id": code_id, "code_last4": row.get("last4", ""), "code_state": row.get("state", "")}
 
 
@@ -90,7 +92,8 @@ def record_leak_event(*, kind: str, context: dict, code_id: int, batch_id: int,
             return None
         metrics.LEAK_SIGNALS.labels(kind=kind).inc()
         return record_fraud_event(
-            merchant_id=context.get("merchant_id"), severity=SEVERITY_BY_KIND[kind], kind=kind,
+            merchant_id=context.get("merchant_id"), kind=kind,
+            severity=SEVERITY_BY_KIND[FraudEvent.Kind(kind)],
             decision=FraudEvent.Decision.REFUSED,
             context={**context, **_code_facts(code_id), "batch_id": batch_id},
             batch_id=batch_id, alert_throttle=f"batch:{batch_id}", occurred_at=occurred_at,

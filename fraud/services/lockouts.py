@@ -135,15 +135,11 @@ def _lock(scope: Scope, *, ctx: RiskContext, reason: str, failures: int, window:
 
 
 class LockoutNotActive(DomainError):
-    code = "not_locked"
-    status = 409
-    title = _("This lockout is no longer active")
+    pass
 
 
 class NotALockout(DomainError):
-    code = "invalid_state"
-    status = 409
-    title = _("This fraud event is not a lockout")
+    pass
 
 
 def scope_of_event(event: FraudEvent) -> Scope:

@@ -85,7 +85,7 @@ def rules_for_merchant(merchant_id: int) -> list[FraudRule]:
 def _load_rules(merchant_id: int) -> list[FraudRule]:
     stage = {Outcome.ALLOW: 0, Outcome.DENY: 1, Outcome.REVIEW: 2}
     rules = list(FraudRule.objects.filter(merchant_id=merchant_id, enabled=True))
-    return sorted(rules, key=lambda r: (stage[r.action], r.order, r.pk))
+    return sorted(rules, key=lambda r: (stage[Outcome(r.action)], r.order, r.pk))
 
 
 def rules_changed(*, merchant_id: int) -> None:

@@ -121,7 +121,7 @@ class LineOutput(serializers.Serializer):
 
 
 class LedgerEntryOutput(LineOutput):
-    line_no = None
+    line_no = None  # type: ignore[assignment]  # DRF: removes the inherited field
     statement = serializers.UUIDField(allow_null=True)
     prev_hash = serializers.CharField()
 

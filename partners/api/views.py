@@ -54,10 +54,10 @@ class IsPartner(BasePermission):
 class PartnerApiView(StorefrontApiView):
     permission_classes = [IsPartner]
 
-    def statement(self, statement_id) -> Statement:
+    def statement(self: StorefrontApiView, statement_id) -> Statement:  # shared with the POST views
         statement = (
             Statement.objects.select_related("merchant")
-            .filter(pk=statement_id, partner_id=self.caller.partner_id)
+            .filter(pk=statement_id, partner_id=self.caller.own_partner_id)
             .first()
         )
         if statement is None:
@@ -102,7 +102,7 @@ class AgreementListApi(PartnerApiView):
     )
     def get(self, request):
         versions = (
-            AgreementVersion.objects.filter(agreement__partner_id=self.caller.partner_id)
+            AgreementVersion.objects.filter(agreement__partner_id=self.caller.own_partner_id)
             .select_related("agreement__merchant")
             .prefetch_related("products")
             .order_by("agreement_id", "number")
@@ -122,7 +122,7 @@ class StatementListApi(PartnerApiView):
     )
     def get(self, request):
         rows = (
-            Statement.objects.filter(partner_id=self.caller.partner_id)
+            Statement.objects.filter(partner_id=self.caller.own_partner_id)
             .select_related("merchant")
             .defer("document")
             .order_by("-issued_at", "-number")
@@ -430,7 +430,7 @@ class LedgerFeedApi(PartnerApiView):
                 "after and limit are integers.", errors={"after": ["integer"], "limit": ["integer"]}
             ) from None
         entries = list(
-            LedgerEntry.objects.filter(partner_id=self.caller.partner_id, seq__gt=after)
+            LedgerEntry.objects.filter(partner_id=self.caller.own_partner_id, seq__gt=after)
             .select_related("line")
             .order_by("seq")[:limit]
         )

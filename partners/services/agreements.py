@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -146,7 +147,7 @@ def supersede_version(*, version: AgreementVersion, from_date: datetime, **new_t
         raise AgreementVersionInUse("The old version already priced events after that date.")
     old_until = version.valid_until
     AgreementVersion.objects.filter(pk=version.pk).update(valid_until=from_date)
-    terms = {
+    terms: dict[str, Any] = {
         "products": new_terms.pop("products", None) or list(version.products.all()),
         "basis": version.basis,
         "direction": version.direction,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from partners.models import Partner, PartnerAPIKey
 
 
 def create_partner_key(*, partner: Partner, name: str) -> tuple[PartnerAPIKey, str]:
     """A new key for the partner; the plaintext is returned once and never stored."""
-    return PartnerAPIKey.objects.create_key(name=name, partner=partner)
+    api_key, plaintext = PartnerAPIKey.objects.create_key(name=name, partner=partner)
+    return cast(PartnerAPIKey, api_key), plaintext
 
 
 def revoke_partner_key(*, api_key: PartnerAPIKey) -> None:

@@ -19,6 +19,7 @@ services (adjustments, payments).
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ class PendingEntry:
     sku: str = ""
     code_last4: str = ""
     reverses_id: int | None = None
-    refers_to_statement_id: object = None
+    refers_to_statement_id: uuid.UUID | None = None
     memo: str = ""
     actor: str = ""
     extra: dict = field(default_factory=dict)

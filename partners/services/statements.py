@@ -81,7 +81,7 @@ def close_statements(*, as_of: datetime | None = None, allow_future: bool = Fals
 
 def close_agreement(*, agreement_id: int, as_of: datetime) -> list[Statement]:
     """Close this agreement's due periods, one transaction per period."""
-    created = []
+    created: list[Statement] = []
     while True:
         with transaction.atomic():
             agreement = Agreement.objects.select_for_update().get(pk=agreement_id)
@@ -208,9 +208,10 @@ def _close_one(agreement: Agreement, previous: Statement | None, start: datetime
                 total += row[10]
                 count += 1
                 body += _dump(line_document(row, agreement.currency))
+    number = (previous.number + 1) if previous else 1
     fields = {
         "id": str(statement_id),
-        "number": (previous.number + 1) if previous else 1,
+        "number": number,
         "agreement": agreement.pk,
         "merchant": agreement.merchant.slug,
         "partner": agreement.partner.slug,
@@ -240,7 +241,7 @@ def _close_one(agreement: Agreement, previous: Statement | None, start: datetime
         agreement=agreement,
         merchant_id=agreement.merchant_id,
         partner_id=agreement.partner_id,
-        number=fields["number"],
+        number=number,
         currency=agreement.currency,
         timezone=agreement.timezone,
         period_start=start,

@@ -1,4 +1,7 @@
-"""Admin tenancy (DESIGN.md invariant 8): a merchant's staff see and act on their own objects only."""
+"""Admin tenancy (invariant 8 of docs/invariants.md).
+
+A merchant's staff see and act on their own objects only.
+"""
 
 from __future__ import annotations
 

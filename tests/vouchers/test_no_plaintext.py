@@ -1,4 +1,4 @@
-"""No plaintext code anywhere in the database (DESIGN.md invariant 3).
+"""No plaintext code anywhere in the database (invariant 3 of docs/invariants.md).
 
 After the demo data and an imported supplier file, every text, character, JSON and
 binary column of every table is read back and searched for every code, in its

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeGuard
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -78,7 +79,7 @@ def forget_cached_keys() -> None:
         _BY_PREFIX.clear()
 
 
-def usable(record: KeyRecord | None, key: str) -> bool:
+def usable(record: KeyRecord | None, key: str) -> TypeGuard[KeyRecord]:
     """Not revoked, not expired, storefront active, and the hash matches (checked every time)."""
     if record is None or record.revoked or not record.storefront_active:
         return False

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.http import Http404
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, PermissionDenied
 from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import versions
@@ -18,6 +22,9 @@ from vouchers.api.errors import IdempotencyKeyRequired
 from vouchers.api.idempotent import respond_once
 from vouchers.callers import Caller, CustomerContext
 from vouchers.services import idempotency, risk
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # In-process copies validated by the versions read in the request's round trip.
@@ -44,7 +51,7 @@ class StorefrontApiView(APIView):
     """Authenticated as a storefront; limited per connection address and per API key."""
 
     authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [IsStorefront]
+    permission_classes: Sequence[_PermissionClass] = [IsStorefront]
 
     # The action whose lockouts this endpoint checks (check, redeem), if any: their state
     # is read in the rate limits' round trip.
@@ -75,7 +82,7 @@ class StorefrontApiView(APIView):
             values = ratelimits.admit(request, api_key_id=f"partner-{caller.api_key_id}", reads=lockout_keys)
             counters.remember_read_ahead(lockout_keys, values)
             return
-        merchant_id = caller.merchant_id
+        merchant_id = caller.own_merchant_id
         version_keys = [versions.key(merchant_id, name) for name in CACHED_PER_MERCHANT]
         lockout_keys = self.read_ahead_keys(request)
         values = ratelimits.admit(
@@ -100,7 +107,10 @@ class StorefrontApiView(APIView):
 
     @property
     def caller(self) -> Caller:
-        return self.request.user
+        user = self.request.user
+        if not isinstance(user, Caller):  # the permission classes let only callers in
+            raise NotAuthenticated
+        return user
 
     def validated(self, serializer_class, data=None) -> dict:
         serializer = serializer_class(data=self.request.data if data is None else data)
@@ -121,6 +131,9 @@ class IdempotentApiView(StorefrontApiView):
     Subclasses define `perform(request, *args, **kwargs) -> Response` (validate, call
     one service). The transaction is `respond_once`'s (docs/transactions.md).
     """
+
+    def perform(self, request, *args, **kwargs) -> Response:
+        raise NotImplementedError
 
     def post(self, request, *args, **kwargs):
         key = request.headers.get(IDEMPOTENCY_HEADER, "")

@@ -1,5 +1,7 @@
 """One place that turns every error into application/problem+json (RFC 9457).
 
+Every answer's code, status and title come from `vouchers.error_types`.
+
 Domain errors keep their stable `code`; the request's transaction is rolled back
 unless the error says the service kept its work on purpose. Anything unexpected is
 a 500 with nothing internal in it.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from django.http import Http404, JsonResponse
@@ -19,50 +22,38 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from vouchers.error_types import error_type
 from vouchers.exceptions import DomainError
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
 
 logger = logging.getLogger("vouchers.api")
 PROBLEM = "application/problem+json"
 
 
 class RateLimited(DomainError):
-    code = "rate_limited"
-    status = 429
-    title = _("Too many requests")
+    pass
 
 
 class RateLimiterUnavailable(DomainError):
     """The shared rate-limit store is unreachable: refuse rather than run unlimited."""
 
-    code = "service_unavailable"
-    status = 503
-    title = _("Service temporarily unavailable")
-
 
 class IdempotencyKeyRequired(DomainError):
-    code = "idempotency_key_required"
-    status = 400
-    title = _("Idempotency-Key header required")
+    pass
 
 
 class IdempotencyKeyReused(DomainError):
-    code = "idempotency_key_reused"
-    status = 422
-    title = _("Idempotency-Key reused with a different request")
+    pass
 
 
 class IdempotencyInProgress(DomainError):
-    code = "idempotency_in_progress"
-    status = 409
-    title = _("A request with this Idempotency-Key is still running")
+    pass
 
 
 class PayloadTooLarge(DomainError):
     """A request body over API_MAX_BODY_BYTES: refused before it is parsed."""
-
-    code = "payload_too_large"
-    status = 413
-    title = "Payload too large"
 
     @classmethod
     def for_size(cls, *, size: int | None, limit: int) -> PayloadTooLarge:
@@ -70,7 +61,9 @@ class PayloadTooLarge(DomainError):
         return cls(f"The request body {said}; at most {limit} are accepted.", max_bytes=limit)
 
 
-def problem_body(*, status: int, code: str, title: str, detail: str, extra: dict | None = None) -> dict:
+def problem_body(
+    *, status: int, code: str, title: str | StrPromise, detail: str | StrPromise, extra: dict | None = None
+) -> dict:
     # str(): titles and details may be lazy translations; the body is rendered (and stored
     # for idempotent replays) in the request's language.
     body = {"type": f"https://errors.vouchers.example/{code}", "title": str(title), "status": status,
@@ -102,9 +95,14 @@ def problem_response(exc: DomainError) -> Response:
     return response
 
 
-def _plain(status: int, code: str, title: str, detail: str, **extra) -> Response:
-    return Response(problem_body(status=status, code=code, title=title, detail=detail, extra=extra),
-                    status=status, content_type=PROBLEM)
+def _answer(name: str, detail, *, status: int | None = None, **extra) -> Response:
+    """The problem response of the error `name` of vouchers.error_types (its code, status, title)."""
+    error = error_type(name)
+    status = error.status if error.status is not None else status
+    if status is None:
+        raise ValueError(f"{name} has no fixed status: pass the one it was raised with")
+    body = problem_body(status=status, code=error.code, title=error.title, detail=detail, extra=extra)
+    return Response(body, status=status, content_type=PROBLEM)
 
 
 def api_exception_handler(exc, context):
@@ -115,45 +113,45 @@ def api_exception_handler(exc, context):
     set_rollback()
     if isinstance(exc, drf.ValidationError):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        return _plain(400, "invalid_request", _("Invalid request"), _("The request body is not valid."),
-                      errors=errors)
+        return _answer("RequestNotValid", _("The request body is not valid."), errors=errors)
     if isinstance(exc, drf.ParseError):
-        return _plain(400, "invalid_request", _("Invalid request"), str(exc.detail), errors={})
+        return _answer("RequestNotValid", str(exc.detail), errors={})
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
-        response = _plain(401, "not_authenticated", _("Not authenticated"), str(exc.detail))
+        response = _answer("NotAuthenticated", str(exc.detail))
         response["WWW-Authenticate"] = "Api-Key"
         return response
     if isinstance(exc, drf.Throttled):
-        response = _plain(429, "rate_limited", _("Too many requests"), _("Rate limit exceeded."))
-        response["Retry-After"] = str(max(int(exc.wait or 1), 1))
+        response = _answer("RateLimited", _("Rate limit exceeded."))
+        response["Retry-After"] = str(max(int(exc.wait or 1), 1))  # type: ignore[attr-defined]  # set by Throttled
         return response
     if isinstance(exc, (Http404, drf.NotFound)):
-        return _plain(404, "not_found", _("Not found"), _("Not found."))
+        return _answer("NotFound", _("Not found."))
     if isinstance(exc, drf.MethodNotAllowed):
-        return _plain(405, "method_not_allowed", _("Method not allowed"), str(exc.detail))
+        return _answer("MethodNotAllowed", str(exc.detail))
     if isinstance(exc, drf.UnsupportedMediaType):
-        return _plain(415, "unsupported_media_type", _("Unsupported media type"), str(exc.detail))
+        return _answer("UnsupportedMediaType", str(exc.detail))
     if isinstance(exc, drf.NotAcceptable):
-        return _plain(406, "not_acceptable", _("Not acceptable"), str(exc.detail))
+        return _answer("NotAcceptable", str(exc.detail))
     if isinstance(exc, drf.PermissionDenied):
-        return _plain(403, "permission_denied", _("Permission denied"), str(exc.detail))
+        return _answer("PermissionDenied", str(exc.detail))
     if isinstance(exc, drf.APIException):
-        return _plain(exc.status_code, "error", _("Error"), str(exc.detail))
+        return _answer("HttpError", str(exc.detail), status=exc.status_code)
     logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
     return server_error_response()
 
 
 def server_error_response() -> Response:
-    return _plain(500, "internal_error", _("Internal server error"),
-                  "Something went wrong on our side; nothing was changed.")
+    return _answer("InternalError", "Something went wrong on our side; nothing was changed.")
 
 
 def api_not_found(request, exception=None):
-    body = problem_body(status=404, code="not_found", title=_("Not found"), detail=_("Not found."))
+    error = error_type("NotFound")
+    body = problem_body(status=404, code=error.code, title=error.title, detail=_("Not found."))
     return JsonResponse(body, status=404, content_type=PROBLEM)
 
 
 def api_server_error(request):
-    body = problem_body(status=500, code="internal_error", title=_("Internal server error"),
+    error = error_type("InternalError")
+    body = problem_body(status=500, code=error.code, title=error.title,
                         detail=_("Something went wrong on our side; nothing was changed."))
     return JsonResponse(body, status=500, content_type=PROBLEM)

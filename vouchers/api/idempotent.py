@@ -50,7 +50,7 @@ def respond_once(*, caller: str, key: str, fingerprint: str, perform: Callable[[
                 if exc.rollback:
                     raise
                 response = problem_response(exc)  # the service kept its work on purpose
-            idempotency.complete(claim.record_id, status=response.status_code, body=response.data)
+            idempotency.complete(claim.run_record_id, status=response.status_code, body=response.data)
             return response
     except DomainError as exc:
         if not exc.rollback or exc.status in TRANSIENT_STATUSES or isinstance(exc, _CLAIM_ERRORS):
@@ -64,7 +64,7 @@ def _store_refusal(*, caller: str, key: str, fingerprint: str, exc: DomainError)
     with transaction.atomic(durable=True):
         claim = idempotency.claim(caller=caller, key=key, fingerprint=fingerprint)
         if claim.outcome == "run":
-            idempotency.complete(claim.record_id, status=response.status_code, body=response.data)
+            idempotency.complete(claim.run_record_id, status=response.status_code, body=response.data)
             return response
     if claim.outcome == "replay":  # a duplicate ran meanwhile and its answer was stored first
         return replay(claim.record)

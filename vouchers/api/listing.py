@@ -62,6 +62,10 @@ class RedemptionDetailOutput(RedemptionOutput):
 
 
 class _ListFilters(serializers.Serializer):
+    # The names of the time-range filters; each list's filters set them.
+    after_field: str
+    before_field: str
+
     order_ref = serializers.CharField(required=False, max_length=128)
     customer = serializers.CharField(required=False, max_length=128)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
@@ -110,13 +114,19 @@ class RedemptionsNewestFirst(NewestFirst):
     ordering = ("-redeemed_at", "-id")
 
 
+def _choices(field: serializers.Field) -> list[tuple]:
+    if not isinstance(field, serializers.ChoiceField):
+        raise TypeError(f"{field!r} is not a choice field")
+    return list(field.choices.items())
+
+
 def _filter_parameters(filters: type[_ListFilters], what: str) -> list[OpenApiParameter]:
     after, before = filters.after_field, filters.before_field
     return [
         RETRY_AFTER,
         OpenApiParameter("order_ref", str, description="Only those with this order reference."),
         OpenApiParameter("customer", str, description="Only those of this customer reference."),
-        OpenApiParameter("status", str, enum=[c[0] for c in filters().fields["status"].choices.items()]),
+        OpenApiParameter("status", str, enum=[c[0] for c in _choices(filters().fields["status"])]),
         OpenApiParameter(after, str, description=f"ISO 8601: only {what} at or after this time."),
         OpenApiParameter(before, str, description=f"ISO 8601: only {what} before this time."),
         OpenApiParameter("cursor", str, description="The `next` or `previous` link's cursor."),
@@ -150,7 +160,7 @@ class IssuanceCollectionApi(IssuanceCreateApi):
     )
     def get(self, request):
         data = _validated_filters(IssuanceFilters, request)
-        rows = Issuance.objects.filter(storefront_id=self.caller.storefront_id).select_related("product")
+        rows = Issuance.objects.filter(storefront_id=self.caller.own_storefront_id).select_related("product")
         if "order_ref" in data:
             rows = rows.filter(order_ref=data["order_ref"])
         if "customer" in data:
@@ -171,8 +181,8 @@ class IssuanceCollectionApi(IssuanceCreateApi):
 def _own_redemptions(caller: Caller):
     rows = Redemption.objects.select_related("code__batch__product", "code__issuance")
     if caller.kind == "storefront":
-        return rows.filter(storefront_id=caller.storefront_id)
-    return rows.filter(partner_id=caller.partner_id)
+        return rows.filter(storefront_id=caller.own_storefront_id)
+    return rows.filter(partner_id=caller.own_partner_id)
 
 
 class RedemptionCollectionApi(RedemptionCreateApi):

@@ -12,6 +12,7 @@ The admin and every other path keep Django's pages.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -19,6 +20,9 @@ from django.urls import get_urlconf, is_valid_path
 
 from vouchers.api.errors import PROBLEM, PayloadTooLarge, problem_body
 from vouchers.ops import metrics
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
 
 logger = logging.getLogger("vouchers.api")
 
@@ -36,8 +40,8 @@ CODES_BY_STATUS = {
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
-def problem_json(status: int, *, code: str | None = None, title: str | None = None,
-                 detail: str | None = None, **extra) -> JsonResponse:
+def problem_json(status: int, *, code: str | None = None, title: str | StrPromise | None = None,
+                 detail: str | StrPromise | None = None, **extra) -> JsonResponse:
     default_code, default_title, default_detail = CODES_BY_STATUS.get(
         status, ("error", "Error", "The request failed.")
     )

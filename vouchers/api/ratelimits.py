@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -40,7 +41,7 @@ def _limit_key(group: str, value: str) -> str:
     return f"api:rl:{group}:{hashlib.sha256(value.encode()).hexdigest()[:24]}"
 
 
-def admit(request, *, api_key_id: str | None, reads: list[str] = ()) -> dict[str, object]:
+def admit(request, *, api_key_id: str | None, reads: Sequence[str] = ()) -> dict[str, object]:
     """Count the request per address (and per key once authenticated); return the `reads`.
 
     Raises RateLimited (429 with Retry-After) or RateLimiterUnavailable (503).

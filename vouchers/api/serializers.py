@@ -1,4 +1,4 @@
-"""Input and output shapes of the storefront API (API.md). No writes here."""
+"""Input and output shapes of the storefront API (docs/api.md). No writes here."""
 
 from __future__ import annotations
 
@@ -123,8 +123,13 @@ class ProblemOutput(serializers.Serializer):
     status = serializers.IntegerField()
     code = serializers.CharField()
     detail = serializers.CharField()
-    errors = serializers.DictField(required=False, help_text="Validation errors by field (400).")
+    # A field of the problem body (DRF takes declared fields off the class, so it does not
+    # shadow Serializer.errors at run time).
+    errors = serializers.DictField(  # type: ignore[assignment]
+        required=False, help_text="Validation errors by field (400).")
     available = serializers.IntegerField(required=False, help_text="Codes in stock (out_of_stock).")
     reasons = serializers.ListField(child=serializers.CharField(), required=False,
                                     help_text="Why fraud checks refused (fraud_denied).")
     redeemed_at = serializers.DateTimeField(required=False, help_text="First redemption (already_redeemed).")
+    max_bytes = serializers.IntegerField(required=False,
+                                         help_text="Largest body accepted, in bytes (payload_too_large).")

@@ -106,10 +106,11 @@ class ProductListApi(StorefrontApiView):
         paginator = ProductsPagination()
         page = paginator.paginate_queryset(
             selectors.sellable_products(
-                merchant_id=self.caller.merchant_id, storefront_id=self.caller.storefront_id
+                merchant_id=self.caller.own_merchant_id, storefront_id=self.caller.own_storefront_id
             ),
             request, view=self,
         )
+        assert page is not None  # ProductsPagination always pages
         available = selectors.available_by_product([p.pk for p in page])
         rows = [
             {"sku": p.sku, "name": p.name, "face_value": p.face_value, "currency": p.currency,
@@ -154,7 +155,7 @@ class IssuanceDetailApi(StorefrontApiView):
     def get(self, request, issuance_id):
         issuance = (
             Issuance.objects.select_related("product")
-            .filter(pk=issuance_id, storefront_id=self.caller.storefront_id).first()
+            .filter(pk=issuance_id, storefront_id=self.caller.own_storefront_id).first()
         )
         if issuance is None:
             raise NotFound(_("No such issuance."))

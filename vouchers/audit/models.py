@@ -29,7 +29,8 @@ class AuditQuerySet(models.QuerySet):
     def delete(self):
         raise AppendOnlyViolation("audit entries are append-only: delete refused")
 
-    _raw_delete = delete
+    def _raw_delete(self, using):
+        raise AppendOnlyViolation("audit entries are append-only: delete refused")
 
 
 class AuditEntry(models.Model):

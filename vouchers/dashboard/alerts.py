@@ -44,23 +44,26 @@ def staff_emails(merchant_id: int) -> list[str]:
 def _notify(alert: StockAlert) -> None:
     recipients = staff_emails(alert.merchant_id)
     base = getattr(settings, "CONSOLE_BASE_URL", "")
+    product, batch = alert.product, alert.batch
     if alert.kind == StockAlert.Kind.LOW_STOCK:
+        assert product is not None  # a low-stock alert is about a product
         subject = _("[%(merchant)s] Low stock: %(sku)s has %(level)s codes left") % {
-            "merchant": alert.merchant.name, "sku": alert.product.sku, "level": alert.level,
+            "merchant": alert.merchant.name, "sku": product.sku, "level": alert.level,
         }
         body = _("Codes in stock of %(product)s: %(level)s, below the threshold of %(threshold)s.") % {
             "product": alert.product, "level": alert.level, "threshold": alert.threshold,
         }
         link = base + reverse("admin:vouchers_batch_changelist") + f"?product__id__exact={alert.product_id}"
     else:
+        assert batch is not None  # an expiry alert is about a batch
         subject = _("[%(merchant)s] Batch %(batch)s of %(sku)s ends on %(day)s") % {
-            "merchant": alert.merchant.name, "batch": alert.batch_id, "sku": alert.batch.product.sku,
-            "day": f"{alert.batch.valid_until:%Y-%m-%d}",
+            "merchant": alert.merchant.name, "batch": alert.batch_id, "sku": batch.product.sku,
+            "day": f"{batch.valid_until:%Y-%m-%d}",
         }
         body = _("%(level)s codes of batch %(batch)s are unsold or unredeemed and stop being valid on "
                  "%(when)s UTC (within %(days)s days). Extend its validity or sell them first.") % {
             "level": alert.level, "batch": alert.batch_id,
-            "when": f"{alert.batch.valid_until:%Y-%m-%d %H:%M}", "days": alert.threshold,
+            "when": f"{batch.valid_until:%Y-%m-%d %H:%M}", "days": alert.threshold,
         }
         link = base + reverse("admin:vouchers_batch_change", args=[alert.batch_id])
     if recipients:

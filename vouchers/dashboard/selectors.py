@@ -174,7 +174,8 @@ def expiring_batches(merchant_id: int, *, now: datetime, horizon_days: int) -> l
         stock[row["batch_id"]][row["state"]] = row["total"]
     result = [
         ExpiringBatch(
-            batch=b, valid_until=b.valid_until, in_stock=stock[b.pk][Code.State.AVAILABLE],
+            # valid_until is set: the query above filters on it.
+            batch=b, valid_until=b.valid_until, in_stock=stock[b.pk][Code.State.AVAILABLE],  # type: ignore[arg-type]
             unredeemed=stock[b.pk][Code.State.ISSUED],
         )
         for b in batches

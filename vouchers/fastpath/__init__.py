@@ -2,9 +2,10 @@
 
 One module per operation, named after it. Each runs one data-modifying CTE that does
 the whole effect in one round trip, with a comment on every clause saying which
-invariant it keeps. No row back means nothing was written; the portable service
-then explains the refusal with one read. SQLite (and any other engine) takes the
-portable ORM path in the service, with the same behaviour; `enabled()` decides.
+invariant it keeps (numbered as in docs/invariants.md). No row back means nothing
+was written; the portable service then explains the refusal with one read. SQLite
+(and any other engine) takes the portable ORM path in the service, with the same
+behaviour; `enabled()` decides.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -33,7 +34,7 @@ WITH claim AS (
      LIMIT %(quantity)s
        FOR UPDATE OF c SKIP LOCKED
 ), enough AS (
-    -- Invariant 3 (N codes or none): every write below hangs off the issuance row,
+    -- Invariant 5 (N codes or none): every write below hangs off the issuance row,
     -- which exists only if all N codes were claimed.
     SELECT count(*) = %(quantity)s AS ok FROM claim
 ), issuance AS (
@@ -140,7 +141,7 @@ def issue(
     """
     issuance_id = uuid.uuid4()
     to_state = Code.State.ISSUED if status == Issuance.Status.ISSUED else Code.State.RESERVED
-    params = {
+    params: dict[str, Any] = {
         "product_id": product.pk, "now": now, "quantity": quantity, "issuance_id": issuance_id,
         "storefront_id": storefront_id, "customer": customer, "order_ref": order_ref,
         "status": status, "reserved_until": reserved_until, "context": json.dumps(context),

@@ -6,6 +6,7 @@ import json
 import random
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -74,7 +75,7 @@ def redeem(
     redemption implies is missing (the transaction then rolls back).
     """
     redemption_id = uuid.uuid4()
-    params = {
+    params: dict[str, Any] = {
         "now": now, "code_id": code.pk, "redemption_id": redemption_id,
         "storefront_id": storefront_id, "partner_id": partner_id, "order_ref": order_ref,
         "location": location, "assessment_id": assessment.pk,

@@ -90,10 +90,11 @@ def check_code_in_one_issuance() -> list[Violation]:
     rows = (CodeEvent.objects.filter(code__isnull=False, to_state="issued", issuance__isnull=False)
             .values("code_id").annotate(n=Count("issuance_id", distinct=True)).filter(n__gt=1)
             .values_list("code_id", flat=True).order_by("code_id"))
-    rows = list(rows)
-    if not rows:
+    doubly_issued = list(rows)
+    if not doubly_issued:
         return []
-    return [Violation("code_in_one_issuance", f"codes issued to more than one issuance: {_ids(rows)}")]
+    return [Violation("code_in_one_issuance",
+                      f"codes issued to more than one issuance: {_ids(doubly_issued)}")]
 
 
 def check_one_live_redemption() -> list[Violation]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 from config import versions
 from vouchers.audit.services import record_audit
@@ -23,18 +23,15 @@ from vouchers.services.events import actor_for_user
 
 logger = logging.getLogger(__name__)
 
-MAX_KEY_NAME_LENGTH = StorefrontAPIKey._meta.get_field("name").max_length
+MAX_KEY_NAME_LENGTH: int = StorefrontAPIKey._meta.get_field("name").max_length  # type: ignore[assignment]  # set
 
 
 class InvalidAPIKeyName(DomainError):
-    code = "invalid_request"
-    title = _("An API key needs a name")
+    pass
 
 
 class APIKeyAlreadyRevoked(DomainError):
-    code = "already_revoked"
-    status = 409
-    title = _("This API key is already revoked")
+    pass
 
 
 @transaction.atomic(durable=True)
@@ -59,7 +56,7 @@ def create_storefront_key(
         "storefront API key created: prefix=%s storefront=%s by=%s",
         api_key.prefix, storefront.pk, actor_for_user(created_by),
     )
-    return api_key, plaintext
+    return cast(StorefrontAPIKey, api_key), plaintext
 
 
 @transaction.atomic(durable=True)

@@ -10,6 +10,7 @@ a never-issued code or a canary raises a leak event for the merchant.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NoReturn
 
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
@@ -51,11 +52,11 @@ def find_usable_code(
 def _may_use(caller: Caller, row: Code) -> bool:
     """A storefront uses its merchant's codes; a partner those of products it honours."""
     if caller.kind == "partner":
-        return partner_honours_product(partner_id=caller.partner_id, product_id=row.batch.product_id)
+        return partner_honours_product(partner_id=caller.own_partner_id, product_id=row.batch.product_id)
     return row.batch.product.merchant_id == caller.merchant_id
 
 
-def _miss(ctx, row: Code | None):
+def _miss(ctx, row: Code | None) -> NoReturn:
     with transaction.atomic(savepoint=False):
         risk.report_miss(ctx, code=row)
     raise UnknownCode(_("No such code."))

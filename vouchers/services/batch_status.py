@@ -4,7 +4,7 @@ A paused batch keeps its stock but sells nothing until resumed; a void batch is
 finished for good: its codes still in stock become void, codes already sold stay
 sold (the redemption service refuses them by the batch's status). Each change is one
 conditional UPDATE of the batch's status, so two staff members acting at once cannot
-both succeed, and writes its events in the same transaction (DESIGN.md invariant 4).
+both succeed, and writes its events in the same transaction (invariant 4 of docs/invariants.md).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 
 from django.db import connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -38,17 +39,9 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 class InvalidBatchTransition(DomainError):
     """The batch's status does not allow this change (e.g. resuming an active batch)."""
 
-    code = "invalid_state"
-    status = 409
-    title = _("Batch status change refused")
-
 
 class VoidReasonRequired(DomainError):
     """Voiding cannot be undone, so the operator must say why."""
-
-    code = "reason_required"
-    status = 400
-    title = _("A reason is required to void a batch")
 
 
 @transaction.atomic(durable=True)
@@ -125,7 +118,8 @@ def _change_status(
         raise InvalidBatchTransition(_refusal(current=fresh, to_status=to_status), status=fresh)
     batch.status = to_status
     if record:
-        action = {Batch.Status.PAUSED: "batch_paused", Batch.Status.ACTIVE: "batch_resumed"}[to_status]
+        actions = {Batch.Status.PAUSED: "batch_paused", Batch.Status.ACTIVE: "batch_resumed"}
+        action = actions[Batch.Status(to_status)]
         record_event(
             action=action, actor=actor_for_user(actor_user), batch_id=batch.pk,
             from_state=current, to_state=to_status, details=details,
@@ -149,7 +143,11 @@ def _audit(
 
 def _refusal(*, current: str | None, to_status: str) -> str:
     verb = {Batch.Status.PAUSED: "paused", Batch.Status.ACTIVE: "resumed", Batch.Status.VOID: "voided"}
-    return f"a batch that is {current} cannot be {verb[to_status]}"
+    return f"a batch that is {current} cannot be {verb[Batch.Status(to_status)]}"
+
+
+def _column(model: type[Model], name: str) -> str:
+    return next(field.column for field in model._meta.concrete_fields if field.name == name)
 
 
 def _void_available_codes(*, batch_id: int, actor: str, now) -> int:
@@ -157,7 +155,7 @@ def _void_available_codes(*, batch_id: int, actor: str, now) -> int:
     code_table = connection.ops.quote_name(Code._meta.db_table)
     event_table = connection.ops.quote_name(CodeEvent._meta.db_table)
     columns = ", ".join(
-        connection.ops.quote_name(CodeEvent._meta.get_field(name).column)
+        connection.ops.quote_name(_column(CodeEvent, name))
         for name in ("batch", "code", "action", "from_state", "to_state", "actor", "details", "created_at")
     )
     details = json.dumps({"cause": "batch_void"})

@@ -14,9 +14,7 @@ MAX_REASON_LENGTH = 500
 
 
 class ValidityNotExtended(DomainError):
-    code = "validity_not_extended"
-    status = 409
-    title = "The batch's validity was not extended"
+    pass
 
 
 @transaction.atomic

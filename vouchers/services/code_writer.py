@@ -88,8 +88,9 @@ class BatchSealer:
         self.key_id = ring.primary_id
         self._encrypt = ring.cipher(ring.primary_id).encrypt
         self._batch_id = batch_id
-        self._aad_prefix = crypto.associated_data(batch_id, b"")
-        if crypto.associated_data(batch_id, b"\x01") != self._aad_prefix + b"\x01":
+        prefix = crypto.associated_data(batch_id, b"")
+        self._aad_prefix: bytes | None = prefix
+        if crypto.associated_data(batch_id, b"\x01") != prefix + b"\x01":
             self._aad_prefix = None
         key = bytes(settings.VOUCHER_INDEX_KEY)
         if len(key) > 64:
@@ -225,8 +226,8 @@ def insert_rows(
 def _adapted(row: tuple, positions: Sequence[int], adapt) -> tuple:
     if all(row[i] is None for i in positions):
         return row
-    row = list(row)
+    cells = list(row)
     for i in positions:
-        if row[i] is not None:
-            row[i] = adapt(row[i])
-    return tuple(row)
+        if cells[i] is not None:
+            cells[i] = adapt(cells[i])
+    return tuple(cells)

@@ -23,6 +23,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -59,6 +60,13 @@ class Claim:
     record_id: int | None = None
     record: IdempotencyRecord | None = None
 
+    @property
+    def run_record_id(self) -> int:
+        """The record a "run" claim inserted, to complete with the response."""
+        if self.record_id is None:
+            raise ValueError(f"a {self.outcome!r} claim has no record to complete")
+        return self.record_id
+
 
 # PostgreSQL: one statement. The advisory lock is tried first (a duplicate in flight
 # answers 409 instead of queueing behind the unique index); only its holder inserts;
@@ -93,7 +101,7 @@ def claim(*, caller: str, key: str, fingerprint: str) -> Claim:
     if not connection.in_atomic_block:
         raise RuntimeError("an idempotency claim belongs in the transaction of its effect")
     now = timezone.now()
-    params = {"caller": caller, "key": key, "fingerprint": fingerprint,
+    params: dict[str, Any] = {"caller": caller, "key": key, "fingerprint": fingerprint,
               "lock_id": advisory_lock_id(caller=caller, key=key),
               "now": connection.ops.adapt_datetimefield_value(now)}
     with connection.cursor() as cursor:

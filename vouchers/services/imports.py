@@ -23,7 +23,7 @@ How it works, and why:
    loads (shared codes in different orders) sends the victim to the checked pass too.
    On PostgreSQL checked passes take an advisory lock, so two of them never race.
 6. The code space is estimated from the shortest code and refused if too small for
-   the number of codes (DESIGN.md), unless the audited weak-codes override is given.
+   the number of codes (too guessable), unless the audited weak-codes override is given.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from vouchers.services.code_writer import (
 
 REPORT_LIMIT = 1_000
 PROGRESS_EVERY = 10_000
-MAX_SERIAL_LENGTH = Code._meta.get_field("serial").max_length
+MAX_SERIAL_LENGTH: int = Code._meta.get_field("serial").max_length  # type: ignore[assignment]  # set on the field
 CONFLICT_RETRIES = 3
 # Advisory lock key (PostgreSQL) serialising the checked pass of concurrent imports.
 CHECKED_PASS_LOCK = 0x766F7563  # "vouc"

@@ -23,9 +23,9 @@ from vouchers.webhooks.services import outbox as webhooks
 
 def sellable_product(*, caller: Caller, sku: str) -> Product:
     """The caller's merchant's active product that this storefront may sell. Raises UnknownProduct."""
-    product = Product.objects.filter(merchant_id=caller.merchant_id, sku=sku, is_active=True).first()
+    product = Product.objects.filter(merchant_id=caller.own_merchant_id, sku=sku, is_active=True).first()
     if product is None or not selectors.storefront_may_sell(
-        storefront_id=caller.storefront_id, product_id=product.pk
+        storefront_id=caller.own_storefront_id, product_id=product.pk
     ):
         raise UnknownProduct(f"No product with SKU {sku!r} is sold by this storefront.")
     return product
@@ -75,7 +75,7 @@ def issue_codes(
         )
     with transaction.atomic(savepoint=False):
         issuance = Issuance.objects.create(
-            storefront_id=caller.storefront_id, product=product, quantity=quantity,
+            storefront_id=caller.own_storefront_id, product=product, quantity=quantity,
             customer=customer, order_ref=order_ref, status=status, reserved_until=hold_until,
             context=context_row,
         )
@@ -113,7 +113,7 @@ def _issue_fast(
     """
     with transaction.atomic(savepoint=False):
         result = fast_issue.issue(
-            product=product, storefront_id=caller.storefront_id, quantity=quantity, customer=customer,
+            product=product, storefront_id=caller.own_storefront_id, quantity=quantity, customer=customer,
             order_ref=order_ref, status=status, reserved_until=hold_until, context=context,
             assessment=decision, actor=caller.identity, action=action, now=now,
         )
@@ -203,4 +203,4 @@ def move_codes(
     )
     CodeEvent.objects.bulk_create(events)
     for code in codes:
-        code.state, code.issuance_id, code.state_changed_at = to_state, holder and holder.pk, now
+        code.state, code.issuance_id, code.state_changed_at = to_state, holder.pk if holder else None, now

@@ -25,14 +25,15 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
     Raises NotFound, ReservationExpired, InvalidState.
     """
     with transaction.atomic(savepoint=False):
-        issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.storefront_id)
+        issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.own_storefront_id)
         if issuance is None:
             raise NotFound(_("No such issuance."))
         now = timezone.now()
         if issuance.status == Issuance.Status.ISSUED:
             return issuance
         expired = issuance.status == Issuance.Status.EXPIRED or (
-            issuance.status == Issuance.Status.RESERVED and issuance.reserved_until <= now
+            issuance.status == Issuance.Status.RESERVED
+            and issuance.reserved_until is not None and issuance.reserved_until <= now
         )
         if not expired and issuance.status != Issuance.Status.RESERVED:
             raise InvalidState(f"An issuance in status {issuance.status} cannot be confirmed.")
@@ -67,7 +68,7 @@ def cancel_issuance(*, caller: Caller, issuance_id) -> Issuance:
     An issuance held for fraud review can be cancelled too (the customer gave up).
     Raises NotFound, InvalidState (issued, expired or denied).
     """
-    issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.storefront_id)
+    issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.own_storefront_id)
     if issuance is None:
         raise NotFound(_("No such issuance."))
     if issuance.status == Issuance.Status.CANCELLED:
@@ -87,7 +88,8 @@ def expire_reservation(*, issuance_id) -> bool:
     """
     with transaction.atomic():
         issuance = locks.lock_issuance_for_expiry(issuance_id=issuance_id)
-        if issuance is None or issuance.reserved_until > timezone.now():
+        until = issuance.reserved_until if issuance is not None else None
+        if issuance is None or (until is not None and until > timezone.now()):
             return False
         release_held(issuance, to_status=Issuance.Status.EXPIRED, actor="system", action="expired")
         return True

@@ -1,7 +1,7 @@
 """Revealing one code's plaintext to a staff member, audited.
 
 The plaintext leaves the service only to the storefront that issued it and to staff
-holding the `vouchers.reveal_code` permission (DESIGN.md invariant 3). A reveal needs
+holding the `vouchers.reveal_code` permission (invariant 3 of docs/invariants.md). A reveal needs
 a reason; it writes a `revealed` code event and an audit entry (who, which code, why)
 in the same transaction as the decryption, so a reveal that was shown was recorded.
 The plaintext is returned to the caller only: it is never logged, stored or put in
@@ -29,15 +29,11 @@ MAX_REASON_LENGTH = 500
 
 
 class RevealReasonRequired(DomainError):
-    code = "reason_required"
-    status = 400
-    title = _("A reason is required to reveal a code")
+    pass
 
 
 class RevealNotAllowed(DomainError):
-    code = "permission_denied"
-    status = 403
-    title = _("Revealing codes needs the reveal permission")
+    pass
 
 
 @sensitive_variables("plaintext")

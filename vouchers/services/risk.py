@@ -1,4 +1,4 @@
-"""The voucher services' one door into fraud checks (DESIGN.md: vouchers calls fraud).
+"""The voucher services' one door into fraud checks (vouchers calls fraud: docs/architecture.md).
 
 Builds the fraud context from the caller and the end customer, and turns the
 assessment into what the voucher services act on.

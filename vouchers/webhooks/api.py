@@ -8,6 +8,9 @@ codes again), so no secret rests in clear in the database.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -27,6 +30,9 @@ from vouchers.models import Storefront
 from vouchers.webhooks.events import EVENT_CHOICES
 from vouchers.webhooks.services import endpoints
 from vouchers.webhooks.services.delivery import live_secrets
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
 
 
 class EndpointInput(serializers.Serializer):
@@ -53,7 +59,7 @@ class CreatedEndpointOutput(EndpointOutput):
 
 
 class _OwnedEndpoints:
-    permission_classes = [IsStorefrontOrPartner]
+    permission_classes: Sequence[_PermissionClass] = [IsStorefrontOrPartner]
 
     def owned(self):
         caller = self.caller

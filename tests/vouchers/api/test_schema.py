@@ -1,4 +1,4 @@
-"""The published OpenAPI schema describes the whole storefront contract of API.md."""
+"""The published OpenAPI schema describes the whole API contract (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ API_PATHS = [
     "/api/v1/partner/keys/",
     "/api/v1/partner/ledger/",
 ]
-# Every stable error `code` API.md names.
+# Every stable error `code` the API promises (docs/api.md).
 API_ERROR_CODES = [
     "not_authenticated",
     "invalid_request",
@@ -100,14 +100,14 @@ def test_schema_is_published(schema_response, schema):
 
 
 def test_schema_has_every_path_of_the_contract(schema):
-    # then every path of API.md is described, and no other
+    # then every path of the contract is described, and no other
     assert sorted(schema["paths"]) == sorted(API_PATHS)
 
 
 def test_schema_names_every_error_code_of_the_contract(schema):
     # given the schema's text
     text = json.dumps(schema)
-    # then every stable error code of API.md appears in it
+    # then every stable error code of the contract appears in it
     missing = [code for code in API_ERROR_CODES if code not in text]
     assert missing == []
 

@@ -5,7 +5,7 @@ check, replays of earlier requests under their Idempotency-Key, reservations run
 out, a batch's validity window closing and another merchant's storefront naming our
 objects, all through the HTTP API of one storefront whose product has 8 codes in 2
 batches (one with a validity window, one with grouped codes). Every response is
-compared with the model, and after every step the invariants of DESIGN.md are checked
+compared with the model, and after every step the invariants of docs/invariants.md are checked
 against the database:
 
 1. a code is held by at most one issuance (the model's), and has at most one live

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.db.models import Q
@@ -102,7 +102,7 @@ def save_credentials(path: Path, credentials: dict) -> None:
     os.replace(partial, path)
 
 
-def _ensure_user(*, username: str, superuser: bool, known_password: str | None) -> tuple[object, str | None]:
+def _ensure_user(*, username: str, superuser: bool, known_password: str | None) -> tuple[User, str | None]:
     """Create the user if missing; returns (user, its password, or None when it is not known).
 
     The password is set only for a new user (the one remembered from an earlier run
@@ -115,7 +115,7 @@ def _ensure_user(*, username: str, superuser: bool, known_password: str | None) 
         username=username, defaults={"email": f"{username}@example.com"}
     )
     if created:
-        password = known_password or secrets.token_urlsafe(15)
+        password: str | None = known_password or secrets.token_urlsafe(15)
         user.set_password(password)
     else:
         password = known_password if known_password and user.check_password(known_password) else None
@@ -156,7 +156,7 @@ def _demo_api_key(*, storefront: Storefront, created_by, known_key: str | None) 
             api_key = StorefrontAPIKey.objects.get_from_key(known_key)
         except StorefrontAPIKey.DoesNotExist:
             api_key = None
-        if api_key is not None and api_key.storefront_id == storefront.pk:
+        if isinstance(api_key, StorefrontAPIKey) and api_key.storefront_id == storefront.pk:
             return known_key
     _, key = create_storefront_key(
         storefront=storefront, name=f"demo {timezone.now():%Y-%m-%d %H:%M:%S}", created_by=created_by

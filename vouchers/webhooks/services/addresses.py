@@ -32,7 +32,7 @@ class Target:
 def resolve(host: str, port: int) -> list[str]:
     """The addresses of `host` (a seam the tests replace)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def is_public(address: str) -> bool:

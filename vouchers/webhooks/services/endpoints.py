@@ -17,9 +17,7 @@ from vouchers.webhooks.services.outbox import forget_subscriptions
 
 
 class InvalidEndpoint(DomainError):
-    status = 400
-    code = "invalid_request"
-    title = "Invalid webhook endpoint"
+    pass
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def emit_stock_low(*, now=None) -> int:
                 emitted += emit(
                     "stock.low", owners=[("merchant", merchant_id)], merchant_id=merchant_id,
                     ordering_key=key,
-                    data=lambda product=product, count=count: {
+                    data=lambda product=product, count=count: {  # type: ignore[misc]  # defaults bind the loop's values
                         "product": {"sku": product.sku, "name": product.name},
                         "available": count, "threshold": threshold,
                     },
@@ -86,7 +86,7 @@ def emit_codes_expiring(*, now=None) -> int:
                 emitted += emit(
                     "codes.expiring", owners=[("merchant", merchant_id)], merchant_id=merchant_id,
                     ordering_key=key,
-                    data=lambda batch=batch, count=counts[batch.pk]: {
+                    data=lambda batch=batch, count=counts[batch.pk]: {  # type: ignore[misc]  # defaults bind the loop's values
                         "batch": {"id": batch.pk, "reference": batch.reference,
                                   "valid_until": batch.valid_until.isoformat().replace("+00:00", "Z")},
                         "product": {"sku": batch.product.sku, "name": batch.product.name},

@@ -1,0 +1,119 @@
+"""Every error the service can answer with: its stable `code`, HTTP status and title, once.
+
+The domain errors (`vouchers.exceptions.DomainError` and its subclasses in vouchers,
+fraud and partners) take their code, status and title from this table by class name:
+a subclass declares only its behaviour (`rollback`, extra fields) and fails at import
+if it is missing here or sets any of the three itself. The API's exception handler
+answers with these values (`vouchers.api.errors`), and the OpenAPI schema is checked
+against them and lists them (`vouchers.api.schema.document_error_codes`), so the
+contract, the answers and the documentation cannot drift apart.
+
+A code is stable: clients branch on it. Several errors may share a code (each
+`invalid_state` says what was refused in its title), but a code has one HTTP status.
+Titles that are not marked for translation were English-only before this table
+existed and are kept as they were, so that responses do not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
+
+
+@dataclass(frozen=True)
+class ErrorType:
+    code: str
+    # None only for `error`: a DRF or Django HTTP error this table does not name keeps
+    # the status it was raised with.
+    status: int | None
+    title: str | StrPromise
+
+
+ERROR_TYPES: dict[str, ErrorType] = {
+    # The base: a refusal with nothing more specific to say.
+    "DomainError": ErrorType("domain_error", 400, _("Request refused")),
+    # Answers of the API boundary (vouchers.api.errors), for DRF's and Django's errors.
+    "RequestNotValid": ErrorType("invalid_request", 400, _("Invalid request")),
+    "NotAuthenticated": ErrorType("not_authenticated", 401, _("Not authenticated")),
+    "PermissionDenied": ErrorType("permission_denied", 403, _("Permission denied")),
+    "MethodNotAllowed": ErrorType("method_not_allowed", 405, _("Method not allowed")),
+    "NotAcceptable": ErrorType("not_acceptable", 406, _("Not acceptable")),
+    "UnsupportedMediaType": ErrorType("unsupported_media_type", 415, _("Unsupported media type")),
+    "HttpError": ErrorType("error", None, _("Error")),
+    "InternalError": ErrorType("internal_error", 500, _("Internal server error")),
+    # Written by vouchers.api.middleware for answers Django gives before any view runs.
+    "BadRequest": ErrorType("bad_request", 400, "Bad request"),
+    # The storefront API's admission and idempotency (vouchers.api.errors).
+    "RateLimited": ErrorType("rate_limited", 429, _("Too many requests")),
+    "RateLimiterUnavailable": ErrorType("service_unavailable", 503, _("Service temporarily unavailable")),
+    "IdempotencyKeyRequired": ErrorType(
+        "idempotency_key_required", 400, _("Idempotency-Key header required")),
+    "IdempotencyKeyReused": ErrorType(
+        "idempotency_key_reused", 422, _("Idempotency-Key reused with a different request")),
+    "IdempotencyInProgress": ErrorType(
+        "idempotency_in_progress", 409, _("A request with this Idempotency-Key is still running")),
+    "PayloadTooLarge": ErrorType("payload_too_large", 413, "Payload too large"),
+    # Vouchers (vouchers.exceptions).
+    "InvalidBatchSettings": ErrorType("invalid_batch_settings", 400, _("Batch settings refused")),
+    "ImportRejected": ErrorType("import_rejected", 400, _("Import rejected")),
+    "UnknownProduct": ErrorType("unknown_product", 404, _("Unknown product")),
+    "OutOfStock": ErrorType("out_of_stock", 409, _("Out of stock")),
+    "NotFound": ErrorType("not_found", 404, _("Not found")),
+    "InvalidState": ErrorType("invalid_state", 409, _("Not allowed in the current state")),
+    "ReservationExpired": ErrorType("reservation_expired", 409, _("Reservation expired")),
+    "UnknownCode": ErrorType("unknown_code", 404, _("Unknown code")),
+    "AlreadyRedeemed": ErrorType("already_redeemed", 409, _("Code already redeemed")),
+    "CodeExpired": ErrorType("code_expired", 410, _("Code expired")),
+    "CodeVoid": ErrorType("code_void", 409, _("Code void")),
+    "AlreadyReversed": ErrorType("already_reversed", 409, _("Redemption already reversed")),
+    "ReversalWindowClosed": ErrorType("reversal_window_closed", 409, _("Reversal window closed")),
+    # Vouchers' staff services (vouchers.services.*).
+    "ValidityNotExtended": ErrorType("validity_not_extended", 409, "The batch's validity was not extended"),
+    "InvalidAPIKeyName": ErrorType("invalid_request", 400, _("An API key needs a name")),
+    "APIKeyAlreadyRevoked": ErrorType("already_revoked", 409, _("This API key is already revoked")),
+    "RevealReasonRequired": ErrorType("reason_required", 400, _("A reason is required to reveal a code")),
+    "RevealNotAllowed": ErrorType("permission_denied", 403, _("Revealing codes needs the reveal permission")),
+    "InvalidBatchTransition": ErrorType("invalid_state", 409, _("Batch status change refused")),
+    "VoidReasonRequired": ErrorType("reason_required", 400, _("A reason is required to void a batch")),
+    # Webhooks (vouchers.webhooks.services.endpoints).
+    "InvalidEndpoint": ErrorType("invalid_request", 400, "Invalid webhook endpoint"),
+    # Fraud (fraud.exceptions, fraud.services.lockouts).
+    "FraudDenied": ErrorType("fraud_denied", 403, _("Refused by fraud checks")),
+    "TooManyAttempts": ErrorType("too_many_attempts", 429, _("Too many failed attempts")),
+    "RiskCheckUnavailable": ErrorType("risk_unavailable", 429, _("Fraud checks temporarily unavailable")),
+    "LockoutNotActive": ErrorType("not_locked", 409, _("This lockout is no longer active")),
+    "NotALockout": ErrorType("invalid_state", 409, _("This fraud event is not a lockout")),
+    # Settlement (partners.exceptions).
+    "AgreementVersionOverlap": ErrorType("agreement_version_overlap", 409, "Agreement versions overlap"),
+    "AgreementVersionInUse": ErrorType("agreement_version_in_use", 409, "Agreement version already used"),
+    "InvalidAgreementTerms": ErrorType("invalid_agreement_terms", 400, "Agreement terms refused"),
+    "InvalidRequest": ErrorType("invalid_request", 400, "Invalid request"),
+    "StatementInvalidState": ErrorType("invalid_state", 409, "Invalid state"),
+    "ContentMismatch": ErrorType("content_mismatch", 409, "Content hash does not match"),
+    "DisputeWindowClosed": ErrorType("dispute_window_closed", 409, "Dispute window closed"),
+}
+
+
+def _status_by_code() -> dict[str, int | None]:
+    statuses: dict[str, int | None] = {}
+    for name, error in ERROR_TYPES.items():
+        if statuses.setdefault(error.code, error.status) != error.status:
+            raise ValueError(f"{name}: code {error.code!r} already has status {statuses[error.code]}")
+    return statuses
+
+
+# One status per code (checked when this module loads).
+STATUS_BY_CODE: dict[str, int | None] = _status_by_code()
+
+
+def error_type(name: str) -> ErrorType:
+    """The entry of the error called `name` (a DomainError subclass or a boundary answer)."""
+    try:
+        return ERROR_TYPES[name]
+    except KeyError:
+        raise LookupError(f"{name} is not declared in vouchers.error_types.ERROR_TYPES") from None
