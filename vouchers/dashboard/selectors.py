@@ -246,5 +246,5 @@ def merchant_dashboard(*, merchant: Merchant, now: datetime | None = None) -> Da
         totals=totals, products=product_figures, review_waiting=review_waiting,
         fraud_events_24h=fraud_24h, expiring=expiring, expiring_counts=expiring_counts,
         daily=daily, decisions_daily=decisions_daily, days=days, expiring_horizon_days=horizon,
-        partners=partner_balances(merchant_id=merchant.pk),
+        partners=partner_balances(merchant_id=merchant.pk, now=now),
     )
