@@ -239,6 +239,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.dashboard.tasks.check_stock_alerts",
         "schedule": 600.0,
     },
+    "fail-stalled-load-jobs": {
+        "task": "vouchers.tasks.fail_stalled_load_jobs",
+        "schedule": 300.0,
+    },
     "close-settlement-statements": {
         "task": "partners.tasks.close_statements_daily",
         "schedule": crontab(hour=0, minute=15),
