@@ -8,7 +8,10 @@ with bulk SQL (generate_series), not the services: 100 batches over 10 products 
 merchant, `--codes` codes (random bytes stand in for ciphertexts; no real code exists),
 `--issuances` single-code issuances spread over the last 30 days, 40 % of them
 redeemed, one code event per sale and per redemption, one risk assessment per issuance,
-the stock counters computed from the codes. Then:
+the stock counters computed from the codes. One batch in ten (batches 5, 15, ...) has
+no end of validity but codes with their own expiry, spread over the next 60 days (what
+an import with an expiry column makes): the dashboard's "expiring soon" counts them from
+a partial index. Then:
 
 1. the roll-up is folded from scratch (timed: what the first beat run after a deploy costs);
 2. a live tail of --tail new sales is added above the watermark (what the dashboard
@@ -98,7 +101,9 @@ def fill(codes: int, issuances: int) -> None:
         "state, issuance_id, state_changed_at, redeemed_at, is_canary) "
         "SELECT 1 + (i - 1) / %(per)s, decode(md5(i::text || 'c'), 'hex'), "
         "decode(substr(md5(i::text), 1, 24), 'hex'), "
-        "'k1', decode(md5(i::text), 'hex'), 'ABCD', NULL, NULL, "
+        "'k1', decode(md5(i::text), 'hex'), 'ABCD', NULL, "
+        "CASE WHEN (1 + (i - 1) / %(per)s) %% 10 = 5 THEN now() + (i %% 60) * interval '1 day' "
+        "+ interval '1 hour' END, "
         "CASE WHEN i > %(sold)s THEN 'available' WHEN i %% 5 < 2 THEN 'redeemed' ELSE 'issued' END, "
         "CASE WHEN i <= %(sold)s THEN md5(i::text)::uuid END, NULL, "
         "CASE WHEN i <= %(sold)s AND i %% 5 < 2 THEN now() - (i %% 30) * interval '1 day' END, false "

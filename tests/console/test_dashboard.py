@@ -168,3 +168,37 @@ def test_the_dashboard_costs_the_same_queries_whatever_the_days_activity(
     client.force_login(member.user)
     with django_assert_max_num_queries(25):
         assert client.get(INDEX).status_code == 200
+
+
+def test_codes_expiring_by_their_own_date_are_listed_per_batch_and_band(client, day):
+    from vouchers.models import Code
+
+    merchant = day.shop.storefront.merchant
+    batch = Batch.objects.get(product=day.shop.product)
+    now = timezone.now()
+    available = list(Code.objects.filter(batch=batch, state="available").values_list("pk", flat=True))
+    issued = list(Code.objects.filter(batch=batch, state="issued").values_list("pk", flat=True))
+    redeemed = list(Code.objects.filter(batch=batch, state="redeemed").values_list("pk", flat=True))
+    # given codes with their own expiry: 3 unsold + 1 sold in 3 days, 2 unsold in 20 days,
+    # and codes that do not count: redeemed, expiring after 30 days, already expired
+    Code.objects.filter(pk__in=available[:3] + issued[:1]).update(expires_at=now + timedelta(days=3))
+    Code.objects.filter(pk__in=available[3:5]).update(expires_at=now + timedelta(days=20))
+    Code.objects.filter(pk__in=redeemed[:1]).update(expires_at=now + timedelta(days=3))
+    Code.objects.filter(pk__in=available[5:6]).update(expires_at=now + timedelta(days=40))
+    Code.objects.filter(pk__in=available[6:7]).update(expires_at=now - timedelta(days=1))
+    # when
+    board = merchant_dashboard(merchant=merchant, now=now)
+    # then
+    assert [(e.batch.pk, e.in_stock, e.unredeemed, e.own_expiry) for e in board.expiring] == [
+        (batch.pk, 3, 1, True), (batch.pk, 2, 0, True)]
+    assert board.expiring_counts == {7: {"batches": 1, "in_stock": 3, "unredeemed": 1},
+                                     30: {"batches": 2, "in_stock": 5, "unredeemed": 1}}
+    # a batch that itself ends within 30 days counts with all its codes, once
+    Batch.objects.filter(pk=batch.pk).update(valid_until=now + timedelta(days=10))
+    board = merchant_dashboard(merchant=merchant, now=now)
+    assert [(e.batch.pk, e.in_stock, e.unredeemed, e.own_expiry) for e in board.expiring] == [
+        (batch.pk, 27, 4, False)]
+    # and the page says which date it is
+    client.force_login(StaffFactory(merchant=merchant).user)
+    Batch.objects.filter(pk=batch.pk).update(valid_until=None)
+    assert "own expiry from" in client.get(INDEX).content.decode()
