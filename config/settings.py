@@ -235,6 +235,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.dashboard.tasks.roll_up_dashboard_figures",
         "schedule": 60.0,
     },
+    "refresh-expiring-codes": {
+        "task": "vouchers.dashboard.tasks.refresh_expiring_codes",
+        "schedule": 300.0,
+    },
     "check-stock-alerts": {
         "task": "vouchers.dashboard.tasks.check_stock_alerts",
         "schedule": 600.0,

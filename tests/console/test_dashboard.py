@@ -202,3 +202,35 @@ def test_codes_expiring_by_their_own_date_are_listed_per_batch_and_band(client, 
     client.force_login(StaffFactory(merchant=merchant).user)
     Batch.objects.filter(pk=batch.pk).update(valid_until=None)
     assert "own expiry from" in client.get(INDEX).content.decode()
+
+
+def test_the_expiring_code_figures_rebuilt_by_the_beat_task_give_the_same_rows_without_reading_codes(day):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from vouchers.dashboard.selectors import expiring_batches
+    from vouchers.dashboard.tasks import refresh_expiring_codes
+    from vouchers.models import Code
+
+    merchant = day.shop.storefront.merchant
+    batch = Batch.objects.get(product=day.shop.product)
+    now = timezone.now()
+    available = list(Code.objects.filter(batch=batch, state="available").values_list("pk", flat=True))
+    Code.objects.filter(pk__in=available[:3]).update(expires_at=now + timedelta(days=3))
+    Code.objects.filter(pk__in=available[3:5]).update(expires_at=now + timedelta(days=20))
+    live = [(e.batch.pk, e.in_stock, e.unredeemed, e.valid_until, e.own_expiry)
+            for e in expiring_batches(merchant.pk, now=now, horizon_days=30)]
+    # when the beat task has rebuilt the figures
+    assert refresh_expiring_codes() == 2
+    with CaptureQueriesContext(connection) as queries:
+        rows = [(e.batch.pk, e.in_stock, e.unredeemed, e.valid_until, e.own_expiry)
+                for e in expiring_batches(merchant.pk, now=now, horizon_days=30)]
+    # then the same rows, and no query read the codes
+    assert rows == live == [(batch.pk, 3, 0, now + timedelta(days=3), True),
+                            (batch.pk, 2, 0, now + timedelta(days=20), True)]
+    assert not [q["sql"] for q in queries.captured_queries if '"vouchers_code"' in q["sql"]]
+    # a code redeemed or voided leaves them at the next rebuild; a second run changes nothing
+    Code.objects.filter(pk=available[0]).update(state="void")
+    refresh_expiring_codes()
+    assert refresh_expiring_codes() == 2
+    assert [e.in_stock for e in expiring_batches(merchant.pk, now=now, horizon_days=30)] == [2, 2]

@@ -7,8 +7,8 @@
 - Fraud decisions per day: the same, from risk assessments.
 - Review queue, fraud events in 24 h, expiring batches: indexed queries on small sets.
 - Codes expiring by their own date (an imported expiry column) before their batch's
-  end: a partial index of the codes with an expiry that are still available or sold
-  (dashboard migration 0002); batches without such codes cost nothing.
+  end: per-day figures a beat task rebuilds every 5 minutes from a partial index of the
+  codes with an expiry that are still available or sold (dashboard migration 0002).
 
 Days are UTC days.
 """
@@ -27,6 +27,7 @@ from vouchers.dashboard import rollup
 from vouchers.dashboard.models import (
     DailyCodeFigure,
     DailyDecisionFigure,
+    ExpiringCodeFigure,
     MerchantAlertSetting,
     ProductAlertSetting,
 )
@@ -37,6 +38,9 @@ from vouchers.selectors import sellable_batches_q
 CHART_DAYS = 30
 WINDOWS = (1, 7, 30)  # today, last 7 days, last 30 days (each including today)
 EXPIRY_HORIZONS = (7, 30)
+# The beat task rebuilds the expiring-code figures every 5 minutes; older than this, the
+# dashboard counts from the codes' partial index instead (no beat running).
+EXPIRING_CODES_STALE = timedelta(minutes=15)
 METRICS = tuple(DailyCodeFigure.Metric.values)
 
 
@@ -196,9 +200,10 @@ def expiring_codes(merchant_id: int, *, now: datetime, horizon_days: int) -> lis
     """Codes whose own expiry falls within the horizon, in batches that do not end within it.
 
     One row per batch and EXPIRY_HORIZONS band (within 7 days, then 7 to 30 days), dated
-    by the band's earliest expiry. One query over the partial index of codes with an
-    expiry that are still available or sold: its cost follows the codes expiring soon,
-    not the inventory.
+    by the band's earliest expiry. Read from the per-day figures the beat task rebuilds
+    every few minutes (ExpiringCodeFigure, a few rows per batch); while they are missing
+    or older than EXPIRING_CODES_STALE (no beat running), counted from the partial index
+    of codes with an expiry instead, whose cost follows the codes expiring soon.
     """
     until = now + timedelta(days=horizon_days)
     batch_ids = (
@@ -207,15 +212,29 @@ def expiring_codes(merchant_id: int, *, now: datetime, horizon_days: int) -> lis
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=until))
         .values("pk")
     )
-    bands = [When(expires_at__lte=now + timedelta(days=days), then=Value(days)) for days in EXPIRY_HORIZONS]
-    rows = list(
-        Code.objects.filter(
-            batch_id__in=batch_ids, state__in=[Code.State.AVAILABLE, Code.State.ISSUED],
-            expires_at__gt=now, expires_at__lte=until,
+    refreshed = rollup.expiring_codes_refreshed_at()
+    if refreshed is not None and now - refreshed <= EXPIRING_CODES_STALE:
+        # Per day: the band of a day is that of its date; codes of today that expired since
+        # the refresh are still counted until the next one.
+        first_band_ends = (now + timedelta(days=EXPIRY_HORIZONS[0])).date()
+        rows = [
+            {"batch_id": row["batch_id"], "state": row["state"], "n": row["count"],
+             "first": row["first_expires_at"],
+             "band": EXPIRY_HORIZONS[0] if row["day"] <= first_band_ends else horizon_days}
+            for row in ExpiringCodeFigure.objects.filter(
+                batch_id__in=batch_ids, day__gte=timezone.localdate(now), day__lte=until.date()
+            ).values("batch_id", "day", "state", "count", "first_expires_at")
+        ]
+    else:
+        bands = [When(expires_at__lte=now + timedelta(days=d), then=Value(d)) for d in EXPIRY_HORIZONS]
+        rows = list(
+            Code.objects.filter(
+                batch_id__in=batch_ids, state__in=[Code.State.AVAILABLE, Code.State.ISSUED],
+                expires_at__gt=now, expires_at__lte=until,
+            )
+            .annotate(band=Case(*bands, default=Value(horizon_days), output_field=IntegerField()))
+            .values("batch_id", "band", "state").annotate(n=Count("*"), first=Min("expires_at")).order_by()
         )
-        .annotate(band=Case(*bands, default=Value(horizon_days), output_field=IntegerField()))
-        .values("batch_id", "band", "state").annotate(n=Count("id"), first=Min("expires_at")).order_by()
-    )
     if not rows:
         return []
     found: dict[tuple[int, int], dict] = {}
