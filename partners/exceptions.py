@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 from vouchers.exceptions import DomainError, NotFound
 
 __all__ = [
@@ -18,7 +20,7 @@ __all__ = [
 class AgreementVersionOverlap(DomainError):
     code = "agreement_version_overlap"
     status = 409
-    title = "Agreement versions overlap"
+    title = _("Agreement versions overlap")
 
 
 class AgreementVersionInUse(DomainError):
@@ -26,34 +28,34 @@ class AgreementVersionInUse(DomainError):
 
     code = "agreement_version_in_use"
     status = 409
-    title = "Agreement version already used"
+    title = _("Agreement version already used")
 
 
 class InvalidAgreementTerms(DomainError):
     code = "invalid_agreement_terms"
-    title = "Agreement terms refused"
+    title = _("Agreement terms refused")
 
 
 class InvalidRequest(DomainError):
     """A request body the API cannot use; carries `errors` like a validation error."""
 
     code = "invalid_request"
-    title = "Invalid request"
+    title = _("Invalid request")
 
 
 class StatementInvalidState(DomainError):
     code = "invalid_state"
     status = 409
-    title = "Invalid state"
+    title = _("Invalid state")
 
 
 class ContentMismatch(DomainError):
     code = "content_mismatch"
     status = 409
-    title = "Content hash does not match"
+    title = _("Content hash does not match")
 
 
 class DisputeWindowClosed(DomainError):
     code = "dispute_window_closed"
     status = 409
-    title = "Dispute window closed"
+    title = _("Dispute window closed")

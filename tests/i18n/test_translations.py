@@ -185,3 +185,24 @@ def test_the_settlement_and_webhook_admin_pages_are_in_chinese(client, merchant)
     assert "立即结出到期对账单" in statements.content.decode()
     form = endpoint.content.decode()
     assert ">店铺" in form and ">事件" in form
+
+
+def test_a_body_too_large_and_a_refused_webhook_endpoint_are_explained_in_chinese(db, settings):
+    from vouchers.webhooks.services import endpoints
+
+    settings.API_MAX_BODY_BYTES = 4096
+    shop = make_shop(codes=1)
+    # when
+    response = shop.client.http.post("/api/v1/redemptions/", data='{"code": "' + "A" * 5000 + '"}',
+                                     content_type="application/json", HTTP_IDEMPOTENCY_KEY="big",
+                                     HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then
+    assert response.status_code == 413
+    assert (response.json()["code"], response.json()["title"], response.json()["detail"]) == (
+        "payload_too_large", "请求体过大", "请求体为 5012 字节；最多接受 4096 字节。")
+    from django.utils import translation
+
+    with translation.override("zh-hans"), pytest.raises(endpoints.InvalidEndpoint) as refused:
+        endpoints.validate_events([])
+    assert (refused.value.code, str(refused.value.title), refused.value.detail) == (
+        "invalid_request", "无效的 Webhook 端点", "请至少订阅一种事件类型。")
