@@ -186,7 +186,7 @@ NAMES = (
     gettext_noop('batch'),
     gettext_noop('alert'),
     gettext_noop('alerted at'),
-    # plurals Django derives ("agreement" + "s") and the API key library's names
+    # plurals Django derives ("agreement" + "s") and the API key package's names
     gettext_noop('agreement versions'),
     gettext_noop('agreements'),
     gettext_noop('audit chain heads'),
@@ -239,7 +239,7 @@ HELP_TEXTS = (
     gettext_noop('Per matched or counted rule: rule id, count, limit.'),
     gettext_noop('The IP, or its /64 for IPv6.'),
     gettext_noop('The batch a leak points at.'),
-    # the API key library's help texts
+    # the API key package's help texts
     gettext_noop('A free-form name for the API key. Need not be unique. 50 characters max.'),
     gettext_noop('If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)'),
     gettext_noop('Once API key expires, clients cannot use it anymore.'),
