@@ -8,12 +8,17 @@ with bulk SQL (generate_series), not the services: 100 batches over 10 products 
 merchant, `--codes` codes (random bytes stand in for ciphertexts; no real code exists),
 `--issuances` single-code issuances spread over the last 30 days, 40 % of them
 redeemed, one code event per sale and per redemption, one risk assessment per issuance,
-the stock counters computed from the codes. Then:
+the stock counters computed from the codes. One batch in ten (batches 5, 15, ...) has
+no end of validity but codes with their own expiry, spread over the next 60 days (what
+an import with an expiry column makes): the dashboard's "expiring soon" counts them from
+a partial index. Then:
 
 1. the roll-up is folded from scratch (timed: what the first beat run after a deploy costs);
 2. a live tail of --tail new sales is added above the watermark (what the dashboard
    reads beyond the roll-up between two beat runs);
-3. the admin home (the dashboard) is rendered --runs times for the merchant's staff
+3. the per-day figures of codes expiring by their own date are rebuilt (timed: what the
+   beat task costs every 5 minutes; also with --skip-fill, as the beat would have);
+4. the admin home (the dashboard) is rendered --runs times for the merchant's staff
    through Django's test client, in-process: the server time of one page, template
    included, alternating with a baseline page of the same frame (the merchant list).
    Reported: median, min, max, the SQL time, the number of SQL queries, and the
@@ -98,7 +103,9 @@ def fill(codes: int, issuances: int) -> None:
         "state, issuance_id, state_changed_at, redeemed_at, is_canary) "
         "SELECT 1 + (i - 1) / %(per)s, decode(md5(i::text || 'c'), 'hex'), "
         "decode(substr(md5(i::text), 1, 24), 'hex'), "
-        "'k1', decode(md5(i::text), 'hex'), 'ABCD', NULL, NULL, "
+        "'k1', decode(md5(i::text), 'hex'), 'ABCD', NULL, "
+        "CASE WHEN (1 + (i - 1) / %(per)s) %% 10 = 5 THEN now() + (i %% 60) * interval '1 day' "
+        "+ interval '1 hour' END, "
         "CASE WHEN i > %(sold)s THEN 'available' WHEN i %% 5 < 2 THEN 'redeemed' ELSE 'issued' END, "
         "CASE WHEN i <= %(sold)s THEN md5(i::text)::uuid END, NULL, "
         "CASE WHEN i <= %(sold)s AND i %% 5 < 2 THEN now() - (i %% 30) * interval '1 day' END, false "
@@ -168,6 +175,9 @@ def main() -> None:
         moved = timed("fold the roll-up from scratch", lambda: rollup.fold_all(now=later, max_chunks=10_000))
         print(f"    folded: {moved}")
         add_tail(args.tail)
+    # What the beat task does every 5 minutes (timed: its cost at this size).
+    written = timed("rebuild the expiring-code figures", lambda: rollup.refresh_expiring_codes())
+    print(f"    rows: {written}")
     print(f"rows: codes {Code.objects.count():,}, code events {CodeEvent.objects.count():,}, "
           f"roll-up rows {DailyCodeFigure.objects.count():,}, tail above the watermark "
           f"{CodeEvent.objects.filter(pk__gt=rollup.watermark(rollup.CODE_EVENTS)).count():,}")

@@ -235,9 +235,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.dashboard.tasks.roll_up_dashboard_figures",
         "schedule": 60.0,
     },
+    "refresh-expiring-codes": {
+        "task": "vouchers.dashboard.tasks.refresh_expiring_codes",
+        "schedule": 300.0,
+    },
     "check-stock-alerts": {
         "task": "vouchers.dashboard.tasks.check_stock_alerts",
         "schedule": 600.0,
+    },
+    "fail-stalled-load-jobs": {
+        "task": "vouchers.tasks.fail_stalled_load_jobs",
+        "schedule": 300.0,
     },
     "close-settlement-statements": {
         "task": "partners.tasks.close_statements_daily",

@@ -86,9 +86,9 @@ class FraudRuleAdmin(BumpsVersionAdmin):
     ordering = ("merchant", "action", "order", "pk")
     fieldsets = (
         (None, {"fields": ("merchant", "name", "kind", "action", "order", "enabled")}),
-        ("Threshold", {"fields": ("limit", "window_seconds", "count_units", "per_product", "product",
+        (_("Threshold"), {"fields": ("limit", "window_seconds", "count_units", "per_product", "product",
                                   "new_customer_orders")}),
-        ("Applies to", {"fields": ("on_issue", "on_redeem", "on_check")}),
+        (_("Applies to"), {"fields": ("on_issue", "on_redeem", "on_check")}),
     )
 
     def changed(self, merchant_id: int) -> None:

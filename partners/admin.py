@@ -24,6 +24,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from partners.csvexport import csv_rows
 from partners.models import (
@@ -74,7 +76,10 @@ class ReadOnlyRecordAdmin(MerchantScopedAdmin):
 
 
 class PartnerKeyForm(forms.Form):
-    name = forms.CharField(max_length=50, help_text="What the key is for, e.g. 'finance system'.")
+    name = forms.CharField(
+        max_length=50, label=gettext_lazy("Name"),
+        help_text=gettext_lazy("What the key is for, e.g. 'finance system'."),
+    )
 
 
 @admin.register(Partner)
@@ -93,7 +98,7 @@ class PartnerAdmin(MerchantScopedAdmin):
             .annotate(active_key_count=Count("api_keys", filter=Q(api_keys__revoked=False), distinct=True))
         )
 
-    @admin.display(description="active API keys")
+    @admin.display(description=gettext_lazy("active API keys"))
     def active_keys(self, obj):
         return obj.active_key_count
 
@@ -121,7 +126,7 @@ class PartnerAdmin(MerchantScopedAdmin):
             self.message_user(
                 request,
                 format_html(
-                    '<a href="{}">Create a partner API key</a> (shown once).', context["create_key_url"]
+                    _('<a href="{}">Create a partner API key</a> (shown once).'), context["create_key_url"]
                 ),
                 messages.INFO,
             )
@@ -137,13 +142,13 @@ class PartnerAdmin(MerchantScopedAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "form": form,
-            "title": f"New API key for {partner}",
-            "submit_label": "Create API key",
-            "intro": "The key is shown once, on the next page. Only its prefix and a hash are kept.",
+            "title": _("New API key for %(partner)s") % {"partner": partner},
+            "submit_label": _("Create API key"),
+            "intro": _("The key is shown once, on the next page. Only its prefix and a hash are kept."),
         }
         if request.method == "POST" and form.is_valid():
             api_key, plaintext = create_partner_key(partner=partner, name=form.cleaned_data["name"])
-            self.log_change(request, partner, f"Created API key {api_key.prefix}.")
+            self.log_change(request, partner, _("Created API key %(prefix)s.") % {"prefix": api_key.prefix})
             return TemplateResponse(
                 request,
                 "admin/partners/key_created.html",
@@ -153,7 +158,7 @@ class PartnerAdmin(MerchantScopedAdmin):
                     "plaintext_key": plaintext,
                     "partner": partner,
                     "back_url": back_url,
-                    "title": "Partner API key created",
+                    "title": _("Partner API key created"),
                 },
             )
         return TemplateResponse(request, "admin/partners/form_page.html", context)
@@ -185,12 +190,13 @@ class PartnerAPIKeyAdmin(MerchantScopedAdmin):
     def has_revoke_permission(self, request) -> bool:
         return _superuser(request)
 
-    @admin.action(description="Revoke selected partner API keys", permissions=["revoke"])
+    @admin.action(description=gettext_lazy("Revoke selected partner API keys"), permissions=["revoke"])
     def revoke_selected(self, request, queryset):
         for api_key in queryset:
             revoke_partner_key(api_key=api_key)
-            self.log_change(request, api_key, "Revoked.")
-        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+            self.log_change(request, api_key, _("Revoked."))
+        revoked = _("Revoked %(count)d key(s).") % {"count": queryset.count()}
+        self.message_user(request, revoked, messages.SUCCESS)
 
 
 # --- agreements ----------------------------------------------------------------------
@@ -215,7 +221,8 @@ class AgreementForm(forms.ModelForm):
             changed = [f for f in ("currency", "period", "timezone", "partner") if f in self.changed_data]
             if changed:
                 raise forms.ValidationError(
-                    f"This agreement has ledger entries; {', '.join(changed)} cannot change."
+                    _("This agreement has ledger entries; %(fields)s cannot change.")
+                    % {"fields": ", ".join(changed)}
                 )
         return cleaned
 
@@ -238,22 +245,24 @@ class AgreementVersionForm(forms.ModelForm):
         cleaned = super().clean()
         if version_is_used(self.instance):
             raise forms.ValidationError(
-                "This version has priced events and cannot change; add a new version."
+                _("This version has priced events and cannot change; add a new version.")
             )
         agreement = cleaned.get("agreement")
         if agreement is None or cleaned.get("valid_from") is None:
             return cleaned
         if (cleaned.get("unit_amount_minor") is None) == (cleaned.get("rate_bps") is None):
-            raise forms.ValidationError("Give either a unit amount or a rate in basis points.")
+            raise forms.ValidationError(_("Give either a unit amount or a rate in basis points."))
         products = cleaned.get("products") or []
         if any(p.merchant_id != agreement.merchant_id for p in products):
-            raise forms.ValidationError("Every product must be the agreement's merchant's.")
+            raise forms.ValidationError(_("Every product must be the agreement's merchant's."))
         if cleaned.get("rate_bps") is not None and any(p.currency != agreement.currency for p in products):
-            raise forms.ValidationError(f"A rate needs products priced in {agreement.currency}.")
+            raise forms.ValidationError(
+                _("A rate needs products priced in %(currency)s.") % {"currency": agreement.currency}
+            )
         if _overlapping(
             agreement.pk, cleaned["valid_from"], cleaned.get("valid_until"), exclude_pk=self.instance.pk
         ).exists():
-            raise forms.ValidationError("This validity overlaps another version of the agreement.")
+            raise forms.ValidationError(_("This validity overlaps another version of the agreement."))
         return cleaned
 
 
@@ -287,7 +296,7 @@ class AgreementVersionAdmin(MerchantScopedAdmin):
     list_select_related = ("agreement__merchant", "agreement__partner")
     filter_horizontal = ("products",)
 
-    @admin.display(boolean=True, description="priced events")
+    @admin.display(boolean=True, description=gettext_lazy("priced events"))
     def used(self, obj):
         return version_is_used(obj)
 
@@ -333,14 +342,16 @@ class LedgerEntryAdmin(ReadOnlyRecordAdmin):
     list_select_related = ("partner",)
     search_fields = ("=source_id", "=sku")
 
-    @admin.display(description="amount")
+    @admin.display(description=gettext_lazy("amount"))
     def amount(self, obj):
         return f"{format_minor(obj.amount_minor, obj.currency)} {obj.currency}"
 
 
 class PaymentForm(forms.Form):
-    amount = forms.CharField(max_length=24, help_text="Paid towards this statement, e.g. 12.50.")
-    reference = forms.CharField(max_length=200, required=False, help_text="Bank reference.")
+    amount = forms.CharField(max_length=24, label=gettext_lazy("Amount"),
+                             help_text=gettext_lazy("Paid towards this statement, e.g. 12.50."))
+    reference = forms.CharField(max_length=200, required=False, label=gettext_lazy("Reference"),
+                                help_text=gettext_lazy("Bank reference."))
 
 
 @admin.register(Statement)
@@ -386,19 +397,19 @@ class StatementAdmin(ReadOnlyRecordAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).defer("document")
 
-    @admin.display(description="total")
+    @admin.display(description=gettext_lazy("total"))
     def total(self, obj):
         return f"{format_minor(obj.total_minor, obj.currency)} {obj.currency}"
 
-    @admin.display(description="status")
+    @admin.display(description=gettext_lazy("status"))
     def status(self, obj):
         return statement_service.lifecycle_status(obj)
 
-    @admin.display(description="payment")
+    @admin.display(description=gettext_lazy("payment"))
     def payment(self, obj):
         return statement_service.payment_status(obj)
 
-    @admin.display(description="opening / total / closing")
+    @admin.display(description=gettext_lazy("opening / total / closing"))
     def balances(self, obj):
         c = obj.currency
         return (
@@ -406,7 +417,7 @@ class StatementAdmin(ReadOnlyRecordAdmin):
             f"{format_minor(obj.closing_minor, c)} {c}"
         )
 
-    @admin.display(description="totals by kind")
+    @admin.display(description=gettext_lazy("totals by kind"))
     def totals_by_kind(self, obj):
         rows = (
             LedgerEntry.objects.filter(line__statement=obj)
@@ -417,28 +428,28 @@ class StatementAdmin(ReadOnlyRecordAdmin):
         return (
             format_html_join(
                 ", ",
-                "{}: {} ({} lines)",
+                _("{}: {} ({} lines)"),
                 ((r["kind"], format_minor(r["total"], obj.currency), r["n"]) for r in rows),
             )
             or "-"
         )
 
-    @admin.display(description="evidence")
+    @admin.display(description=gettext_lazy("evidence"))
     def evidence(self, obj):
         csv_url = reverse("admin:partners_statement_csv", args=[quote(obj.pk)])
         doc_url = reverse("admin:partners_statement_document", args=[quote(obj.pk)])
         sig_url = reverse("admin:partners_statement_signature", args=[quote(obj.pk)])
         pay_url = reverse("admin:partners_statement_payment", args=[quote(obj.pk)])
         return format_html(
-            '<a href="{}">lines (CSV)</a> · <a href="{}">signed document (JSON)</a> · '
-            '<a href="{}">signature (JWS)</a> · <a href="{}">record a payment</a>',
+            _('<a href="{}">lines (CSV)</a> · <a href="{}">signed document (JSON)</a> · '
+              '<a href="{}">signature (JWS)</a> · <a href="{}">record a payment</a>'),
             csv_url,
             doc_url,
             sig_url,
             pay_url,
         )
 
-    @admin.display(description="lines (first 200)")
+    @admin.display(description=gettext_lazy("lines (first 200)"))
     def lines_preview(self, obj):
         lines = []
         for line in statement_service.iter_lines(obj, chunk=200):
@@ -446,8 +457,9 @@ class StatementAdmin(ReadOnlyRecordAdmin):
                 break
             lines.append(line)
         return format_html(
-            "<table><tr><th>#</th><th>kind</th><th>occurred</th><th>sku</th><th>source</th><th>…</th>"
-            "<th>amount</th><th>corrects</th></tr>{}</table>",
+            "<table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>…</th>"
+            "<th>{}</th><th>{}</th></tr>{}</table>",
+            _("kind"), _("occurred"), _("SKU"), _("source"), _("amount"), _("corrects"),
             format_html_join(
                 "",
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td>"
@@ -469,12 +481,12 @@ class StatementAdmin(ReadOnlyRecordAdmin):
             ),
         )
 
-    @admin.display(description="history")
+    @admin.display(description=gettext_lazy("history"))
     def history(self, obj):
         events = StatementEvent.objects.filter(statement=obj).order_by("id")
         return (
             format_html_join(
-                mark_safe("<br>"), "{} {} by {}", ((e.created_at, e.action, e.actor) for e in events)
+                mark_safe("<br>"), _("{} {} by {}"), ((e.created_at, e.action, e.actor) for e in events)
             )
             or "-"
         )
@@ -501,7 +513,7 @@ class StatementAdmin(ReadOnlyRecordAdmin):
             self.message_user(
                 request,
                 format_html(
-                    '<a href="{}">Close due statements now</a> (also run daily).',
+                    _('<a href="{}">Close due statements now</a> (also run daily).'),
                     reverse("admin:partners_statement_close"),
                 ),
                 messages.INFO,
@@ -539,9 +551,9 @@ class StatementAdmin(ReadOnlyRecordAdmin):
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "form": forms.Form(),
-                "title": "Close due statements",
-                "submit_label": "Close now",
-                "intro": "Closes every period of your agreements that has ended.",
+                "title": _("Close due statements"),
+                "submit_label": _("Close now"),
+                "intro": _("Closes every period of your agreements that has ended."),
             }
             return TemplateResponse(request, "admin/partners/form_page.html", context)
         agreements = Agreement.objects.all()
@@ -550,7 +562,8 @@ class StatementAdmin(ReadOnlyRecordAdmin):
         created = []
         for agreement_id in agreements.order_by("pk").values_list("pk", flat=True):
             created += statement_service.close_agreement(agreement_id=agreement_id, as_of=timezone.now())
-        self.message_user(request, f"Closed {len(created)} statement(s).", messages.SUCCESS)
+        closed = _("Closed %(count)d statement(s).") % {"count": len(created)}
+        self.message_user(request, closed, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:partners_statement_changelist"))
 
     def payment_view(self, request, object_id):
@@ -569,33 +582,43 @@ class StatementAdmin(ReadOnlyRecordAdmin):
                     reference=form.cleaned_data["reference"],
                 )
             except (ValueError, ArithmeticError):
-                form.add_error("amount", f"Not a {statement.currency} amount.")
+                form.add_error("amount", _("Not a %(currency)s amount.") % {"currency": statement.currency})
             except DomainError as exc:
                 form.add_error(None, exc.detail)
             else:
-                self.message_user(request, "Payment recorded.", messages.SUCCESS)
+                self.message_user(request, _("Payment recorded."), messages.SUCCESS)
                 return HttpResponseRedirect(back)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "form": form,
-            "title": f"Record a payment for statement {statement.number}",
-            "submit_label": "Record payment",
-            "intro": f"Total {format_minor(statement.total_minor, statement.currency)} {statement.currency}; "
-            f"payment status {statement_service.payment_status(statement)}.",
+            "title": _("Record a payment for statement %(number)s") % {"number": statement.number},
+            "submit_label": _("Record payment"),
+            "intro": _("Total %(total)s %(currency)s; payment status %(status)s.") % {
+                "total": format_minor(statement.total_minor, statement.currency),
+                "currency": statement.currency,
+                "status": statement_service.payment_status(statement),
+            },
         }
         return TemplateResponse(request, "admin/partners/form_page.html", context)
 
 
 class DisputeResolutionForm(forms.ModelForm):
     decision = forms.ChoiceField(
-        choices=[("", "—"), ("accept", "Accept (adjustment entry)"), ("reject", "Reject")], required=False
+        choices=[
+            ("", "—"),
+            ("accept", gettext_lazy("Accept (adjustment entry)")),
+            ("reject", gettext_lazy("Reject")),
+        ],
+        required=False, label=gettext_lazy("Decision"),
     )
-    resolution = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    resolution = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                                 label=gettext_lazy("Resolution"))
     adjustment_amount = forms.CharField(
         max_length=24,
         required=False,
-        help_text="Signed amount of the adjustment; empty = the claimed amount.",
+        label=gettext_lazy("Adjustment amount"),
+        help_text=gettext_lazy("Signed amount of the adjustment; empty = the claimed amount."),
     )
 
     class Meta:
@@ -605,7 +628,7 @@ class DisputeResolutionForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("decision") and not cleaned.get("resolution"):
-            self.add_error("resolution", "Give the reason for the decision.")
+            self.add_error("resolution", _("Give the reason for the decision."))
         if cleaned.get("decision") == "accept":
             text = cleaned.get("adjustment_amount")
             currency = self.instance.statement.currency
@@ -614,10 +637,10 @@ class DisputeResolutionForm(forms.ModelForm):
                     to_minor(text, currency) if text else self.instance.claimed_amount_minor
                 )
             except (ValueError, ArithmeticError):
-                self.add_error("adjustment_amount", f"Not a {currency} amount.")
+                self.add_error("adjustment_amount", _("Not a %(currency)s amount.") % {"currency": currency})
                 return cleaned
             if cleaned["amount_minor"] is None:
-                self.add_error("adjustment_amount", "Nothing was claimed: give the adjustment amount.")
+                self.add_error("adjustment_amount", _("Nothing was claimed: give the adjustment amount."))
         return cleaned
 
 
@@ -640,7 +663,7 @@ class DisputeAdmin(MerchantScopedAdmin):
         "resolved_at",
     )
 
-    @admin.display(description="claimed")
+    @admin.display(description=gettext_lazy("claimed"))
     def claimed(self, obj):
         c = obj.claimed_amount_minor
         return "-" if c is None else f"{format_minor(c, obj.statement.currency)} {obj.statement.currency}"

@@ -10,8 +10,8 @@ contract, the answers and the documentation cannot drift apart.
 
 A code is stable: clients branch on it. Several errors may share a code (each
 `invalid_state` says what was refused in its title), but a code has one HTTP status.
-Titles that are not marked for translation were English-only before this table
-existed and are kept as they were, so that responses do not change.
+Titles are translated (zh_Hans) in the request's language; `bad_request` is written by
+the middleware before a language is chosen and stays English.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ ERROR_TYPES: dict[str, ErrorType] = {
         "idempotency_key_reused", 422, _("Idempotency-Key reused with a different request")),
     "IdempotencyInProgress": ErrorType(
         "idempotency_in_progress", 409, _("A request with this Idempotency-Key is still running")),
-    "PayloadTooLarge": ErrorType("payload_too_large", 413, "Payload too large"),
+    "PayloadTooLarge": ErrorType("payload_too_large", 413, _("Payload too large")),
     # Vouchers (vouchers.exceptions).
     "InvalidBatchSettings": ErrorType("invalid_batch_settings", 400, _("Batch settings refused")),
     "ImportRejected": ErrorType("import_rejected", 400, _("Import rejected")),
@@ -73,7 +73,8 @@ ERROR_TYPES: dict[str, ErrorType] = {
     "AlreadyReversed": ErrorType("already_reversed", 409, _("Redemption already reversed")),
     "ReversalWindowClosed": ErrorType("reversal_window_closed", 409, _("Reversal window closed")),
     # Vouchers' staff services (vouchers.services.*).
-    "ValidityNotExtended": ErrorType("validity_not_extended", 409, "The batch's validity was not extended"),
+    "ValidityNotExtended": ErrorType(
+        "validity_not_extended", 409, _("The batch's validity was not extended")),
     "InvalidAPIKeyName": ErrorType("invalid_request", 400, _("An API key needs a name")),
     "APIKeyAlreadyRevoked": ErrorType("already_revoked", 409, _("This API key is already revoked")),
     "RevealReasonRequired": ErrorType("reason_required", 400, _("A reason is required to reveal a code")),
@@ -81,7 +82,7 @@ ERROR_TYPES: dict[str, ErrorType] = {
     "InvalidBatchTransition": ErrorType("invalid_state", 409, _("Batch status change refused")),
     "VoidReasonRequired": ErrorType("reason_required", 400, _("A reason is required to void a batch")),
     # Webhooks (vouchers.webhooks.services.endpoints).
-    "InvalidEndpoint": ErrorType("invalid_request", 400, "Invalid webhook endpoint"),
+    "InvalidEndpoint": ErrorType("invalid_request", 400, _("Invalid webhook endpoint")),
     # Fraud (fraud.exceptions, fraud.services.lockouts).
     "FraudDenied": ErrorType("fraud_denied", 403, _("Refused by fraud checks")),
     "TooManyAttempts": ErrorType("too_many_attempts", 429, _("Too many failed attempts")),
@@ -89,13 +90,13 @@ ERROR_TYPES: dict[str, ErrorType] = {
     "LockoutNotActive": ErrorType("not_locked", 409, _("This lockout is no longer active")),
     "NotALockout": ErrorType("invalid_state", 409, _("This fraud event is not a lockout")),
     # Settlement (partners.exceptions).
-    "AgreementVersionOverlap": ErrorType("agreement_version_overlap", 409, "Agreement versions overlap"),
-    "AgreementVersionInUse": ErrorType("agreement_version_in_use", 409, "Agreement version already used"),
-    "InvalidAgreementTerms": ErrorType("invalid_agreement_terms", 400, "Agreement terms refused"),
-    "InvalidRequest": ErrorType("invalid_request", 400, "Invalid request"),
-    "StatementInvalidState": ErrorType("invalid_state", 409, "Invalid state"),
-    "ContentMismatch": ErrorType("content_mismatch", 409, "Content hash does not match"),
-    "DisputeWindowClosed": ErrorType("dispute_window_closed", 409, "Dispute window closed"),
+    "AgreementVersionOverlap": ErrorType("agreement_version_overlap", 409, _("Agreement versions overlap")),
+    "AgreementVersionInUse": ErrorType("agreement_version_in_use", 409, _("Agreement version already used")),
+    "InvalidAgreementTerms": ErrorType("invalid_agreement_terms", 400, _("Agreement terms refused")),
+    "InvalidRequest": ErrorType("invalid_request", 400, _("Invalid request")),
+    "StatementInvalidState": ErrorType("invalid_state", 409, _("Invalid state")),
+    "ContentMismatch": ErrorType("content_mismatch", 409, _("Content hash does not match")),
+    "DisputeWindowClosed": ErrorType("dispute_window_closed", 409, _("Dispute window closed")),
 }
 
 

@@ -75,3 +75,11 @@ def run_load_job(job_id: str) -> str | None:
 
     job = run(job_id=job_id)
     return None if job is None else job.status
+
+
+@shared_task(acks_late=True)
+def fail_stalled_load_jobs() -> int:
+    """Mark failed the background loads whose worker died (running, no progress for too long)."""
+    from vouchers.services.load_jobs import fail_stalled_jobs
+
+    return len(fail_stalled_jobs())

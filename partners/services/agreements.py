@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from partners.exceptions import AgreementVersionInUse, AgreementVersionOverlap, InvalidAgreementTerms
 from partners.models import Agreement, AgreementVersion, LedgerEntry
@@ -19,7 +20,7 @@ def validate_timezone(name: str) -> None:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise InvalidAgreementTerms(f"{name!r} is not an IANA time zone.") from None
+        raise InvalidAgreementTerms(_("%(name)r is not an IANA time zone.") % {"name": name}) from None
 
 
 def version_is_used(version: AgreementVersion) -> bool:
@@ -30,17 +31,19 @@ def _check_terms(
     agreement: Agreement, *, products, unit_amount_minor, rate_bps, valid_from, valid_until
 ) -> None:
     if (unit_amount_minor is None) == (rate_bps is None):
-        raise InvalidAgreementTerms("Give either a unit amount or a rate in basis points, not both.")
+        raise InvalidAgreementTerms(_("Give either a unit amount or a rate in basis points, not both."))
     if valid_until is not None and valid_until <= valid_from:
-        raise InvalidAgreementTerms("valid_until must be after valid_from.")
+        raise InvalidAgreementTerms(_("valid_until must be after valid_from."))
     foreign = [p.sku for p in products if p.merchant_id != agreement.merchant_id]
     if foreign:
-        raise InvalidAgreementTerms(f"Products of another merchant: {', '.join(foreign)}.")
+        skus = ", ".join(foreign)
+        raise InvalidAgreementTerms(_("Products of another merchant: %(skus)s.") % {"skus": skus})
     if rate_bps is not None:
         other = [p.sku for p in products if p.currency != agreement.currency]
         if other:
             raise InvalidAgreementTerms(
-                f"A rate prices face values in {agreement.currency}; these are not: {', '.join(other)}."
+                _("A rate prices face values in %(currency)s; these are not: %(skus)s.")
+                % {"currency": agreement.currency, "skus": ", ".join(other)}
             )
 
 
@@ -84,7 +87,7 @@ def add_version(
         valid_until=valid_until,
     )
     if _overlapping(agreement.pk, valid_from, valid_until).exists():
-        raise AgreementVersionOverlap("This version's validity overlaps another version of the agreement.")
+        raise AgreementVersionOverlap(_("This version's validity overlaps another version of the agreement."))
     number = (agreement.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
     version = AgreementVersion.objects.create(
         agreement=agreement,
@@ -110,7 +113,9 @@ def change_version(
     """
     agreement = _lock_agreement(version.agreement_id)
     if version_is_used(version):
-        raise AgreementVersionInUse("This version has priced events; add a new version from a date instead.")
+        raise AgreementVersionInUse(
+            _("This version has priced events; add a new version from a date instead.")
+        )
     for field, value in terms.items():
         setattr(version, field, value)
     products = list(version.products.all()) if products is None else products
@@ -123,7 +128,7 @@ def change_version(
         valid_until=version.valid_until,
     )
     if _overlapping(agreement.pk, version.valid_from, version.valid_until, exclude_pk=version.pk).exists():
-        raise AgreementVersionOverlap("This version's validity overlaps another version of the agreement.")
+        raise AgreementVersionOverlap(_("This version's validity overlaps another version of the agreement."))
     version.save()
     version.products.set(products)
     return version
@@ -142,9 +147,9 @@ def supersede_version(*, version: AgreementVersion, from_date: datetime, **new_t
     if from_date <= version.valid_from or (
         version.valid_until is not None and from_date >= version.valid_until
     ):
-        raise InvalidAgreementTerms("The new version must start inside the old version's validity.")
+        raise InvalidAgreementTerms(_("The new version must start inside the old version's validity."))
     if LedgerEntry.objects.filter(agreement_version_id=version.pk, occurred_at__gte=from_date).exists():
-        raise AgreementVersionInUse("The old version already priced events after that date.")
+        raise AgreementVersionInUse(_("The old version already priced events after that date."))
     old_until = version.valid_until
     AgreementVersion.objects.filter(pk=version.pk).update(valid_until=from_date)
     terms: dict[str, Any] = {

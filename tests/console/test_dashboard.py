@@ -168,3 +168,69 @@ def test_the_dashboard_costs_the_same_queries_whatever_the_days_activity(
     client.force_login(member.user)
     with django_assert_max_num_queries(25):
         assert client.get(INDEX).status_code == 200
+
+
+def test_codes_expiring_by_their_own_date_are_listed_per_batch_and_band(client, day):
+    from vouchers.models import Code
+
+    merchant = day.shop.storefront.merchant
+    batch = Batch.objects.get(product=day.shop.product)
+    now = timezone.now()
+    available = list(Code.objects.filter(batch=batch, state="available").values_list("pk", flat=True))
+    issued = list(Code.objects.filter(batch=batch, state="issued").values_list("pk", flat=True))
+    redeemed = list(Code.objects.filter(batch=batch, state="redeemed").values_list("pk", flat=True))
+    # given codes with their own expiry: 3 unsold + 1 sold in 3 days, 2 unsold in 20 days,
+    # and codes that do not count: redeemed, expiring after 30 days, already expired
+    Code.objects.filter(pk__in=available[:3] + issued[:1]).update(expires_at=now + timedelta(days=3))
+    Code.objects.filter(pk__in=available[3:5]).update(expires_at=now + timedelta(days=20))
+    Code.objects.filter(pk__in=redeemed[:1]).update(expires_at=now + timedelta(days=3))
+    Code.objects.filter(pk__in=available[5:6]).update(expires_at=now + timedelta(days=40))
+    Code.objects.filter(pk__in=available[6:7]).update(expires_at=now - timedelta(days=1))
+    # when
+    board = merchant_dashboard(merchant=merchant, now=now)
+    # then
+    assert [(e.batch.pk, e.in_stock, e.unredeemed, e.own_expiry) for e in board.expiring] == [
+        (batch.pk, 3, 1, True), (batch.pk, 2, 0, True)]
+    assert board.expiring_counts == {7: {"batches": 1, "in_stock": 3, "unredeemed": 1},
+                                     30: {"batches": 2, "in_stock": 5, "unredeemed": 1}}
+    # a batch that itself ends within 30 days counts with all its codes, once
+    Batch.objects.filter(pk=batch.pk).update(valid_until=now + timedelta(days=10))
+    board = merchant_dashboard(merchant=merchant, now=now)
+    assert [(e.batch.pk, e.in_stock, e.unredeemed, e.own_expiry) for e in board.expiring] == [
+        (batch.pk, 27, 4, False)]
+    # and the page says which date it is
+    client.force_login(StaffFactory(merchant=merchant).user)
+    Batch.objects.filter(pk=batch.pk).update(valid_until=None)
+    assert "own expiry from" in client.get(INDEX).content.decode()
+
+
+def test_the_expiring_code_figures_rebuilt_by_the_beat_task_give_the_same_rows_without_reading_codes(day):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from vouchers.dashboard.selectors import expiring_batches
+    from vouchers.dashboard.tasks import refresh_expiring_codes
+    from vouchers.models import Code
+
+    merchant = day.shop.storefront.merchant
+    batch = Batch.objects.get(product=day.shop.product)
+    now = timezone.now()
+    available = list(Code.objects.filter(batch=batch, state="available").values_list("pk", flat=True))
+    Code.objects.filter(pk__in=available[:3]).update(expires_at=now + timedelta(days=3))
+    Code.objects.filter(pk__in=available[3:5]).update(expires_at=now + timedelta(days=20))
+    live = [(e.batch.pk, e.in_stock, e.unredeemed, e.valid_until, e.own_expiry)
+            for e in expiring_batches(merchant.pk, now=now, horizon_days=30)]
+    # when the beat task has rebuilt the figures
+    assert refresh_expiring_codes() == 2
+    with CaptureQueriesContext(connection) as queries:
+        rows = [(e.batch.pk, e.in_stock, e.unredeemed, e.valid_until, e.own_expiry)
+                for e in expiring_batches(merchant.pk, now=now, horizon_days=30)]
+    # then the same rows, and no query read the codes
+    assert rows == live == [(batch.pk, 3, 0, now + timedelta(days=3), True),
+                            (batch.pk, 2, 0, now + timedelta(days=20), True)]
+    assert not [q["sql"] for q in queries.captured_queries if '"vouchers_code"' in q["sql"]]
+    # a code redeemed or voided leaves them at the next rebuild; a second run changes nothing
+    Code.objects.filter(pk=available[0]).update(state="void")
+    refresh_expiring_codes()
+    assert refresh_expiring_codes() == 2
+    assert [e.in_stock for e in expiring_batches(merchant.pk, now=now, horizon_days=30)] == [2, 2]

@@ -143,3 +143,66 @@ def test_a_fraud_alert_can_be_rendered_in_chinese(settings, merchant):
     assert subject.startswith(f"[风控 HIGH] {merchant.name} ({merchant.slug})：")
     assert f"商户：{merchant.name} ({merchant.slug})" in body
     assert f"管理后台中的详情：http://127.0.0.1:8000/admin/fraud/fraudevent/{event.pk}/change/" in body
+
+
+def test_every_model_and_field_name_of_the_settlement_fraud_audit_and_webhook_apps_is_translated():
+    from vouchers.dashboard import labels
+
+    # every name and help text of those apps is listed (so it has a catalogue entry) ...
+    assert labels.untranslated() == []
+    # ... and the admin shows it in the reader's language
+    from django.utils import translation
+
+    from partners.models import Agreement, LedgerEntry
+    from vouchers.webhooks.models import WebhookDelivery
+
+    with translation.override("zh-hans"):
+        assert str(Agreement._meta.verbose_name_plural) == "协议"
+        assert str(LedgerEntry._meta.get_field("occurred_at").verbose_name) == "发生时间"
+        assert str(WebhookDelivery._meta.get_field("attempts").verbose_name) == "尝试次数"
+    with translation.override("en"):
+        help_text = Agreement._meta.get_field("currency").help_text
+        assert str(help_text) == "ISO 4217 settlement currency, e.g. USD, JPY."
+
+
+def test_the_settlement_and_webhook_admin_pages_are_in_chinese(client, merchant):
+    from tests.factories import PartnerFactory
+    from tests.partners.conftest import make_agreement
+
+    member = StaffFactory(merchant=merchant)
+    grant_app_permissions(member.user, "partners", "webhooks")
+    client.force_login(member.user)
+    make_agreement(merchant=merchant, products=[], partner=PartnerFactory(name="Alpha"))
+    # when
+    agreements = client.get(reverse("admin:partners_agreement_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    statements = client.get(reverse("admin:partners_statement_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    endpoint = client.get(reverse("admin:webhooks_webhookendpoint_add"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then headings, columns, messages and form labels are Chinese
+    html = agreements.content.decode()
+    assert re.search(r"<title>\s*协议 \| ", html)
+    assert "结算周期" in html and "申诉期（天）" in html and "合作方与结算" in html and "每月" in html
+    assert "Agreements" not in html and "Monthly" not in html
+    assert "立即结出到期对账单" in statements.content.decode()
+    form = endpoint.content.decode()
+    assert ">店铺" in form and ">事件" in form
+
+
+def test_a_body_too_large_and_a_refused_webhook_endpoint_are_explained_in_chinese(db, settings):
+    from vouchers.webhooks.services import endpoints
+
+    settings.API_MAX_BODY_BYTES = 4096
+    shop = make_shop(codes=1)
+    # when
+    response = shop.client.http.post("/api/v1/redemptions/", data='{"code": "' + "A" * 5000 + '"}',
+                                     content_type="application/json", HTTP_IDEMPOTENCY_KEY="big",
+                                     HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then
+    assert response.status_code == 413
+    assert (response.json()["code"], response.json()["title"], response.json()["detail"]) == (
+        "payload_too_large", "请求体过大", "请求体为 5012 字节；最多接受 4096 字节。")
+    from django.utils import translation
+
+    with translation.override("zh-hans"), pytest.raises(endpoints.InvalidEndpoint) as refused:
+        endpoints.validate_events([])
+    assert (refused.value.code, str(refused.value.title), refused.value.detail) == (
+        "invalid_request", "无效的 Webhook 端点", "请至少订阅一种事件类型。")

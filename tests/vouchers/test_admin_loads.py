@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import time
+from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import ProductFactory, StaffFactory, grant_app_permissions
 from tests.vouchers.test_admin_batches import generate_data
@@ -156,3 +160,53 @@ def test_another_merchants_staff_cannot_see_a_job(client, product):
     client.force_login(other.user)
     assert client.get(job_page(job)).status_code == 404
     assert client.get(reverse("admin:vouchers_batch_load_job_report", args=[job.pk])).status_code == 404
+
+
+def test_a_job_whose_worker_died_is_marked_failed_by_the_beat_task(
+    staff_client, product, django_capture_on_commit_callbacks
+):
+    from vouchers import tasks
+
+    # given a large import whose worker dies after 2 rows (no outcome is ever stored)
+    with django_capture_on_commit_callbacks(execute=False):
+        staff_client.post(reverse(IMPORT), form_data(product, upload("big.csv", ["code", *fresh_codes(5)])))
+    job = LoadJob.objects.get()
+
+    def dies(**kwargs):
+        kwargs["progress"](2)
+        raise SystemExit("worker killed")
+
+    with mock.patch.object(load_jobs, "import_codes", side_effect=dies), pytest.raises(SystemExit):
+        load_jobs.run_load_job(job_id=job.pk)
+    assert LoadJob.objects.get().status == "running"
+    # a minute later it is still taken for alive
+    assert load_jobs.fail_stalled_jobs(now=timezone.now() + timedelta(minutes=1)) == []
+    # when the beat task runs after the stall limit
+    later = timezone.now() + timedelta(seconds=load_jobs.stall_seconds() + 60)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        assert tasks.fail_stalled_load_jobs() == 1
+    # then the job is failed, says why, and stored nothing; its page stops refreshing
+    job.refresh_from_db()
+    assert (job.status, job.error, job.finished_at, job.processed) == (
+        "failed", load_jobs.STALLED_ERROR, later, 2)
+    assert stored() == (0, 0, 0)
+    page = staff_client.get(job_page(job)).content.decode()
+    assert load_jobs.STALLED_ERROR in page and 'http-equiv="refresh"' not in page
+    # a redelivered task and a second beat run change nothing
+    assert load_jobs.run_load_job(job_id=job.pk) is None
+    assert load_jobs.fail_stalled_jobs(now=later) == []
+    assert LoadJob.objects.get().status == "failed"
+
+
+def test_a_long_job_that_still_reports_progress_is_left_running(product):
+    started = timezone.now() - timedelta(hours=2)
+    alive = LoadJob.objects.create(kind="generate", product=product, status="running", total=10)
+    dead = LoadJob.objects.create(kind="generate", product=product, status="running", total=10)
+    LoadJob.objects.filter(pk__in=[alive.pk, dead.pk]).update(started_at=started)
+    cache.set(f"vouchers:loadjob:{alive.pk}:heartbeat", time.time())
+    cache.set(f"vouchers:loadjob:{dead.pk}:heartbeat", time.time() - load_jobs.stall_seconds() - 1)
+    # when
+    marked = load_jobs.fail_stalled_jobs()
+    # then
+    assert [job.pk for job in marked] == [dead.pk]
+    assert dict(LoadJob.objects.values_list("pk", "status")) == {alive.pk: "running", dead.pk: "failed"}

@@ -57,8 +57,12 @@ class PayloadTooLarge(DomainError):
 
     @classmethod
     def for_size(cls, *, size: int | None, limit: int) -> PayloadTooLarge:
-        said = f"is {size} bytes" if size is not None else "is too large"
-        return cls(f"The request body {said}; at most {limit} are accepted.", max_bytes=limit)
+        if size is None:
+            detail = _("The request body is too large; at most %(limit)s are accepted.") % {"limit": limit}
+        else:
+            detail = _("The request body is %(size)s bytes; at most %(limit)s are accepted.") % {
+                "size": size, "limit": limit}
+        return cls(str(detail), max_bytes=limit)
 
 
 def problem_body(

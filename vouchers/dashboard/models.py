@@ -70,6 +70,30 @@ class RollupWatermark(models.Model):
         return f"{self.source} up to {self.last_id}"
 
 
+class ExpiringCodeFigure(models.Model):
+    """How many codes of one batch, still available or sold, expire by their own date on one day (UTC).
+
+    Rebuilt whole by a periodic task (rollup.refresh_expiring_codes) from the partial index
+    of codes with an expiry: the dashboard reads these few rows instead of counting codes.
+    """
+
+    batch = models.ForeignKey("vouchers.Batch", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    state = models.CharField(max_length=16)
+    count = models.BigIntegerField(default=0)
+    first_expires_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("expiring code figure")
+        verbose_name_plural = _("expiring code figures")
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "day", "state"], name="expiringcodefigure_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} batch {self.batch_id} {self.state}: {self.count}"
+
+
 class ProductAlertSetting(models.Model):
     """A product's low-stock threshold: below it (codes in stock now), its merchant's staff are told."""
 

@@ -9,6 +9,9 @@ An event is folded only once its `created_at` is older than ROLLUP_LAG: ids are 
 out at insert and committed later, so a transaction still open could commit an id below
 one already seen. The lag covers any transaction shorter than it (the services' are
 milliseconds long). Runs are serialised by locking the watermark row.
+
+Codes expiring by their own date are not events: `refresh_expiring_codes` rebuilds their
+per-day counts every few minutes (a beat task) from a partial index instead.
 """
 
 from __future__ import annotations
@@ -17,12 +20,17 @@ from collections import Counter
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Case, CharField, Count, Q, Value, When
+from django.db.models import Case, CharField, Count, Min, Q, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from fraud.models import RiskAssessment
-from vouchers.dashboard.models import DailyCodeFigure, DailyDecisionFigure, RollupWatermark
+from vouchers.dashboard.models import (
+    DailyCodeFigure,
+    DailyDecisionFigure,
+    ExpiringCodeFigure,
+    RollupWatermark,
+)
 from vouchers.models import Code, CodeEvent
 
 ROLLUP_LAG = timedelta(minutes=2)
@@ -30,6 +38,8 @@ CHUNK = 200_000
 
 CODE_EVENTS = "code_events"
 RISK_ASSESSMENTS = "risk_assessments"
+EXPIRING_CODES = "expiring_codes"  # its watermark row is the refresh's lock; updated_at its time
+EXPIRING_HORIZON = timedelta(days=31)  # the dashboard's longest horizon (30 days), and a day more
 
 AVAILABLE, RESERVED, ISSUED, REDEEMED = (
     Code.State.AVAILABLE, Code.State.RESERVED, Code.State.ISSUED, Code.State.REDEEMED,
@@ -147,3 +157,38 @@ def fold_all(*, now=None, max_chunks: int = 50) -> dict[str, int]:
                 break
             moved[source] += step
     return moved
+
+
+@transaction.atomic
+def refresh_expiring_codes(*, now=None) -> int:
+    """Rebuild ExpiringCodeFigure: codes still available or sold whose own expiry is in the next 31 days.
+
+    One grouped query over the partial index of codes with an expiry (an index-only scan),
+    then the table is replaced in the same transaction, so a reader sees the old or the
+    new figures, never a mix. Safe to run twice (the watermark row is locked). Returns
+    the number of rows written.
+    """
+    now = now or timezone.now()
+    mark = _locked_watermark(EXPIRING_CODES)
+    rows = (
+        Code.objects.filter(
+            state__in=[Code.State.AVAILABLE, Code.State.ISSUED],
+            expires_at__gt=now, expires_at__lte=now + EXPIRING_HORIZON,
+        )
+        .annotate(day=TruncDate("expires_at"))
+        .values("batch_id", "day", "state").annotate(n=Count("*"), first=Min("expires_at")).order_by()
+    )
+    figures = [
+        ExpiringCodeFigure(batch_id=row["batch_id"], day=row["day"], state=row["state"], count=row["n"],
+                           first_expires_at=row["first"])
+        for row in rows
+    ]
+    ExpiringCodeFigure.objects.all().delete()
+    ExpiringCodeFigure.objects.bulk_create(figures)
+    mark.save(update_fields=["updated_at"])
+    return len(figures)
+
+
+def expiring_codes_refreshed_at():
+    """When the expiring-code figures were last rebuilt, or None if never."""
+    return RollupWatermark.objects.filter(source=EXPIRING_CODES).values_list("updated_at", flat=True).first()

@@ -6,6 +6,9 @@
   code events above the watermark (a short live tail), so the figures are exact now.
 - Fraud decisions per day: the same, from risk assessments.
 - Review queue, fraud events in 24 h, expiring batches: indexed queries on small sets.
+- Codes expiring by their own date (an imported expiry column) before their batch's
+  end: per-day figures a beat task rebuilds every 5 minutes from a partial index of the
+  codes with an expiry that are still available or sold (dashboard migration 0002).
 
 Days are UTC days.
 """
@@ -15,8 +18,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Case, Count, IntegerField, Min, Q, Sum, Value, When
 from django.utils import timezone
 
 from fraud.models import FraudEvent, Outcome, RiskAssessment
@@ -24,6 +28,7 @@ from vouchers.dashboard import rollup
 from vouchers.dashboard.models import (
     DailyCodeFigure,
     DailyDecisionFigure,
+    ExpiringCodeFigure,
     MerchantAlertSetting,
     ProductAlertSetting,
 )
@@ -34,6 +39,9 @@ from vouchers.selectors import sellable_batches_q
 CHART_DAYS = 30
 WINDOWS = (1, 7, 30)  # today, last 7 days, last 30 days (each including today)
 EXPIRY_HORIZONS = (7, 30)
+# The beat task rebuilds the expiring-code figures every 5 minutes; older than this, the
+# dashboard counts from the codes' partial index instead (no beat running).
+EXPIRING_CODES_STALE = timedelta(minutes=15)
 METRICS = tuple(DailyCodeFigure.Metric.values)
 
 
@@ -67,9 +75,10 @@ class ProductFigures:
 @dataclass
 class ExpiringBatch:
     batch: Batch
-    valid_until: datetime
+    valid_until: datetime  # the batch's end, or the earliest own expiry of the codes counted
     in_stock: int  # unsold codes that will be wasted
     unredeemed: int  # sold codes not yet redeemed
+    own_expiry: bool = False  # codes expiring by their own date before their batch ends
 
     @property
     def within_7_days(self) -> bool:
@@ -155,23 +164,27 @@ def daily_decision_figures(merchant_id: int, *, since: date) -> Counter:
 
 
 def expiring_batches(merchant_id: int, *, now: datetime, horizon_days: int) -> list[ExpiringBatch]:
-    """Batches (not void) ending within `horizon_days` that still hold unsold or unredeemed codes."""
+    """What expires within `horizon_days` and still holds unsold or unredeemed codes, soonest first.
+
+    A batch (not void) whose validity ends within the horizon counts with all its codes
+    (from its stock counters); in any other batch, the codes whose own expiry falls within
+    the horizon count (`expiring_codes`).
+    """
+    until = now + timedelta(days=horizon_days)
     batches = list(
         Batch.objects.filter(
-            product__merchant_id=merchant_id, valid_until__gt=now,
-            valid_until__lte=now + timedelta(days=horizon_days),
+            product__merchant_id=merchant_id, valid_until__gt=now, valid_until__lte=until,
         ).exclude(status=Batch.Status.VOID).select_related("product").order_by("valid_until", "pk")
     )
-    if not batches:
-        return []
     stock: dict[int, Counter] = defaultdict(Counter)
-    rows = (
-        StockCounter.objects.filter(
-            batch_id__in=[b.pk for b in batches], state__in=[Code.State.AVAILABLE, Code.State.ISSUED]
-        ).values("batch_id", "state").annotate(total=Sum("count")).order_by()
-    )
-    for row in rows:
-        stock[row["batch_id"]][row["state"]] = row["total"]
+    if batches:
+        rows = (
+            StockCounter.objects.filter(
+                batch_id__in=[b.pk for b in batches], state__in=[Code.State.AVAILABLE, Code.State.ISSUED]
+            ).values("batch_id", "state").annotate(total=Sum("count")).order_by()
+        )
+        for row in rows:
+            stock[row["batch_id"]][row["state"]] = row["total"]
     result = [
         ExpiringBatch(
             # valid_until is set: the query above filters on it.
@@ -180,7 +193,66 @@ def expiring_batches(merchant_id: int, *, now: datetime, horizon_days: int) -> l
         )
         for b in batches
     ]
+    result += expiring_codes(merchant_id, now=now, horizon_days=horizon_days)
+    result.sort(key=lambda e: (e.valid_until, e.batch.pk))
     return [e for e in result if e.in_stock or e.unredeemed]
+
+
+def expiring_codes(merchant_id: int, *, now: datetime, horizon_days: int) -> list[ExpiringBatch]:
+    """Codes whose own expiry falls within the horizon, in batches that do not end within it.
+
+    One row per batch and EXPIRY_HORIZONS band (within 7 days, then 7 to 30 days), dated
+    by the band's earliest expiry. Read from the per-day figures the beat task rebuilds
+    every few minutes (ExpiringCodeFigure, a few rows per batch); while they are missing
+    or older than EXPIRING_CODES_STALE (no beat running), counted from the partial index
+    of codes with an expiry instead, whose cost follows the codes expiring soon.
+    """
+    until = now + timedelta(days=horizon_days)
+    batch_ids = (
+        Batch.objects.filter(product__merchant_id=merchant_id)
+        .exclude(status=Batch.Status.VOID)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=until))
+        .values("pk")
+    )
+    refreshed = rollup.expiring_codes_refreshed_at()
+    if refreshed is not None and now - refreshed <= EXPIRING_CODES_STALE:
+        # Per day: the band of a day is that of its date; codes of today that expired since
+        # the refresh are still counted until the next one.
+        first_band_ends = (now + timedelta(days=EXPIRY_HORIZONS[0])).date()
+        rows = [
+            {"batch_id": row["batch_id"], "state": row["state"], "n": row["count"],
+             "first": row["first_expires_at"],
+             "band": EXPIRY_HORIZONS[0] if row["day"] <= first_band_ends else horizon_days}
+            for row in ExpiringCodeFigure.objects.filter(
+                batch_id__in=batch_ids, day__gte=timezone.localdate(now), day__lte=until.date()
+            ).values("batch_id", "day", "state", "count", "first_expires_at")
+        ]
+    else:
+        bands = [When(expires_at__lte=now + timedelta(days=d), then=Value(d)) for d in EXPIRY_HORIZONS]
+        rows = list(
+            Code.objects.filter(
+                batch_id__in=batch_ids, state__in=[Code.State.AVAILABLE, Code.State.ISSUED],
+                expires_at__gt=now, expires_at__lte=until,
+            )
+            .annotate(band=Case(*bands, default=Value(horizon_days), output_field=IntegerField()))
+            .values("batch_id", "band", "state").annotate(n=Count("*"), first=Min("expires_at")).order_by()
+        )
+    if not rows:
+        return []
+    found: dict[tuple[Any, Any], dict] = {}
+    for row in rows:
+        empty = {"first": row["first"], Code.State.AVAILABLE: 0, Code.State.ISSUED: 0}
+        entry = found.setdefault((row["batch_id"], row["band"]), empty)
+        entry["first"] = min(entry["first"], row["first"])
+        entry[row["state"]] += row["n"]
+    batches = Batch.objects.select_related("product").in_bulk({batch_id for batch_id, _band in found})
+    return [
+        ExpiringBatch(
+            batch=batches[batch_id], valid_until=entry["first"], in_stock=entry[Code.State.AVAILABLE],
+            unredeemed=entry[Code.State.ISSUED], own_expiry=True,
+        )
+        for (batch_id, _band), entry in found.items()
+    ]
 
 
 def merchant_dashboard(*, merchant: Merchant, now: datetime | None = None) -> Dashboard:
@@ -247,5 +319,5 @@ def merchant_dashboard(*, merchant: Merchant, now: datetime | None = None) -> Da
         totals=totals, products=product_figures, review_waiting=review_waiting,
         fraud_events_24h=fraud_24h, expiring=expiring, expiring_counts=expiring_counts,
         daily=daily, decisions_daily=decisions_daily, days=days, expiring_horizon_days=horizon,
-        partners=partner_balances(merchant_id=merchant.pk),
+        partners=partner_balances(merchant_id=merchant.pk, now=now),
     )

@@ -1,4 +1,5 @@
-"""Periodic work of the console: fold events into the daily roll-ups; raise stock and expiry alerts."""
+"""Periodic work of the console: fold events into the daily roll-ups, count codes expiring by their
+own date, raise stock and expiry alerts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from vouchers.dashboard import rollup
 def roll_up_dashboard_figures() -> dict[str, int]:
     """Fold new code events and risk assessments into the daily roll-ups (safe to run twice)."""
     return rollup.fold_all()
+
+
+@shared_task(acks_late=True)
+def refresh_expiring_codes() -> int:
+    """Rebuild the per-day counts of codes expiring by their own date (safe to run twice)."""
+    return rollup.refresh_expiring_codes()
 
 
 @shared_task(acks_late=True)

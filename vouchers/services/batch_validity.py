@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from vouchers.exceptions import DomainError
 from vouchers.models import Batch
@@ -29,20 +30,21 @@ def extend_validity(*, batch: Batch, valid_until: datetime, reason: str, actor_u
     """
     reason = (reason or "").strip()[:MAX_REASON_LENGTH]
     if not reason:
-        raise ValidityNotExtended("a reason is required")
+        raise ValidityNotExtended(_("a reason is required"))
     row = Batch.objects.filter(pk=batch.pk).values("status", "valid_until").first()
     if row is None or row["status"] == Batch.Status.VOID:
-        raise ValidityNotExtended(f"batch {batch.pk} is void")
+        raise ValidityNotExtended(_("batch %(batch)s is void") % {"batch": batch.pk})
     previous = row["valid_until"]
     if previous is None:
-        raise ValidityNotExtended(f"batch {batch.pk} has no end of validity to extend")
+        raise ValidityNotExtended(_("batch %(batch)s has no end of validity to extend") % {"batch": batch.pk})
     if valid_until <= previous:
-        raise ValidityNotExtended(f"batch {batch.pk} is already valid until {previous:%Y-%m-%d %H:%M} UTC")
+        raise ValidityNotExtended(_("batch %(batch)s is already valid until %(until)s UTC") % {
+            "batch": batch.pk, "until": f"{previous:%Y-%m-%d %H:%M}"})
     updated = Batch.objects.filter(pk=batch.pk, valid_until=previous).exclude(
         status=Batch.Status.VOID
     ).update(valid_until=valid_until)
     if updated != 1:
-        raise ValidityNotExtended(f"batch {batch.pk} changed meanwhile; try again")
+        raise ValidityNotExtended(_("batch %(batch)s changed meanwhile; try again") % {"batch": batch.pk})
     record_event(
         action="batch_validity_extended", actor=actor_for_user(actor_user), batch_id=batch.pk,
         details={"reason": reason, "from": previous.isoformat(), "to": valid_until.isoformat()},

@@ -10,15 +10,20 @@ database writes until it ends) and storing the outcome on the job. On the embedd
 default Celery runs tasks eagerly, so the job has finished when the page loads.
 
 The task is safe to run twice: it claims the job with a conditional UPDATE from
-`queued` to `running`; a second delivery finds it taken and returns.
+`queued` to `running`; a second delivery finds it taken and returns. A job whose
+worker died stays `running` (the redelivered task finds it taken), so a beat task
+marks a running job failed once it has shown no progress for VOUCHER_LOAD_JOB_STALL_SECONDS
+(`fail_stalled_jobs`): the load's own transaction rolled back with its worker, so
+nothing of it was stored, and the merchant can start it again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -54,8 +59,20 @@ def background_import_above_bytes() -> int:
     return int(getattr(settings, "VOUCHER_BACKGROUND_IMPORT_ABOVE_BYTES", 1_000_000))
 
 
+def stall_seconds() -> int:
+    """A running job without progress for this long is taken for dead (its worker ended)."""
+    return int(getattr(settings, "VOUCHER_LOAD_JOB_STALL_SECONDS", 30 * 60))
+
+
+STALLED_ERROR = "The load stopped without finishing (its worker ended); nothing was stored. Start it again."
+
+
 def _progress_key(job_id) -> str:
     return f"vouchers:loadjob:{job_id}:processed"
+
+
+def _heartbeat_key(job_id) -> str:
+    return f"vouchers:loadjob:{job_id}:heartbeat"
 
 
 def processed(job: LoadJob) -> int:
@@ -143,14 +160,16 @@ def run_load_job(*, job_id) -> LoadJob | None:
     if claimed != 1:
         return None
     job = LoadJob.objects.select_related("product", "created_by").get(pk=job_id)
-    key = _progress_key(job.pk)
+    key, heartbeat = _progress_key(job.pk), _heartbeat_key(job.pk)
     cache.set(key, 0, PROGRESS_TTL)
+    cache.set(heartbeat, time.time(), PROGRESS_TTL)
     done = 0
 
     def progress(n: int) -> None:
         nonlocal done
         done += n
         cache.set(key, done, PROGRESS_TTL)
+        cache.set(heartbeat, time.time(), PROGRESS_TTL)
 
     params = job.params
     outcome: dict = {"status": LoadJob.Status.DONE}
@@ -191,10 +210,43 @@ def run_load_job(*, job_id) -> LoadJob | None:
     LoadJob.objects.filter(pk=job.pk).update(
         processed=done, finished_at=timezone.now(), stored_file="", **outcome
     )
-    cache.delete(key)
+    cache.delete_many([key, heartbeat])
     job.refresh_from_db()
     logger.info("load job %s: %s, batch %s", job.pk, job.status, job.batch_id)
     return job
+
+
+def fail_stalled_jobs(*, now: datetime | None = None) -> list[LoadJob]:
+    """Mark failed every running job that has shown no progress for `stall_seconds()`.
+
+    A job counts as alive while its start or its last progress (a heartbeat in the
+    cache, beside the progress count) is more recent than the limit. Each job is marked
+    with a conditional UPDATE (still running), so a run racing its own end leaves the
+    outcome it stored. If a worker thought dead was only slow, its final outcome
+    replaces the mark when it ends. Returns the jobs marked.
+    """
+    now = now or timezone.now()
+    limit = stall_seconds()
+    cutoff = now - timedelta(seconds=limit)
+    marked = []
+    running = LoadJob.objects.filter(status=LoadJob.Status.RUNNING, started_at__lt=cutoff)
+    for job in running.order_by("started_at"):
+        beat = cache.get(_heartbeat_key(job.pk))
+        if beat is not None and float(beat) > now.timestamp() - limit:
+            continue
+        stopped = LoadJob.objects.filter(pk=job.pk, status=LoadJob.Status.RUNNING).update(
+            status=LoadJob.Status.FAILED, error=STALLED_ERROR, finished_at=now, stored_file="",
+            processed=processed(job),
+        )
+        if not stopped:
+            continue
+        if job.stored_file:
+            (upload_dir() / job.stored_file).unlink(missing_ok=True)
+        cache.delete_many([_progress_key(job.pk), _heartbeat_key(job.pk)])
+        logger.warning("load job %s: no progress since %s, marked failed", job.pk, job.started_at)
+        job.refresh_from_db()
+        marked.append(job)
+    return marked
 
 
 def _count_rows(job: LoadJob, stream) -> None:

@@ -13,6 +13,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from vouchers.admin_tenancy import MerchantScopedAdmin, TenantModelForm, scoped_choices
 from vouchers.admin_views import render_page
@@ -24,8 +26,9 @@ from vouchers.webhooks.services.outbox import forget_subscriptions
 
 
 class EndpointForm(TenantModelForm):
-    url = forms.URLField(max_length=2000, assume_scheme="https")
-    events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple)
+    url = forms.URLField(max_length=2000, assume_scheme="https", label=gettext_lazy("URL"))
+    events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple,
+                                       label=gettext_lazy("Events"))
 
     class Meta:
         model = WebhookEndpoint
@@ -46,7 +49,7 @@ class EndpointForm(TenantModelForm):
     def clean(self):
         cleaned = super().clean()
         if not self.instance.pk and not cleaned.get("storefront"):
-            self.add_error("storefront", "Choose the storefront whose events this endpoint receives.")
+            self.add_error("storefront", _("Choose the storefront whose events this endpoint receives."))
         return cleaned
 
 
@@ -69,7 +72,7 @@ class WebhookEndpointAdmin(MerchantScopedAdmin):
             kwargs["queryset"] = scoped_choices(Storefront, request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    @admin.display(description="events")
+    @admin.display(description=gettext_lazy("events"))
     def event_list(self, obj) -> str:
         return ", ".join(obj.events)
 
@@ -100,21 +103,21 @@ class WebhookEndpointAdmin(MerchantScopedAdmin):
 
     def _secret_page(self, request, endpoint, secret, *, rotated: bool):
         return render_page(
-            self, request, "admin/webhooks/secret_shown_once.html", title="Webhook signing secret",
+            self, request, "admin/webhooks/secret_shown_once.html", title=_("Webhook signing secret"),
             endpoint=endpoint, secret=secret, rotated=rotated,
             endpoint_url=reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk]),
         )
 
-    @admin.action(description="Rotate the signing secret (the old one signs for a day more)",
+    @admin.action(description=gettext_lazy("Rotate the signing secret (the old one signs for a day more)"),
                   permissions=["change"])
     def rotate_secret(self, request, queryset):
         if queryset.count() != 1:
-            self.message_user(request, "Rotate one endpoint at a time.", messages.ERROR)
+            self.message_user(request, _("Rotate one endpoint at a time."), messages.ERROR)
             return None
         endpoint = queryset.get()
         secret = endpoints.rotate_secret(endpoint=endpoint)
         endpoint.refresh_from_db()
-        self.log_change(request, endpoint, "Rotated the signing secret.")
+        self.log_change(request, endpoint, _("Rotated the signing secret."))
         return self._secret_page(request, endpoint, secret, rotated=True)
 
 
@@ -140,7 +143,7 @@ class WebhookDeliveryAdmin(MerchantScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="event", ordering="event__type")
+    @admin.display(description=gettext_lazy("event"), ordering="event__type")
     def event_type(self, obj) -> str:
         return obj.event.type
 
@@ -148,11 +151,12 @@ class WebhookDeliveryAdmin(MerchantScopedAdmin):
     def event_id_shown(self, obj) -> str:
         return str(obj.event_id)
 
-    @admin.display(description="payload (as sent)")
+    @admin.display(description=gettext_lazy("payload (as sent)"))
     def payload(self, obj) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.event.payload, indent=2, sort_keys=True))
 
-    @admin.action(description="Redeliver the selected deliveries now", permissions=["change"])
+    @admin.action(description=gettext_lazy("Redeliver the selected deliveries now"), permissions=["change"])
     def redeliver(self, request, queryset):
         count = delivery.redeliver(list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)
+        queued = _("%(count)d deliveries queued again.") % {"count": count}
+        self.message_user(request, queued, messages.SUCCESS)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from vouchers.exceptions import DomainError, NotFound
 from vouchers.webhooks.events import EVENT_TYPES
@@ -30,11 +31,11 @@ def validate_events(events: list[str]) -> list[str]:
     """Known event types, deduplicated in their catalogue order. Raises InvalidEndpoint."""
     unknown = sorted(set(events) - set(EVENT_TYPES))
     if unknown:
-        raise InvalidEndpoint(f"Unknown event types: {', '.join(unknown)}.", errors={"events": [
-            f"Unknown event type {name!r}." for name in unknown]})
+        raise InvalidEndpoint(_("Unknown event types: %(types)s.") % {"types": ", ".join(unknown)}, errors={
+            "events": [_("Unknown event type %(type)r.") % {"type": name} for name in unknown]})
     if not events:
-        raise InvalidEndpoint("Subscribe to at least one event type.",
-                              errors={"events": ["Subscribe to at least one event type."]})
+        raise InvalidEndpoint(_("Subscribe to at least one event type."),
+                              errors={"events": [_("Subscribe to at least one event type.")]})
     return [name for name in EVENT_TYPES if name in set(events)]
 
 
