@@ -128,3 +128,14 @@ def test_without_a_key_the_endpoints_are_401(shop):
     from rest_framework.test import APIClient
 
     assert APIClient().get(PATH).status_code == 401
+
+
+def test_the_schema_enumerates_every_event_type():
+    import yaml
+    from django.test import Client
+
+    from vouchers.webhooks.events import EVENT_TYPES
+
+    schema = yaml.safe_load(Client().get("/api/schema/").content)
+    assert schema["components"]["schemas"]["WebhookEventTypeEnum"]["enum"] == list(EVENT_TYPES)
+    assert {"statement.issued", "dispute.resolved"} <= set(EVENT_TYPES)

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from vouchers.exceptions import DomainError, NotFound
-from vouchers.webhooks.events import EVENT_TYPES
+from vouchers.webhooks.events import EVENT_TYPES, EVENT_TYPES_BY_OWNER
 from vouchers.webhooks.models import WebhookEndpoint
 from vouchers.webhooks.services import addresses, secrets
 from vouchers.webhooks.services.outbox import forget_subscriptions
@@ -28,8 +28,13 @@ class CreatedEndpoint:
     secret: str  # shown once, never stored in clear
 
 
-def validate_events(events: list[str]) -> list[str]:
-    """Known event types, deduplicated in their catalogue order. Raises InvalidEndpoint."""
+def validate_events(events: list[str], *, owner_kind: str | None = None) -> list[str]:
+    """Known event types, deduplicated in their catalogue order. Raises InvalidEndpoint.
+
+    With `owner_kind` ("storefront" or "partner"), also refuses an event that owner
+    never receives (a partner's endpoint and `issuance.issued`, a storefront's and
+    `statement.issued`).
+    """
     unknown = sorted(set(events) - set(EVENT_TYPES))
     if unknown:
         raise InvalidEndpoint(f"Unknown event types: {', '.join(unknown)}.", errors={"events": [
@@ -37,6 +42,11 @@ def validate_events(events: list[str]) -> list[str]:
     if not events:
         raise InvalidEndpoint("Subscribe to at least one event type.",
                               errors={"events": ["Subscribe to at least one event type."]})
+    if owner_kind is not None:
+        foreign = [name for name in EVENT_TYPES if name in set(events) - EVENT_TYPES_BY_OWNER[owner_kind]]
+        if foreign:
+            message = f"A {owner_kind}'s endpoint does not receive: {', '.join(foreign)}."
+            raise InvalidEndpoint(message, errors={"events": [message]})
     return [name for name in EVENT_TYPES if name in set(events)]
 
 
@@ -68,9 +78,10 @@ def create_endpoint(
 ) -> CreatedEndpoint:
     """An endpoint of a storefront or a partner, with a fresh secret returned once.
 
-    Raises InvalidEndpoint (unknown events, a URL that is not https or not public).
+    Raises InvalidEndpoint (unknown events or events the owner never receives, a URL
+    that is not https or not public).
     """
-    events = validate_events(events)
+    events = validate_events(events, owner_kind="storefront" if storefront is not None else "partner")
     validate_url(url)
     endpoint = WebhookEndpoint(
         storefront=storefront, merchant_id=storefront.merchant_id if storefront is not None else None,
