@@ -43,10 +43,12 @@ PARTNER_TAG = ["partner"]
 
 
 class IsPartner(BasePermission):
-    """A partner key; a storefront key on a partner path is 404 not_found."""
+    """A partner key; a storefront key on a partner path is 404 not_found; no key is 401."""
 
     def has_permission(self, request, view) -> bool:
-        if isinstance(request.user, Caller) and request.user.kind == "partner":
+        if not isinstance(request.user, Caller):
+            return False  # not authenticated: 401 not_authenticated, as on every other path
+        if request.user.kind == "partner":
             return True
         raise Http404
 

@@ -12,8 +12,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from vouchers.api.base import IdempotentApiView, StorefrontApiView
-from vouchers.api.listing import IsStorefrontOrPartner
+from vouchers.api.base import IdempotentApiView, IsStorefrontOrPartner, StorefrontApiView
 from vouchers.api.views import (
     COMMON_ERRORS,
     IDEMPOTENCY_ERRORS,
