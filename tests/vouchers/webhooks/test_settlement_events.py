@@ -118,8 +118,18 @@ def test_nobody_subscribed_means_no_event_and_the_close_is_unchanged(january):
     assert settlement_events() == []
 
 
-def test_statement_issued_is_written_in_the_close_transaction_and_rolled_back_with_it(january):
+def statements_counted() -> tuple[float, float]:
+    from prometheus_client import REGISTRY
+
+    return tuple(REGISTRY.get_sample_value(name, {"currency": "USD"}) or 0.0 for name in (
+        "vouchers_statements_issued_total", "vouchers_statement_total_minor_units_total"))
+
+
+def test_statement_issued_is_written_in_the_close_transaction_and_rolled_back_with_it(
+    january, django_capture_on_commit_callbacks,
+):
     subscribe_partner(january)
+    counted_before = statements_counted()
     with pytest.raises(RuntimeError), transaction.atomic():
         (statement,) = close()
         assert [e.payload["data"]["statement"]["id"] for e in settlement_events()] == [str(statement.pk)]
@@ -127,9 +137,12 @@ def test_statement_issued_is_written_in_the_close_transaction_and_rolled_back_wi
     assert Statement.objects.count() == 0
     assert settlement_events() == []
     assert WebhookDelivery.objects.count() == 0
-    # and a later close emits it again, once
-    close()
+    assert statements_counted() == counted_before
+    # and a later close emits it again, once, and counts it once committed
+    with django_capture_on_commit_callbacks(execute=True):
+        close()
     assert [e.type for e in settlement_events()] == ["statement.issued"]
+    assert statements_counted() == (counted_before[0] + 1, counted_before[1] + 375)
 
 
 def test_statement_issued_is_delivered_signed_without_a_code(january, receiver, eager_celery,

@@ -2,6 +2,7 @@
 
 Each is emitted by the settlement service inside the transaction of its cause (the
 statement's close, the dispute's resolution), so it commits or rolls back with it.
+An issued statement is also counted in the business metrics once the close commits.
 
 They go to the partner's endpoints only. The merchant's side of both is its own
 staff's work in the admin (statements are closed by beat, command or admin and read
@@ -18,8 +19,10 @@ Statement lines are not in it (there can be many): fetch them. Never a code.
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import transaction
 from django.urls import reverse
 
+from vouchers.ops import metrics
 from vouchers.webhooks.models import WebhookEvent
 from vouchers.webhooks.services.outbox import emit
 
@@ -50,7 +53,19 @@ def _statement(statement) -> dict:
 
 
 def statement_issued(statement) -> WebhookEvent | None:
-    """A statement was closed: tell its partner. Call inside the close's transaction."""
+    """A statement was closed: tell its partner, and count it. Call inside the close's transaction.
+
+    The webhook is written in the transaction; the business counters
+    (`vouchers_statements_issued`, `vouchers_statement_total_minor_units`, by currency)
+    move once it commits, so a rolled-back close counts nothing.
+    """
+    currency, total = statement.currency, abs(statement.total_minor)
+
+    def count_after_commit() -> None:
+        metrics.STATEMENTS_ISSUED.labels(currency=currency).inc()
+        metrics.STATEMENT_TOTALS.labels(currency=currency).inc(total)
+
+    transaction.on_commit(count_after_commit)
     return emit(
         "statement.issued", owners=[("partner", statement.partner_id)], merchant_id=statement.merchant_id,
         ordering_key=f"statement:{statement.pk}",
