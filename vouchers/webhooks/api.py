@@ -22,6 +22,7 @@ from vouchers.api.views import (
     problem,
     replayed,
 )
+from vouchers.exceptions import NotFound
 from vouchers.models import Storefront
 from vouchers.webhooks.events import EVENT_CHOICES
 from vouchers.webhooks.services import endpoints
@@ -101,6 +102,46 @@ class EndpointCollectionApi(_OwnedEndpoints, IdempotentApiView):
         )
         self._new_secret = created.secret
         return Response(EndpointOutput(created.endpoint).data, status=201)
+
+
+class RotationOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    previous_secret_expires_at = serializers.DateTimeField(
+        help_text="Until then each delivery carries two `v1` signatures: the new secret's and the old one's.",
+    )
+
+
+class RotatedSecretOutput(RotationOutput):
+    secret = serializers.CharField(help_text="The new signing secret. Shown in this response only.")
+
+
+class EndpointSecretRotationApi(_OwnedEndpoints, IdempotentApiView):
+    @extend_schema(
+        operation_id="webhook_endpoints_rotate_secret",
+        summary="A new signing secret, shown once; the old one keeps signing for a day",
+        parameters=[IDEMPOTENCY_KEY, replayed(200), RETRY_AFTER], request=None,
+        responses=documented({
+            200: OpenApiResponse(RotatedSecretOutput), **COMMON_ERRORS, **IDEMPOTENCY_ERRORS,
+            404: problem("`not_found`."),
+        }),
+    )
+    def post(self, request, endpoint_id):
+        response = super().post(request, endpoint_id)
+        if response.status_code == 200:
+            # As on creation: the stored record of this response lacks the secret.
+            secret = getattr(self, "_new_secret", None)
+            if secret is None:  # a replay: open the sealed (current) secret again
+                secret = live_secrets(self.owned().get(pk=response.data["id"]))[0]
+            response.data = {**response.data, "secret": secret}
+        return response
+
+    def perform(self, request, endpoint_id):
+        endpoint = self.owned().filter(pk=endpoint_id).first()
+        if endpoint is None:
+            raise NotFound("No such webhook endpoint.")
+        self._new_secret = endpoints.rotate_secret(endpoint=endpoint)
+        endpoint.refresh_from_db()
+        return Response(RotationOutput(endpoint).data, status=200)
 
 
 class EndpointDetailApi(_OwnedEndpoints, StorefrontApiView):

@@ -139,3 +139,37 @@ def test_the_schema_enumerates_every_event_type():
     schema = yaml.safe_load(Client().get("/api/schema/").content)
     assert schema["components"]["schemas"]["WebhookEventTypeEnum"]["enum"] == list(EVENT_TYPES)
     assert {"statement.issued", "dispute.resolved"} <= set(EVENT_TYPES)
+
+
+def test_rotating_through_the_api_shows_the_new_secret_once_and_both_sign_meanwhile(shop, public_dns):
+    import time
+
+    from vouchers.webhooks.services import secrets
+
+    # given an endpoint
+    first = create(shop.client).json()
+    # when its secret is rotated, and the rotation replayed
+    rotated = shop.client.post(f"{PATH}{first['id']}/rotate-secret/", idempotency_key="rot-1")
+    replay = shop.client.post(f"{PATH}{first['id']}/rotate-secret/", idempotency_key="rot-1")
+    # then the new secret is shown once more by the replay only, and both secrets sign
+    assert rotated.status_code == 200
+    body = rotated.json()
+    assert set(body) == {"id", "secret", "previous_secret_expires_at"}
+    assert body["secret"] != first["secret"] and body["secret"].startswith("whsec_")
+    assert (replay.status_code, replay["Idempotent-Replayed"], replay.json()) == (200, "true", body)
+    endpoint = WebhookEndpoint.objects.get(pk=first["id"])
+    assert live_secrets(endpoint) == [body["secret"], first["secret"]]
+    header = secrets.signature_header(live_secrets(endpoint), timestamp=int(time.time()), body=b"{}")
+    for secret in (body["secret"], first["secret"]):
+        assert secrets.verify(header, secret=secret, body=b"{}", now=int(time.time()))
+    for record in IdempotencyRecord.objects.all():
+        assert "secret" not in record.response_body
+
+
+def test_another_storefronts_endpoint_cannot_be_rotated(shop, public_dns):
+    other = make_shop(codes=0)
+    theirs = create(other.client).json()
+    sealed = bytes(WebhookEndpoint.objects.get(pk=theirs["id"]).secret_ciphertext)
+    response = shop.client.post(f"{PATH}{theirs['id']}/rotate-secret/")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert bytes(WebhookEndpoint.objects.get(pk=theirs["id"]).secret_ciphertext) == sealed
