@@ -352,6 +352,9 @@ API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 # a larger one is refused with 413 before it is read or parsed. Keep the reverse proxy's
 # body limit (docs/deploy.md) at or above it.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8192)
+# The one larger body: a partner's reconciliation CSV (its own rows for a statement,
+# about 60 bytes a row). Refused over this with 413 the same way.
+API_MAX_UPLOAD_BYTES = env.int("API_MAX_UPLOAD_BYTES", default=8 * 1024 * 1024)
 
 # --- operations: /readyz, /metrics -----------------------------------------------
 
