@@ -38,7 +38,7 @@ AUDIENCE: dict[str, dict[str, str]] = {
     "api/v1/redemptions/<uuid:redemption_id>/": {"GET": S},
     "api/v1/redemptions/<uuid:redemption_id>/reversal/": {"POST": BOTH},
     "api/v1/webhooks/endpoints/": {"GET": BOTH, "POST": BOTH},
-    "api/v1/webhooks/endpoints/<uuid:endpoint_id>/": {"DELETE": BOTH},
+    "api/v1/webhooks/endpoints/<uuid:endpoint_id>/": {"GET": BOTH, "PATCH": BOTH, "DELETE": BOTH},
     "api/v1/webhooks/endpoints/<uuid:endpoint_id>/rotate-secret/": {"POST": BOTH},
     "api/v1/partner/agreements/": {"GET": P},
     "api/v1/partner/statements/": {"GET": P},

@@ -144,7 +144,51 @@ class EndpointSecretRotationApi(_OwnedEndpoints, IdempotentApiView):
         return Response(RotationOutput(endpoint).data, status=200)
 
 
+class EndpointChangeInput(serializers.Serializer):
+    url = serializers.URLField(max_length=2000, required=False)
+    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1,
+                                   max_length=len(EVENT_CHOICES), required=False)
+    enabled = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Send at least one of url, events, enabled.")
+        return attrs
+
+
 class EndpointDetailApi(_OwnedEndpoints, StorefrontApiView):
+    def _owner(self) -> dict:
+        caller = self.caller
+        return {"storefront_id": caller.storefront_id if caller.kind == "storefront" else None,
+                "partner_id": caller.partner_id if caller.kind == "partner" else None}
+
+    @extend_schema(
+        operation_id="webhook_endpoints_retrieve", summary="One of your webhook endpoints (no secret)",
+        parameters=[RETRY_AFTER],
+        responses=documented({200: EndpointOutput, 401: COMMON_ERRORS[401], 404: problem("`not_found`."),
+                              429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503]}),
+    )
+    def get(self, request, endpoint_id):
+        endpoint = self.owned().filter(pk=endpoint_id).first()
+        if endpoint is None:
+            raise NotFound("No such webhook endpoint.")
+        return Response(EndpointOutput(endpoint).data)
+
+    @extend_schema(
+        operation_id="webhook_endpoints_partial_update",
+        summary="Change an endpoint's URL or events, or pause it (`enabled: false`)",
+        parameters=[RETRY_AFTER], request=EndpointChangeInput,
+        responses=documented({
+            200: EndpointOutput, 401: COMMON_ERRORS[401], 404: problem("`not_found`."),
+            400: problem("`invalid_request` (with `errors`): as on creation, or nothing to change."),
+            429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503],
+        }),
+    )
+    def patch(self, request, endpoint_id):
+        data = self.validated(EndpointChangeInput)
+        endpoint = endpoints.update_endpoint(endpoint_id=endpoint_id, **self._owner(), **data)
+        return Response(EndpointOutput(endpoint).data)
+
     @extend_schema(
         operation_id="webhook_endpoints_destroy", summary="Delete one of your webhook endpoints",
         parameters=[RETRY_AFTER],
@@ -152,12 +196,7 @@ class EndpointDetailApi(_OwnedEndpoints, StorefrontApiView):
                               429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503]}),
     )
     def delete(self, request, endpoint_id):
-        caller = self.caller
-        endpoints.delete_endpoint(
-            endpoint_id=endpoint_id,
-            storefront_id=caller.storefront_id if caller.kind == "storefront" else None,
-            partner_id=caller.partner_id if caller.kind == "partner" else None,
-        )
+        endpoints.delete_endpoint(endpoint_id=endpoint_id, **self._owner())
         return Response(status=204)
 
 

@@ -173,3 +173,52 @@ def test_another_storefronts_endpoint_cannot_be_rotated(shop, public_dns):
     response = shop.client.post(f"{PATH}{theirs['id']}/rotate-secret/")
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
     assert bytes(WebhookEndpoint.objects.get(pk=theirs["id"]).secret_ciphertext) == sealed
+
+
+def test_patch_pauses_and_changes_an_endpoint_and_it_then_receives_accordingly(shop, public_dns):
+    from vouchers.webhooks.models import WebhookEvent
+    from vouchers.webhooks.services import outbox
+
+    # given an endpoint for code.redeemed
+    mine = create(shop.client).json()
+    path = f"{PATH}{mine['id']}/"
+    # when it is paused
+    paused = shop.client.http.patch(path, {"enabled": False}, format="json")
+    # then it is shown paused and receives nothing
+    assert paused.status_code == 200
+    assert (paused.json()["enabled"], paused.json()["events"]) == (False, ["code.redeemed"])
+    assert shop.client.get(path).json() == paused.json()
+    def emit(kind):
+        return outbox.emit(kind, owners=[("storefront", shop.storefront.pk)], merchant_id=None,
+                           data=lambda: {"n": 1})
+
+    assert emit("code.redeemed") is None
+    # when it is resumed for other events and moved
+    changed = shop.client.http.patch(path, {"enabled": True, "events": ["stock.low"],
+                                            "url": "https://hooks.example.com/v2"}, format="json")
+    assert changed.status_code == 200
+    assert {k: changed.json()[k] for k in ("enabled", "events", "url")} == {
+        "enabled": True, "events": ["stock.low"], "url": "https://hooks.example.com/v2"}
+    assert emit("code.redeemed") is None
+    assert emit("stock.low") is not None
+    assert WebhookEvent.objects.get().type == "stock.low"
+
+
+@pytest.mark.parametrize("body", [{}, {"events": ["statement.issued"]}, {"events": []}, {"url": "ftp://x/"}])
+def test_a_bad_change_is_refused_and_changes_nothing(shop, public_dns, body):
+    mine = create(shop.client).json()
+    response = shop.client.http.patch(f"{PATH}{mine['id']}/", body, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_request")
+    endpoint = WebhookEndpoint.objects.get(pk=mine["id"])
+    unchanged = ("https://hooks.example.com/in", ["code.redeemed"], True)
+    assert (endpoint.url, endpoint.events, endpoint.enabled) == unchanged
+
+
+def test_another_storefronts_endpoint_cannot_be_read_or_changed(shop, public_dns):
+    other = make_shop(codes=0)
+    theirs = create(other.client).json()
+    path = f"{PATH}{theirs['id']}/"
+    assert shop.client.get(path).json()["code"] == "not_found"
+    changed = shop.client.http.patch(path, {"enabled": False}, format="json")
+    assert (changed.status_code, changed.json()["code"]) == (404, "not_found")
+    assert WebhookEndpoint.objects.get(pk=theirs["id"]).enabled is True

@@ -119,6 +119,32 @@ def owned_endpoints(*, storefront_id: int | None = None, partner_id: int | None 
 
 
 @transaction.atomic
+def update_endpoint(
+    *, endpoint_id, storefront_id: int | None = None, partner_id: int | None = None, url: str | None = None,
+    events: list[str] | None = None, enabled: bool | None = None,
+) -> WebhookEndpoint:
+    """Change one of the caller's endpoints (URL, events, enabled); what is None stays.
+
+    Raises NotFound (also another's), InvalidEndpoint (as on creation).
+    """
+    endpoint = owned_endpoints(storefront_id=storefront_id, partner_id=partner_id).select_for_update().filter(
+        pk=endpoint_id
+    ).first()
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint.")
+    if url is not None:
+        endpoint.url = validate_url(url)
+    if events is not None:
+        owner_kind = "storefront" if endpoint.storefront_id else "partner"
+        endpoint.events = validate_events(events, owner_kind=owner_kind)
+    if enabled is not None:
+        endpoint.enabled = enabled
+    endpoint.save(update_fields=["url", "events", "enabled", "updated_at"])
+    _forget_now_and_after_commit()
+    return endpoint
+
+
+@transaction.atomic
 def delete_endpoint(*, endpoint_id, storefront_id: int | None = None, partner_id: int | None = None) -> None:
     """Delete one of the caller's endpoints with its delivery log. Raises NotFound (also another's)."""
     deleted, _ = owned_endpoints(storefront_id=storefront_id, partner_id=partner_id).filter(
