@@ -50,13 +50,13 @@ class EndpointForm(TenantModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if self.instance.pk and not self.instance._state.adding:
+        if not self.instance._state.adding:  # the owner of a saved endpoint is read-only
             owner_kind = "storefront" if self.instance.storefront_id else "partner"
         else:
             storefront, partner = cleaned.get("storefront"), cleaned.get("partner")
             if bool(storefront) == bool(partner):
-                self.add_error("storefront", "Choose the storefront (or the partner) whose events this "
-                                             "endpoint receives, not both.")
+                self.add_error("storefront", "Choose whose events this endpoint receives: one storefront "
+                                             "or one partner.")
                 return cleaned
             owner_kind = "storefront" if storefront else "partner"
         if cleaned.get("events"):
