@@ -361,6 +361,9 @@ API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 # a larger one is refused with 413 before it is read or parsed. Keep the reverse proxy's
 # body limit (docs/deploy.md) at or above it.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8192)
+# The one larger body: a partner's reconciliation CSV (its own rows for a statement,
+# about 60 bytes a row). Refused over this with 413 the same way.
+API_MAX_UPLOAD_BYTES = env.int("API_MAX_UPLOAD_BYTES", default=8 * 1024 * 1024)
 
 # --- operations: /readyz, /metrics -----------------------------------------------
 
@@ -383,6 +386,13 @@ VOUCHER_STOCK_SHARDS = env.int("VOUCHER_STOCK_SHARDS", default=16)
 # local addresses, so a receiver on 127.0.0.1 can be tried out.
 WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=PRODUCTION)
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=not PRODUCTION)
+if PRODUCTION and (not WEBHOOK_REQUIRE_HTTPS or WEBHOOK_ALLOW_PRIVATE_ADDRESSES):
+    # A relaxed rule would let anyone with an API key make the service call its own
+    # network (cloud metadata, the database, Redis): never in production.
+    raise ImproperlyConfigured(
+        "WEBHOOK_REQUIRE_HTTPS=false and WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true are refused when "
+        "DJANGO_ENV=production."
+    )
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_RETRY_FOR_SECONDS = env.int("WEBHOOK_RETRY_FOR_SECONDS", default=3 * 24 * 60 * 60)
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)

@@ -22,7 +22,8 @@ REQUIRED = (
 )
 # Variables of the calling environment that would leak into the profile under test.
 INHERITED = (*REQUIRED, "DJANGO_ENV", "DJANGO_DEBUG", "CELERY_BROKER_URL", "DATABASE_URL",
-             "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "VOUCHER_DEV_KEYS_FILE", "EMAIL_URL")
+             "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "VOUCHER_DEV_KEYS_FILE", "EMAIL_URL",
+             "WEBHOOK_REQUIRE_HTTPS", "WEBHOOK_ALLOW_PRIVATE_ADDRESSES")
 
 
 def b64key() -> str:
@@ -104,6 +105,8 @@ def test_production_refuses_an_empty_required_variable(empty):
             "VOUCHER_PRIMARY_KEY_ID must name a key in VOUCHER_ENCRYPTION_KEYS",
         ),
         ({"DJANGO_ENV": "staging"}, "DJANGO_ENV must be 'development' or 'production'"),
+        ({"WEBHOOK_REQUIRE_HTTPS": "false"}, "WEBHOOK_REQUIRE_HTTPS=false and WEBHOOK_ALLOW_PRIVATE"),
+        ({"WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true"}, "are refused when DJANGO_ENV=production"),
     ],
 )
 def test_production_refuses_malformed_keys_naming_the_variable(overrides, message):

@@ -43,10 +43,12 @@ PARTNER_TAG = ["partner"]
 
 
 class IsPartner(BasePermission):
-    """A partner key; a storefront key on a partner path is 404 not_found."""
+    """A partner key; a storefront key on a partner path is 404 not_found; no key is 401."""
 
     def has_permission(self, request, view) -> bool:
-        if isinstance(request.user, Caller) and request.user.kind == "partner":
+        if not isinstance(request.user, Caller):
+            return False  # not authenticated: 401 not_authenticated, as on every other path
+        if request.user.kind == "partner":
             return True
         raise Http404
 
@@ -333,14 +335,25 @@ class StatementDisputeApi(PartnerIdempotentApiView):
 
 
 class CsvTextParser(BaseParser):
+    """A CSV body as text, read no further than API_MAX_UPLOAD_BYTES (413 beyond)."""
+
     media_type = "text/csv"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read().decode("utf-8-sig")
+        from django.conf import settings
+
+        from vouchers.api.errors import PayloadTooLarge
+
+        limit = int(settings.API_MAX_UPLOAD_BYTES)
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise PayloadTooLarge.for_size(size=None, limit=limit)
+        return raw.decode("utf-8-sig")
 
 
 class StatementReconcileApi(PartnerIdempotentApiView):
     parser_classes = [CsvTextParser]
+    max_body_setting = "API_MAX_UPLOAD_BYTES"  # a statement's worth of rows, not a few KB
 
     @extend_schema(
         operation_id="partner_statement_reconcile",

@@ -46,6 +46,7 @@ from partners.money import format_minor
 from partners.periods import period_end, period_start
 from partners.services import ledger
 from partners.signing import sign_detached
+from vouchers.webhooks.services import settlement_events
 
 LIFECYCLE_ACTIONS = ("confirmed", "auto_confirmed", "disputed", "resolved")
 
@@ -97,6 +98,7 @@ def close_agreement(*, agreement_id: int, as_of: datetime) -> list[Statement]:
             if end > as_of:
                 return created
             created.append(_close_one(agreement, previous, start, end))
+            settlement_events.statement_issued(created[-1])  # in the close's transaction
 
 
 _INSERT_LINES = """
@@ -442,6 +444,7 @@ def resolve_dispute(
     )
     if not statement.disputes.filter(status=Dispute.Status.OPEN).exists():
         _event(statement, "resolved", actor)
+    settlement_events.dispute_resolved(dispute, statement=statement)
     return dispute
 
 

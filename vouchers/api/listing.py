@@ -4,6 +4,10 @@ Lists are filtered by `order_ref`, `customer`, status and a time range, newest f
 cursor-paginated (stable under inserts, no COUNT over a large table). Every query is
 scoped to the caller: another storefront's objects are not listed, and their detail
 is 404 like an object that does not exist.
+
+These reads are the storefront's: a partner key redeems through `POST redemptions/`
+but its lists and detail answer it 404 `not_found` (a redemption names the
+merchant's customer and order; a partner reconciles from its ledger feed instead).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from vouchers.api.base import StorefrontApiView
+from vouchers.api.base import IsStorefront, IsStorefrontOrPartner, StorefrontApiView
 from vouchers.api.serializers import RedemptionOutput
 from vouchers.api.views import (
     COMMON_ERRORS,
@@ -29,9 +33,13 @@ from vouchers.exceptions import NotFound
 from vouchers.models import Issuance, Redemption
 
 
-class IsStorefrontOrPartner(BasePermission):
+class StorefrontReadsAnyoneRedeems(BasePermission):
+    """`redemptions/`: GET lists the storefront's (a partner key: 404), POST redeems (both keys)."""
+
     def has_permission(self, request, view) -> bool:
-        return isinstance(request.user, Caller) and request.user.kind in {"storefront", "partner"}
+        if request.method == "POST":
+            return IsStorefrontOrPartner().has_permission(request, view)
+        return IsStorefront().has_permission(request, view)
 
 
 # --- shapes -----------------------------------------------------------------------
@@ -136,6 +144,7 @@ def _filter_parameters(filters: type[_ListFilters], what: str) -> list[OpenApiPa
 
 LIST_ERRORS = {
     400: problem("`invalid_request` (with `errors`): a filter is malformed, or the cursor is invalid."),
+    404: problem("`not_found`: a partner key (these lists are the storefront's)."),
     401: COMMON_ERRORS[401], 429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503],
 }
 
@@ -180,15 +189,14 @@ class IssuanceCollectionApi(IssuanceCreateApi):
 
 def _own_redemptions(caller: Caller):
     rows = Redemption.objects.select_related("code__batch__product", "code__issuance")
-    if caller.kind == "storefront":
-        return rows.filter(storefront_id=caller.own_storefront_id)
-    return rows.filter(partner_id=caller.own_partner_id)
+    return rows.filter(storefront_id=caller.own_storefront_id)
 
 
 class RedemptionCollectionApi(RedemptionCreateApi):
     """`redemptions/`: POST redeems (RedemptionCreateApi), GET lists the caller's redemptions."""
 
     pagination_class = RedemptionsNewestFirst
+    permission_classes = [StorefrontReadsAnyoneRedeems]
 
     @extend_schema(
         operation_id="redemptions_list", summary="Your redemptions, newest first",
@@ -214,13 +222,11 @@ class RedemptionCollectionApi(RedemptionCreateApi):
 
 
 class RedemptionDetailApi(StorefrontApiView):
-    permission_classes = [IsStorefrontOrPartner]
-
     @extend_schema(
         operation_id="redemptions_retrieve", summary="One of your redemptions",
         parameters=[RETRY_AFTER],
         responses=documented({200: RedemptionDetailOutput, 401: COMMON_ERRORS[401],
-                              404: problem("`not_found` (also another storefront's)."),
+                              404: problem("`not_found` (also another storefront's, and for a partner key)."),
                               429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503]}),
     )
     def get(self, request, redemption_id):

@@ -3,6 +3,10 @@
 An endpoint is created through the same service as the API (URL rules, sealed
 secret); its secret is rendered into the response to the POST only. Deliveries are
 records: read, and sent again with "redeliver".
+
+A merchant's staff manage their storefronts' endpoints. A partner's endpoints (a
+partner acts across merchants) are managed by a superuser, like its API keys, or by
+the partner itself through the API.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from vouchers.admin_tenancy import MerchantScopedAdmin, TenantModelForm, scoped_choices
+from partners.models import Partner
+from vouchers.admin_tenancy import MerchantScopedAdmin, TenantModelForm, is_unscoped, scoped_choices
 from vouchers.admin_views import render_page
 from vouchers.models import Storefront
 from vouchers.webhooks.events import EVENT_CHOICES
@@ -32,7 +37,7 @@ class EndpointForm(TenantModelForm):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["storefront", "url", "events", "enabled", "description"]
+        fields = ["storefront", "partner", "url", "events", "enabled", "description"]
 
     def clean_url(self):
         try:
@@ -48,8 +53,20 @@ class EndpointForm(TenantModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if not self.instance.pk and not cleaned.get("storefront"):
-            self.add_error("storefront", _("Choose the storefront whose events this endpoint receives."))
+        if not self.instance._state.adding:  # the owner of a saved endpoint is read-only
+            owner_kind = "storefront" if self.instance.storefront_id else "partner"
+        else:
+            storefront, partner = cleaned.get("storefront"), cleaned.get("partner")
+            if bool(storefront) == bool(partner):
+                self.add_error("storefront", _("Choose whose events this endpoint receives: one storefront "
+                                               "or one partner."))
+                return cleaned
+            owner_kind = "storefront" if storefront else "partner"
+        if cleaned.get("events"):
+            try:
+                endpoints.validate_events(cleaned["events"], owner_kind=owner_kind)
+            except endpoints.InvalidEndpoint as exc:
+                self.add_error("events", exc.detail)
         return cleaned
 
 
@@ -62,14 +79,18 @@ class WebhookEndpointAdmin(MerchantScopedAdmin):
     actions = ("rotate_secret",)
 
     def get_fields(self, request, obj=None):
-        return ["storefront", "url", "events", "enabled", "description"]
+        partners_too = is_unscoped(request) or (obj is not None and obj.partner_id)
+        owners = ["storefront", "partner"] if partners_too else ["storefront"]
+        return [*owners, "url", "events", "enabled", "description"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ("storefront",) if obj is not None else ()
+        return ("storefront", "partner") if obj is not None else ()
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "storefront":
             kwargs["queryset"] = scoped_choices(Storefront, request)
+        if db_field.name == "partner":
+            kwargs["queryset"] = Partner.objects.all() if is_unscoped(request) else Partner.objects.none()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description=gettext_lazy("events"))
@@ -81,10 +102,11 @@ class WebhookEndpointAdmin(MerchantScopedAdmin):
             super().save_model(request, obj, form, change)
             forget_subscriptions()
             return
+        partner = form.cleaned_data.get("partner")
         created = endpoints.create_endpoint(
             url=form.cleaned_data["url"], events=form.cleaned_data["events"],
-            storefront=form.cleaned_data["storefront"], enabled=form.cleaned_data["enabled"],
-            description=form.cleaned_data.get("description", ""),
+            storefront=form.cleaned_data.get("storefront"), partner_id=partner.pk if partner else None,
+            enabled=form.cleaned_data["enabled"], description=form.cleaned_data.get("description", ""),
         )
         obj.pk = created.endpoint.pk
         obj._state.adding = False

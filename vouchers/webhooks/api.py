@@ -15,8 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from vouchers.api.base import IdempotentApiView, StorefrontApiView
-from vouchers.api.listing import IsStorefrontOrPartner
+from vouchers.api.base import IdempotentApiView, IsStorefrontOrPartner, StorefrontApiView
 from vouchers.api.views import (
     COMMON_ERRORS,
     IDEMPOTENCY_ERRORS,
@@ -26,6 +25,7 @@ from vouchers.api.views import (
     problem,
     replayed,
 )
+from vouchers.exceptions import NotFound
 from vouchers.models import Storefront
 from vouchers.webhooks.events import EVENT_CHOICES
 from vouchers.webhooks.services import endpoints
@@ -110,7 +110,91 @@ class EndpointCollectionApi(_OwnedEndpoints, IdempotentApiView):
         return Response(EndpointOutput(created.endpoint).data, status=201)
 
 
+class RotationOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    previous_secret_expires_at = serializers.DateTimeField(
+        help_text="Until then each delivery carries two `v1` signatures: the new secret's and the old one's.",
+    )
+
+
+class RotatedSecretOutput(RotationOutput):
+    secret = serializers.CharField(help_text="The new signing secret. Shown in this response only.")
+
+
+class EndpointSecretRotationApi(_OwnedEndpoints, IdempotentApiView):
+    @extend_schema(
+        operation_id="webhook_endpoints_rotate_secret",
+        summary="A new signing secret, shown once; the old one keeps signing for a day",
+        parameters=[IDEMPOTENCY_KEY, replayed(200), RETRY_AFTER], request=None,
+        responses=documented({
+            200: OpenApiResponse(RotatedSecretOutput), **COMMON_ERRORS, **IDEMPOTENCY_ERRORS,
+            404: problem("`not_found`."),
+        }),
+    )
+    def post(self, request, endpoint_id):
+        response = super().post(request, endpoint_id)
+        if response.status_code == 200:
+            # As on creation: the stored record of this response lacks the secret.
+            secret = getattr(self, "_new_secret", None)
+            if secret is None:  # a replay: open the sealed (current) secret again
+                secret = live_secrets(self.owned().get(pk=response.data["id"]))[0]
+            response.data = {**response.data, "secret": secret}
+        return response
+
+    def perform(self, request, endpoint_id):
+        endpoint = self.owned().filter(pk=endpoint_id).first()
+        if endpoint is None:
+            raise NotFound("No such webhook endpoint.")
+        self._new_secret = endpoints.rotate_secret(endpoint=endpoint)
+        endpoint.refresh_from_db()
+        return Response(RotationOutput(endpoint).data, status=200)
+
+
+class EndpointChangeInput(serializers.Serializer):
+    url = serializers.URLField(max_length=2000, required=False)
+    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1,
+                                   max_length=len(EVENT_CHOICES), required=False)
+    enabled = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Send at least one of url, events, enabled.")
+        return attrs
+
+
 class EndpointDetailApi(_OwnedEndpoints, StorefrontApiView):
+    def _owner(self) -> dict:
+        caller = self.caller
+        return {"storefront_id": caller.storefront_id if caller.kind == "storefront" else None,
+                "partner_id": caller.partner_id if caller.kind == "partner" else None}
+
+    @extend_schema(
+        operation_id="webhook_endpoints_retrieve", summary="One of your webhook endpoints (no secret)",
+        parameters=[RETRY_AFTER],
+        responses=documented({200: EndpointOutput, 401: COMMON_ERRORS[401], 404: problem("`not_found`."),
+                              429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503]}),
+    )
+    def get(self, request, endpoint_id):
+        endpoint = self.owned().filter(pk=endpoint_id).first()
+        if endpoint is None:
+            raise NotFound("No such webhook endpoint.")
+        return Response(EndpointOutput(endpoint).data)
+
+    @extend_schema(
+        operation_id="webhook_endpoints_partial_update",
+        summary="Change an endpoint's URL or events, or pause it (`enabled: false`)",
+        parameters=[RETRY_AFTER], request=EndpointChangeInput,
+        responses=documented({
+            200: EndpointOutput, 401: COMMON_ERRORS[401], 404: problem("`not_found`."),
+            400: problem("`invalid_request` (with `errors`): as on creation, or nothing to change."),
+            429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503],
+        }),
+    )
+    def patch(self, request, endpoint_id):
+        data = self.validated(EndpointChangeInput)
+        endpoint = endpoints.update_endpoint(endpoint_id=endpoint_id, **self._owner(), **data)
+        return Response(EndpointOutput(endpoint).data)
+
     @extend_schema(
         operation_id="webhook_endpoints_destroy", summary="Delete one of your webhook endpoints",
         parameters=[RETRY_AFTER],
@@ -118,12 +202,7 @@ class EndpointDetailApi(_OwnedEndpoints, StorefrontApiView):
                               429: COMMON_ERRORS[429], 503: COMMON_ERRORS[503]}),
     )
     def delete(self, request, endpoint_id):
-        caller = self.caller
-        endpoints.delete_endpoint(
-            endpoint_id=endpoint_id,
-            storefront_id=caller.storefront_id if caller.kind == "storefront" else None,
-            partner_id=caller.partner_id if caller.kind == "partner" else None,
-        )
+        endpoints.delete_endpoint(endpoint_id=endpoint_id, **self._owner())
         return Response(status=204)
 
 

@@ -20,6 +20,7 @@ API_PATHS = [
     "/api/v1/redemptions/{redemption_id}/reversal/",
     "/api/v1/webhooks/endpoints/",
     "/api/v1/webhooks/endpoints/{endpoint_id}/",
+    "/api/v1/webhooks/endpoints/{endpoint_id}/rotate-secret/",
     # partner endpoints (settlement)
     "/api/v1/partner/agreements/",
     "/api/v1/partner/statements/",
@@ -63,6 +64,7 @@ IDEMPOTENT_OPERATIONS = [
     "/api/v1/redemptions/",
     "/api/v1/redemptions/{redemption_id}/reversal/",
     "/api/v1/webhooks/endpoints/",
+    "/api/v1/webhooks/endpoints/{endpoint_id}/rotate-secret/",
     "/api/v1/partner/statements/{statement_id}/confirm/",
     "/api/v1/partner/statements/{statement_id}/disputes/",
     "/api/v1/partner/statements/{statement_id}/reconcile/",

@@ -96,3 +96,64 @@ def test_rotating_a_secret_shows_the_new_one_once_and_keeps_the_old_one_signing(
     new_secret = response.context["secret"]
     assert new_secret != created.secret
     assert live_secrets(WebhookEndpoint.objects.get()) == [new_secret, created.secret]
+
+
+def test_a_superuser_adds_a_partners_endpoint_and_sees_its_secret_once(admin_client, receiver):
+    from tests.factories import PartnerFactory
+
+    partner = PartnerFactory()
+    response = admin_client.post(reverse("admin:webhooks_webhookendpoint_add"), {
+        "partner": partner.pk, "url": receiver.url, "events": ["dispute.resolved", "statement.issued"],
+        "enabled": "on",
+    })
+    assert response.status_code == 200
+    endpoint = WebhookEndpoint.objects.get()
+    assert (endpoint.partner_id, endpoint.storefront_id, endpoint.merchant_id) == (partner.pk, None, None)
+    assert endpoint.events == ["statement.issued", "dispute.resolved"]
+    assert live_secrets(endpoint) == [response.context["secret"]]
+    # and editing it keeps to the events a partner receives
+    change = reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk])
+    assert admin_client.get(change).status_code == 200
+    refused = admin_client.post(change, {"url": receiver.url, "events": ["stock.low"], "enabled": "on"})
+    assert "events" in refused.context["adminform"].form.errors
+    edited = admin_client.post(change, {"url": receiver.url, "events": ["code.redeemed"], "enabled": "on"})
+    assert edited.status_code == 302
+    endpoint.refresh_from_db()
+    assert endpoint.events == ["code.redeemed"]
+
+
+@pytest.mark.parametrize("owners, events, field", [
+    ("both", ["code.redeemed"], "storefront"),
+    ("neither", ["code.redeemed"], "storefront"),
+    ("partner", ["stock.low"], "events"),
+    ("storefront", ["statement.issued"], "events"),
+])
+def test_an_endpoint_needs_one_owner_and_events_it_can_receive(admin_client, shop, receiver, owners, events,
+                                                               field):
+    from tests.factories import PartnerFactory
+
+    partner = PartnerFactory()
+    chosen = {"both": {"storefront": shop.storefront.pk, "partner": partner.pk}, "neither": {},
+              "partner": {"partner": partner.pk}, "storefront": {"storefront": shop.storefront.pk}}[owners]
+    response = admin_client.post(reverse("admin:webhooks_webhookendpoint_add"), {
+        **chosen, "url": receiver.url, "events": events, "enabled": "on",
+    })
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert WebhookEndpoint.objects.count() == 0
+
+
+def test_staff_are_not_offered_partners_and_do_not_see_a_partners_endpoint(staff_client, receiver):
+    from tests.factories import PartnerFactory
+
+    partner = PartnerFactory()
+    endpoints.create_endpoint(url=receiver.url, events=["statement.issued"], partner_id=partner.pk)
+    form = staff_client.get(reverse("admin:webhooks_webhookendpoint_add")).context["adminform"].form
+    assert "partner" not in form.fields
+    response = staff_client.post(reverse("admin:webhooks_webhookendpoint_add"), {
+        "partner": partner.pk, "url": receiver.url, "events": ["code.redeemed"], "enabled": "on",
+    })
+    assert "storefront" in response.context["adminform"].form.errors
+    assert WebhookEndpoint.objects.count() == 1
+    changelist = staff_client.get(reverse("admin:webhooks_webhookendpoint_changelist"))
+    assert changelist.context["cl"].result_count == 0

@@ -97,6 +97,7 @@ def test_a_failed_attempt_is_retried_with_backoff_and_jitter_then_marked_failed(
     receiver.statuses = [500, 503]
     event = emit_one(shop)
     pending = WebhookDelivery.objects.get(event=event)
+    counted_before = counted()
     # when it is sent
     before = timezone.now()
     outcome = delivery.deliver(pending.pk)
@@ -126,6 +127,22 @@ def test_a_failed_attempt_is_retried_with_backoff_and_jitter_then_marked_failed(
     pending.refresh_from_db()
     assert (pending.status, pending.attempts, pending.last_status_code) == ("succeeded", 4, 200)
     assert len({r.headers["Webhook-Id"] for r in receiver.requests}) == 1
+    # and the business counters saw two retries, one failure, one delivery
+    moved = {name: counted()[name] - counted_before[name] for name in counted_before}
+    assert moved == {"delivered": 1, "retry": 2, "failed": 1, "failures": 1}
+
+
+def counted() -> dict[str, float]:
+    from prometheus_client import REGISTRY
+
+    def value(name, labels=None):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    outcomes = ("delivered", "retry", "failed")
+    return {
+        **{o: value("vouchers_webhook_deliveries_total", {"outcome": o}) for o in outcomes},
+        "failures": value("vouchers_webhook_failures_total"),
+    }
 
 
 def test_a_delivery_not_yet_due_or_already_sent_is_not_sent_again(receiver):

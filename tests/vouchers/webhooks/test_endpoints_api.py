@@ -128,3 +128,97 @@ def test_without_a_key_the_endpoints_are_401(shop):
     from rest_framework.test import APIClient
 
     assert APIClient().get(PATH).status_code == 401
+
+
+def test_the_schema_enumerates_every_event_type():
+    import yaml
+    from django.test import Client
+
+    from vouchers.webhooks.events import EVENT_TYPES
+
+    schema = yaml.safe_load(Client().get("/api/schema/").content)
+    assert schema["components"]["schemas"]["WebhookEventTypeEnum"]["enum"] == list(EVENT_TYPES)
+    assert {"statement.issued", "dispute.resolved"} <= set(EVENT_TYPES)
+
+
+def test_rotating_through_the_api_shows_the_new_secret_once_and_both_sign_meanwhile(shop, public_dns):
+    import time
+
+    from vouchers.webhooks.services import secrets
+
+    # given an endpoint
+    first = create(shop.client).json()
+    # when its secret is rotated, and the rotation replayed
+    rotated = shop.client.post(f"{PATH}{first['id']}/rotate-secret/", idempotency_key="rot-1")
+    replay = shop.client.post(f"{PATH}{first['id']}/rotate-secret/", idempotency_key="rot-1")
+    # then the new secret is shown once more by the replay only, and both secrets sign
+    assert rotated.status_code == 200
+    body = rotated.json()
+    assert set(body) == {"id", "secret", "previous_secret_expires_at"}
+    assert body["secret"] != first["secret"] and body["secret"].startswith("whsec_")
+    assert (replay.status_code, replay["Idempotent-Replayed"], replay.json()) == (200, "true", body)
+    endpoint = WebhookEndpoint.objects.get(pk=first["id"])
+    assert live_secrets(endpoint) == [body["secret"], first["secret"]]
+    header = secrets.signature_header(live_secrets(endpoint), timestamp=int(time.time()), body=b"{}")
+    for secret in (body["secret"], first["secret"]):
+        assert secrets.verify(header, secret=secret, body=b"{}", now=int(time.time()))
+    for record in IdempotencyRecord.objects.all():
+        assert "secret" not in record.response_body
+
+
+def test_another_storefronts_endpoint_cannot_be_rotated(shop, public_dns):
+    other = make_shop(codes=0)
+    theirs = create(other.client).json()
+    sealed = bytes(WebhookEndpoint.objects.get(pk=theirs["id"]).secret_ciphertext)
+    response = shop.client.post(f"{PATH}{theirs['id']}/rotate-secret/")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert bytes(WebhookEndpoint.objects.get(pk=theirs["id"]).secret_ciphertext) == sealed
+
+
+def test_patch_pauses_and_changes_an_endpoint_and_it_then_receives_accordingly(shop, public_dns):
+    from vouchers.webhooks.models import WebhookEvent
+    from vouchers.webhooks.services import outbox
+
+    # given an endpoint for code.redeemed
+    mine = create(shop.client).json()
+    path = f"{PATH}{mine['id']}/"
+    # when it is paused
+    paused = shop.client.http.patch(path, {"enabled": False}, format="json")
+    # then it is shown paused and receives nothing
+    assert paused.status_code == 200
+    assert (paused.json()["enabled"], paused.json()["events"]) == (False, ["code.redeemed"])
+    assert shop.client.get(path).json() == paused.json()
+    def emit(kind):
+        return outbox.emit(kind, owners=[("storefront", shop.storefront.pk)], merchant_id=None,
+                           data=lambda: {"n": 1})
+
+    assert emit("code.redeemed") is None
+    # when it is resumed for other events and moved
+    changed = shop.client.http.patch(path, {"enabled": True, "events": ["stock.low"],
+                                            "url": "https://hooks.example.com/v2"}, format="json")
+    assert changed.status_code == 200
+    assert {k: changed.json()[k] for k in ("enabled", "events", "url")} == {
+        "enabled": True, "events": ["stock.low"], "url": "https://hooks.example.com/v2"}
+    assert emit("code.redeemed") is None
+    assert emit("stock.low") is not None
+    assert WebhookEvent.objects.get().type == "stock.low"
+
+
+@pytest.mark.parametrize("body", [{}, {"events": ["statement.issued"]}, {"events": []}, {"url": "ftp://x/"}])
+def test_a_bad_change_is_refused_and_changes_nothing(shop, public_dns, body):
+    mine = create(shop.client).json()
+    response = shop.client.http.patch(f"{PATH}{mine['id']}/", body, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_request")
+    endpoint = WebhookEndpoint.objects.get(pk=mine["id"])
+    unchanged = ("https://hooks.example.com/in", ["code.redeemed"], True)
+    assert (endpoint.url, endpoint.events, endpoint.enabled) == unchanged
+
+
+def test_another_storefronts_endpoint_cannot_be_read_or_changed(shop, public_dns):
+    other = make_shop(codes=0)
+    theirs = create(other.client).json()
+    path = f"{PATH}{theirs['id']}/"
+    assert shop.client.get(path).json()["code"] == "not_found"
+    changed = shop.client.http.patch(path, {"enabled": False}, format="json")
+    assert (changed.status_code, changed.json()["code"]) == (404, "not_found")
+    assert WebhookEndpoint.objects.get(pk=theirs["id"]).enabled is True

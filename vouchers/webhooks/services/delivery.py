@@ -27,12 +27,15 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from vouchers.crypto import UnknownKeyId
+from vouchers.ops import metrics
 from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint
 from vouchers.webhooks.services import addresses, secrets, transport
 
 logger = logging.getLogger("webhooks.delivery")
 
 USER_AGENT = "voucher-inventory-webhooks/1"
+# An attempt's result as `vouchers_webhook_deliveries{outcome}` names it.
+METRIC_OUTCOMES = {"succeeded": "delivered", "retry": "retry", "failed": "failed"}
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,9 @@ def _record(delivery: WebhookDelivery, *, status_code: int | None, error: str) -
         fields.update(next_attempt_at=now + timedelta(seconds=backoff_seconds(delivery.attempts + 1)))
         result = "retry"
     WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+    metrics.WEBHOOK_DELIVERIES.labels(outcome=METRIC_OUTCOMES[result]).inc()
+    if result == "failed":
+        metrics.WEBHOOK_FAILURES.inc()
     logger.info("webhook delivery %s %s (attempt %s, status %s)", delivery.pk, result,
                 fields["attempts"], status_code)
     if result != "retry" and delivery.ordering_key:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from vouchers.exceptions import DomainError, NotFound
-from vouchers.webhooks.events import EVENT_TYPES
+from vouchers.webhooks.events import EVENT_TYPES, EVENT_TYPES_BY_OWNER
 from vouchers.webhooks.models import WebhookEndpoint
 from vouchers.webhooks.services import addresses, secrets
 from vouchers.webhooks.services.outbox import forget_subscriptions
@@ -27,8 +27,13 @@ class CreatedEndpoint:
     secret: str  # shown once, never stored in clear
 
 
-def validate_events(events: list[str]) -> list[str]:
-    """Known event types, deduplicated in their catalogue order. Raises InvalidEndpoint."""
+def validate_events(events: list[str], *, owner_kind: str | None = None) -> list[str]:
+    """Known event types, deduplicated in their catalogue order. Raises InvalidEndpoint.
+
+    With `owner_kind` ("storefront" or "partner"), also refuses an event that owner
+    never receives (a partner's endpoint and `issuance.issued`, a storefront's and
+    `statement.issued`).
+    """
     unknown = sorted(set(events) - set(EVENT_TYPES))
     if unknown:
         raise InvalidEndpoint(_("Unknown event types: %(types)s.") % {"types": ", ".join(unknown)}, errors={
@@ -36,6 +41,12 @@ def validate_events(events: list[str]) -> list[str]:
     if not events:
         raise InvalidEndpoint(_("Subscribe to at least one event type."),
                               errors={"events": [_("Subscribe to at least one event type.")]})
+    if owner_kind is not None:
+        foreign = [name for name in EVENT_TYPES if name in set(events) - EVENT_TYPES_BY_OWNER[owner_kind]]
+        if foreign:
+            message = _("A %(owner)s's endpoint does not receive: %(types)s.") % {
+                "owner": owner_kind, "types": ", ".join(foreign)}
+            raise InvalidEndpoint(message, errors={"events": [message]})
     return [name for name in EVENT_TYPES if name in set(events)]
 
 
@@ -67,9 +78,10 @@ def create_endpoint(
 ) -> CreatedEndpoint:
     """An endpoint of a storefront or a partner, with a fresh secret returned once.
 
-    Raises InvalidEndpoint (unknown events, a URL that is not https or not public).
+    Raises InvalidEndpoint (unknown events or events the owner never receives, a URL
+    that is not https or not public).
     """
-    events = validate_events(events)
+    events = validate_events(events, owner_kind="storefront" if storefront is not None else "partner")
     validate_url(url)
     endpoint = WebhookEndpoint(
         storefront=storefront, merchant_id=storefront.merchant_id if storefront is not None else None,
@@ -104,6 +116,32 @@ def owned_endpoints(*, storefront_id: int | None = None, partner_id: int | None 
     if partner_id is not None:
         return WebhookEndpoint.objects.filter(partner_id=partner_id)
     return WebhookEndpoint.objects.none()
+
+
+@transaction.atomic
+def update_endpoint(
+    *, endpoint_id, storefront_id: int | None = None, partner_id: int | None = None, url: str | None = None,
+    events: list[str] | None = None, enabled: bool | None = None,
+) -> WebhookEndpoint:
+    """Change one of the caller's endpoints (URL, events, enabled); what is None stays.
+
+    Raises NotFound (also another's), InvalidEndpoint (as on creation).
+    """
+    endpoint = owned_endpoints(storefront_id=storefront_id, partner_id=partner_id).select_for_update().filter(
+        pk=endpoint_id
+    ).first()
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint.")
+    if url is not None:
+        endpoint.url = validate_url(url)
+    if events is not None:
+        owner_kind = "storefront" if endpoint.storefront_id else "partner"
+        endpoint.events = validate_events(events, owner_kind=owner_kind)
+    if enabled is not None:
+        endpoint.enabled = enabled
+    endpoint.save(update_fields=["url", "events", "enabled", "updated_at"])
+    _forget_now_and_after_commit()
+    return endpoint
 
 
 @transaction.atomic
