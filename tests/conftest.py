@@ -28,6 +28,17 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """A request with Accept-Language leaves its language active in the thread (Django's
+    LocaleMiddleware does not reset it): each test starts and ends in the default one."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _forget_seeded_fraud_profiles():
     """The per-process memo of seeded merchants must not outlive a test's rolled-back rows."""
     from fraud.services import rules

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, get_urlconf, is_valid_path, resolve
+from django.utils import translation
 
 from vouchers.api.errors import PROBLEM, PayloadTooLarge, problem_body
 from vouchers.ops import metrics
@@ -91,8 +92,10 @@ class ApiProblemMiddleware:
         if length > limit:
             limit = max(limit, view_body_limit(request.path_info))
         if length > limit:
-            exc = PayloadTooLarge.for_size(size=length, limit=limit)
-            response = problem_json(413, code=exc.code, title=exc.title, detail=exc.detail, **exc.extra)
+            # LocaleMiddleware has not run yet: answer in the request's language here.
+            with translation.override(translation.get_language_from_request(request)):
+                exc = PayloadTooLarge.for_size(size=length, limit=limit)
+                response = problem_json(413, code=exc.code, title=exc.title, detail=exc.detail, **exc.extra)
             response["Connection"] = "close"  # the unread body must not be taken for the next request
             return response
         # A path that resolves nowhere and lacks its slash would be redirected (or, for
