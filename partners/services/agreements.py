@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Q
 
+from config import versions
 from partners.exceptions import AgreementVersionInUse, AgreementVersionOverlap, InvalidAgreementTerms
 from partners.models import Agreement, AgreementVersion, LedgerEntry
 from vouchers.models import Product
@@ -96,6 +97,7 @@ def add_version(
         rate_bps=rate_bps,
     )
     version.products.set(products)
+    versions.bump(agreement.merchant_id, versions.AGREEMENTS)  # the ledger's cached copies
     return version
 
 
@@ -125,6 +127,7 @@ def change_version(
         raise AgreementVersionOverlap("This version's validity overlaps another version of the agreement.")
     version.save()
     version.products.set(products)
+    versions.bump(agreement.merchant_id, versions.AGREEMENTS)  # the ledger's cached copies
     return version
 
 

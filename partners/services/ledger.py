@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q
 from django.utils import timezone
 
+from config import versions
 from partners.canonical import canonical, iso, sha256_hex
 from partners.models import AgreementVersion, LedgerEntry, LedgerHead
 from partners.money import price_minor
@@ -87,18 +87,31 @@ def entry_hash(entry: LedgerEntry) -> str:
     return sha256_hex(canonical(entry_hash_payload(entry)))
 
 
+# The versions covering each (product, basis) of a merchant, whatever their validity,
+# held in process while the merchant's `agreements` version is current (config/versions.py):
+# a covered or uncovered write pays no look-up. Bumped by every service and admin path
+# that changes an agreement or a version (partners/services/agreements.py, partners/admin.py).
+_COVERING = versions.VersionedCache(versions.AGREEMENTS)
+
+
 def versions_in_force(
     *, product_id: int, merchant_id: int, basis: str, at: datetime
 ) -> list[AgreementVersion]:
-    """Every agreement version covering the product with this basis at that moment (one query)."""
-    return list(
-        AgreementVersion.objects.filter(
-            products=product_id,
-            basis=basis,
-            agreement__merchant_id=merchant_id,
-            valid_from__lte=at,
-        )
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+    """Every agreement version covering the product with this basis at that moment.
+
+    One query, or none inside an API request whose cached copy is current; the
+    validity is filtered here, so a copy stays right as time passes.
+    """
+    covering = _COVERING.get_or_load(
+        merchant_id, (product_id, basis),
+        lambda: _covering(product_id=product_id, merchant_id=merchant_id, basis=basis),
+    )
+    return [v for v in covering if v.valid_from <= at and (v.valid_until is None or v.valid_until > at)]
+
+
+def _covering(*, product_id: int, merchant_id: int, basis: str) -> tuple[AgreementVersion, ...]:
+    return tuple(
+        AgreementVersion.objects.filter(products=product_id, basis=basis, agreement__merchant_id=merchant_id)
         .select_related("agreement")
         .order_by("agreement__partner_id", "pk")
     )
