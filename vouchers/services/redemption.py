@@ -20,6 +20,7 @@ from vouchers.exceptions import (
     ReversalWindowClosed,
 )
 from vouchers.fastpath import redeem as fast_redeem
+from vouchers.fastpath import reverse as fast_reverse
 from vouchers.models import Batch, Code, Redemption
 from vouchers.services import attempts, risk, stock
 from vouchers.services.events import record_event
@@ -121,8 +122,21 @@ def _refuse_unless_redeemable(row: Code, batch: Batch, now) -> None:
 def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redemption:
     """Undo a redemption within the merchant's window; the code is redeemable again.
 
+    On PostgreSQL the whole reversal is one statement (vouchers/fastpath/reverse.py);
+    when it writes nothing, the portable path below explains the refusal.
     Raises NotFound, AlreadyReversed, ReversalWindowClosed.
     """
+    if fastpath.enabled():
+        redemption = fast_reverse.reverse(
+            redemption_id=redemption_id, storefront_id=caller.storefront_id, partner_id=caller.partner_id,
+            reason=reason, actor=caller.identity, now=timezone.now(),
+        )
+        if redemption is not None:
+            # HOOK (docs/transactions.md): as below, inside the transaction.
+            # settlement: negate the redemption's entries (partners.services.ledger)
+            ledger.record_reversal(redemption=redemption, actor=caller.identity)
+            webhooks.redemption_changed(redemption, event_type="redemption.reversed")
+            return redemption
     redemption = locks.lock_redemption(
         redemption_id=redemption_id, storefront_id=caller.storefront_id, partner_id=caller.partner_id
     )
