@@ -104,7 +104,7 @@ def issue_codes(
         )
         if not held:  # settlement: price the issued codes (partners.services.ledger)
             ledger.record_issuance(issuance=issuance, codes=claimed, product=product, at=now,
-                                   actor=caller.identity)
+                                   actor=caller.identity, fresh=True)
         risk.attach(decision, issuance_id=issuance.pk)
         # HOOK (docs/transactions.md): after the effect, inside the transaction, with
         # issuance.pk, product.pk, the claimed code ids, issuance.status and `now`
@@ -137,7 +137,7 @@ def _issue_fast(
             # recorder that must live in the statement itself joins ISSUE_SQL as one more CTE.
             if result.status == Issuance.Status.ISSUED:  # settlement (partners.services.ledger)
                 ledger.record_issuance(issuance=result, codes=result.claimed_codes, product=product,
-                                       at=now, actor=caller.identity)
+                                       at=now, actor=caller.identity, fresh=True)
             webhooks.issuance_changed(result, codes=result.claimed_codes)
     if isinstance(result, fast_issue.Shortfall):
         refusal = _out_of_stock(product, quantity, result.available)

@@ -75,7 +75,7 @@ def redeem_code(
         )
         # settlement: price the redemption (partners.services.ledger)
         ledger.record_redemption(redemption=redemption, product=batch.product, code_last4=row.last4,
-                                 actor=caller.identity)
+                                 actor=caller.identity, fresh=True)
         webhooks.redemption_changed(redemption, event_type="code.redeemed")
     redemption.code = row
     row.batch = batch
@@ -100,7 +100,7 @@ def _redeem_fast(*, caller: Caller, row: Code, decision, order_ref: str, locatio
     # that must live in the statement itself joins REDEEM_SQL as one more CTE.
     # settlement: price the redemption (partners.services.ledger)
     ledger.record_redemption(redemption=redemption, product=row.batch.product, code_last4=row.last4,
-                             actor=caller.identity)
+                             actor=caller.identity, fresh=True)
     webhooks.redemption_changed(redemption, event_type="code.redeemed")
     return redemption
 
