@@ -1,7 +1,7 @@
 """Named version numbers per merchant, for in-process caches that must never go stale.
 
 A process keeps a copy of something it reads on every request (a merchant's API keys,
-fraud rules, whether it has list entries; a partner's agreements can join) and
+fraud rules, whether it has list entries, the agreements covering its products) and
 trusts the copy only while the version it was loaded under is the current one. The
 current versions are read in the request's one Redis round trip (the API's gate
 adds `key(...)` to its reads), and every service that changes the data calls
@@ -14,8 +14,8 @@ on the next request, whatever the cache's age: no TTL guess.
 - Outside a request that read the versions (a task, the admin, a test), `current`
   returns None and callers load from the database without caching.
 
-Names in use: `api_keys`, `fraud_rules`, `fraud_lists`; `agreements` is reserved for
-the partner app.
+Names in use: `api_keys`, `fraud_rules`, `fraud_lists`, `agreements` (the partner
+app's agreement versions covering a product, priced by the ledger).
 """
 
 from __future__ import annotations

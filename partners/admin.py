@@ -27,6 +27,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from config import versions
 from partners.csvexport import csv_rows
 from partners.models import (
     Agreement,
@@ -278,6 +279,18 @@ class AgreementAdmin(MerchantScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # The ledger's cached copies of the versions carry their agreement (currency,
+        # partner): the merchant's, and a former merchant's, are out of date.
+        bump_agreements(obj.merchant_id, form.initial.get("merchant") if change else None)
+
+
+def bump_agreements(*merchant_ids) -> None:
+    """Invalidate the ledger's in-process copies of these merchants' agreements (after commit)."""
+    for merchant_id in {m for m in merchant_ids if m is not None}:
+        versions.bump(merchant_id, versions.AGREEMENTS)
+
 
 @admin.register(AgreementVersion)
 class AgreementVersionAdmin(MerchantScopedAdmin):
@@ -318,6 +331,13 @@ class AgreementVersionAdmin(MerchantScopedAdmin):
             last = AgreementVersion.objects.filter(agreement=obj.agreement).order_by("-number").first()
             obj.number = (last.number if last else 0) + 1
         super().save_model(request, obj, form, change)
+        # Bumped after commit, so the products saved with the form are in the next load.
+        former = form.initial.get("agreement") if change else None
+        bump_agreements(
+            obj.agreement.merchant_id,
+            Agreement.objects.filter(pk=former).values_list("merchant_id", flat=True).first()
+            if former is not None and former != obj.agreement_id else None,
+        )
 
 
 # --- ledger and statements -------------------------------------------------------------

@@ -47,6 +47,15 @@ def _forget_seeded_fraud_profiles():
 
 
 @pytest.fixture(autouse=True)
+def _forget_cached_agreements():
+    """The ledger's in-process copies of agreements must not outlive a test's rolled-back
+    rows either: ids are reused, and a version left in the cache would still match."""
+    from partners.services import ledger
+
+    ledger._COVERING.clear()
+
+
+@pytest.fixture(autouse=True)
 def _demo_credentials_in_tmp(settings, tmp_path):
     """`demo` remembers what it printed in a file; tests keep theirs away from the developer's."""
     settings.DEMO_CREDENTIALS_FILE = tmp_path / "demo-credentials.json"

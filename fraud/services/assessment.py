@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -42,7 +42,7 @@ from fraud.models import (
     RiskAssessment,
 )
 from fraud.services.events import record_fraud_event
-from fraud.services.rules import has_list_entries, rules_for_merchant
+from fraud.services.rules import lists_copy, rules_for_merchant
 
 logger = logging.getLogger("fraud.assessment")
 
@@ -78,13 +78,19 @@ class _Evaluation:
         return round(49 * min(self.proximity, 1.0))
 
 
-def assess(*, ctx: RiskContext) -> RiskAssessment:
+def assess(*, ctx: RiskContext, defer_allow: bool = False) -> RiskAssessment:
     """Decide allow, review or deny for `ctx` and store the decision with its reasons.
 
     Call it before claiming codes or redeeming; on deny raise
     `FraudDenied.for_assessment(assessment)` (its rollback=False keeps the stored
     decision). Once the issuance or redemption exists, `attach_assessment` links them.
     A deny or review also writes a FraudEvent.
+
+    `defer_allow`: an allow (which writes no fraud event) is returned unsaved (pk None)
+    and is written by `attach_assessment`, or by a fast path's statement together with
+    the effect it judged, so an allowed request pays no INSERT + UPDATE of its own. A
+    request that then changes nothing (out of stock, already redeemed) leaves no row,
+    as an allow that was written and rolled back or dropped would not.
     Raises RiskCheckUnavailable if the counter store is unreachable (nothing stored),
     ValueError if the context has no merchant.
     """
@@ -99,15 +105,18 @@ def assess(*, ctx: RiskContext) -> RiskAssessment:
     except RiskCheckUnavailable:
         logger.error("risk assessment refused: counter store unavailable (merchant %s)", ctx.merchant_id)
         raise
+    assessment = RiskAssessment(
+        merchant_id=ctx.merchant_id, action=ctx.action, outcome=str(evaluation.outcome),
+        score=evaluation.score, reasons=evaluation.reasons, details=evaluation.details,
+        api_key_id=ctx.api_key_id[:150], storefront_id=ctx.storefront_id, partner_id=ctx.partner_id,
+        product_id=ctx.product_id, quantity=ctx.quantity, customer=ctx.customer[:128],
+        ip=ctx.ip[:64], ip_group=subjects.ip_subject(ctx.ip)[:64], device_id=ctx.device_id[:128],
+        email=ctx.email[:254],
+    )
+    if defer_allow and evaluation.outcome == Outcome.ALLOW:
+        return assessment
     with transaction.atomic(savepoint=False):
-        assessment = RiskAssessment.objects.create(
-            merchant_id=ctx.merchant_id, action=ctx.action, outcome=str(evaluation.outcome),
-            score=evaluation.score, reasons=evaluation.reasons, details=evaluation.details,
-            api_key_id=ctx.api_key_id[:150], storefront_id=ctx.storefront_id, partner_id=ctx.partner_id,
-            product_id=ctx.product_id, quantity=ctx.quantity, customer=ctx.customer[:128],
-            ip=ctx.ip[:64], ip_group=subjects.ip_subject(ctx.ip)[:64], device_id=ctx.device_id[:128],
-            email=ctx.email[:254],
-        )
+        assessment.save(force_insert=True)
         if evaluation.outcome != Outcome.ALLOW:
             record_fraud_event(
                 merchant_id=ctx.merchant_id,
@@ -132,6 +141,10 @@ def attach_assessment(*, assessment: RiskAssessment, issuance_id=None, redemptio
     expected = "issue" if issuance_id is not None else "redeem"
     if assessment.action != expected:
         raise ValueError(f"a {assessment.action!r} assessment cannot judge this ({expected!r} expected)")
+    if assessment.pk is None:  # deferred (assess(defer_allow=True)): written now, linked
+        assessment.issuance_id, assessment.redemption_id = issuance_id, redemption_id
+        assessment.save(force_insert=True)
+        return
     updated = RiskAssessment.objects.filter(
         pk=assessment.pk, issuance__isnull=True, redemption__isnull=True
     ).update(issuance_id=issuance_id, redemption_id=redemption_id)
@@ -305,31 +318,49 @@ def _list_matches(ctx: RiskContext, result: _Evaluation) -> dict:
     """
     if result.list_matches is not None:
         return result.list_matches
-    q = Q()
+    # The (kind, value) pairs this attempt could match exactly; any CIDR entry is tested
+    # against its address.
+    wanted: set[tuple[str, str]] = set()
     customer, device = ctx.customer.strip(), ctx.device_id.strip()
     if customer:
-        q |= Q(kind=ListKind.CUSTOMER, value=customer)
+        wanted.add((ListKind.CUSTOMER, customer))
     if device:
-        q |= Q(kind=ListKind.DEVICE, value=device)
+        wanted.add((ListKind.DEVICE, device))
     if ctx.email.strip():
-        q |= Q(kind=ListKind.EMAIL, value=subjects.email_address(ctx.email))
-        suffixes = subjects.domain_suffixes(subjects.email_domain(ctx.email))
-        if suffixes:
-            q |= Q(kind=ListKind.EMAIL_DOMAIN, value__in=suffixes)
+        wanted.add((ListKind.EMAIL, subjects.email_address(ctx.email)))
+        wanted.update(
+            (ListKind.EMAIL_DOMAIN, suffix)
+            for suffix in subjects.domain_suffixes(subjects.email_domain(ctx.email))
+        )
     address = subjects.parse_ip(ctx.ip)
     if address is not None:
-        q |= Q(kind=ListKind.IP, value=str(address)) | Q(kind=ListKind.CIDR)
+        wanted.add((ListKind.IP, str(address)))
     result.list_matches = {}
-    # Most merchants have no lists: no query (nor for a caller without a merchant).
-    if not q or ctx.merchant_id is None or not has_list_entries(ctx.merchant_id):
+    if not wanted or ctx.merchant_id is None:
+        return result.list_matches
+    copy = lists_copy(ctx.merchant_id)
+    if copy.count == 0:  # most merchants have no lists: no query
         return result.list_matches
     now = datetime.fromtimestamp(clock.now(), tz=UTC)
-    live = Q(merchant_id=ctx.merchant_id) & q & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-    allowed = AllowlistEntry.objects.filter(live).order_by().annotate(list=Value("allow"))
-    blocked = BlocklistEntry.objects.filter(live).order_by().annotate(list=Value("block"))
-    entries = allowed.values_list("list", "kind", "value").union(
-        blocked.values_list("list", "kind", "value"), all=True
-    )
+    entries: Iterable[tuple[str, str, str]]
+    if copy.entries is not None:  # few entries, held in process: matched here, no query
+        entries = [
+            (which, kind, value) for which, kind, value, expires_at in copy.entries
+            if (expires_at is None or expires_at > now)
+            and ((kind, value) in wanted or (kind == ListKind.CIDR and address is not None))
+        ]
+    else:
+        q = Q()
+        for kind, value in wanted:
+            q |= Q(kind=kind, value=value)
+        if address is not None:
+            q |= Q(kind=ListKind.CIDR)
+        live = Q(merchant_id=ctx.merchant_id) & q & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        allowed = AllowlistEntry.objects.filter(live).order_by().annotate(list=Value("allow"))
+        blocked = BlocklistEntry.objects.filter(live).order_by().annotate(list=Value("block"))
+        entries = allowed.values_list("list", "kind", "value").union(
+            blocked.values_list("list", "kind", "value"), all=True
+        )
     matched: dict[str, set[str]] = {"allow": set(), "block": set()}
     for which, kind, value in entries:
         if kind != ListKind.CIDR or _in_network(address, value):

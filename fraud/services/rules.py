@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.db import transaction
 
 from config import versions
@@ -93,18 +96,53 @@ def rules_changed(*, merchant_id: int) -> None:
     versions.bump(merchant_id, versions.FRAUD_RULES)
 
 
-_HAS_LIST_ENTRIES = versions.VersionedCache(versions.FRAUD_LISTS)
+# A merchant's list entries per process, valid while its `fraud_lists` version is current:
+# all of them when there are few (matched in process: no query per assessment), or
+# only the fact that there are many (matched by a query).
+_LISTS = versions.VersionedCache(versions.FRAUD_LISTS)
+LIST_ENTRIES_HELD = 1_000
+
+
+@dataclass(frozen=True)
+class ListsCopy:
+    """How many entries a merchant's lists hold (at least), and (when few) the entries
+    themselves: ("allow" or "block", kind, value, expires_at)."""
+
+    count: int
+    entries: tuple[tuple[str, str, str, datetime | None], ...] | None
+
+
+def _load_lists(merchant_id: int) -> ListsCopy:
+    rows = []
+    for which, model in (("allow", AllowlistEntry), ("block", BlocklistEntry)):
+        rows += [
+            (which, kind, value, expires_at) for kind, value, expires_at in
+            model.objects.filter(merchant_id=merchant_id).order_by("pk")
+            .values_list("kind", "value", "expires_at")[: LIST_ENTRIES_HELD + 1]
+        ]
+    if len(rows) > LIST_ENTRIES_HELD:
+        return ListsCopy(count=len(rows), entries=None)
+    return ListsCopy(count=len(rows), entries=tuple(rows))
+
+
+def lists_copy(merchant_id: int) -> ListsCopy:
+    """The merchant's list entries (live or not, when few); cached per version.
+
+    Where nothing is cached (outside an API request, or the version was not read) only
+    whether there are entries is read: the entries would serve one assessment only.
+    """
+    if versions.current(merchant_id, versions.FRAUD_LISTS) is None:
+        has_any = (
+            AllowlistEntry.objects.filter(merchant_id=merchant_id).exists()
+            or BlocklistEntry.objects.filter(merchant_id=merchant_id).exists()
+        )
+        return ListsCopy(count=int(has_any), entries=None)
+    return _LISTS.get_or_load(merchant_id, None, lambda: _load_lists(merchant_id))
 
 
 def has_list_entries(merchant_id: int) -> bool:
     """Whether the merchant has any allow or block list entry (live or not); cached per version."""
-    def load() -> bool:
-        return (
-            AllowlistEntry.objects.filter(merchant_id=merchant_id).exists()
-            or BlocklistEntry.objects.filter(merchant_id=merchant_id).exists()
-        )
-
-    return _HAS_LIST_ENTRIES.get_or_load(merchant_id, None, load)
+    return lists_copy(merchant_id).count > 0
 
 
 def lists_changed(*, merchant_id: int) -> None:

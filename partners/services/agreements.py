@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from config import versions
 from partners.exceptions import AgreementVersionInUse, AgreementVersionOverlap, InvalidAgreementTerms
 from partners.models import Agreement, AgreementVersion, LedgerEntry
 from vouchers.models import Product
@@ -100,6 +101,7 @@ def add_version(
         rate_bps=rate_bps,
     )
     version.products.set(products)
+    versions.bump(agreement.merchant_id, versions.AGREEMENTS)  # the ledger's cached copies
     return version
 
 
@@ -131,6 +133,7 @@ def change_version(
         raise AgreementVersionOverlap(_("This version's validity overlaps another version of the agreement."))
     version.save()
     version.products.set(products)
+    versions.bump(agreement.merchant_id, versions.AGREEMENTS)  # the ledger's cached copies
     return version
 
 

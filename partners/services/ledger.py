@@ -25,9 +25,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
+from config import versions
 from partners.canonical import canonical, iso, sha256_hex
 from partners.models import AgreementVersion, LedgerEntry, LedgerHead
 from partners.money import price_minor
@@ -88,18 +89,31 @@ def entry_hash(entry: LedgerEntry) -> str:
     return sha256_hex(canonical(entry_hash_payload(entry)))
 
 
+# The versions covering each (product, basis) of a merchant, whatever their validity,
+# held in process while the merchant's `agreements` version is current (config/versions.py):
+# a covered or uncovered write pays no look-up. Bumped by every service and admin path
+# that changes an agreement or a version (partners/services/agreements.py, partners/admin.py).
+_COVERING = versions.VersionedCache(versions.AGREEMENTS)
+
+
 def versions_in_force(
     *, product_id: int, merchant_id: int, basis: str, at: datetime
 ) -> list[AgreementVersion]:
-    """Every agreement version covering the product with this basis at that moment (one query)."""
-    return list(
-        AgreementVersion.objects.filter(
-            products=product_id,
-            basis=basis,
-            agreement__merchant_id=merchant_id,
-            valid_from__lte=at,
-        )
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+    """Every agreement version covering the product with this basis at that moment.
+
+    One query, or none inside an API request whose cached copy is current; the
+    validity is filtered here, so a copy stays right as time passes.
+    """
+    covering = _COVERING.get_or_load(
+        merchant_id, (product_id, basis),
+        lambda: _covering(product_id=product_id, merchant_id=merchant_id, basis=basis),
+    )
+    return [v for v in covering if v.valid_from <= at and (v.valid_until is None or v.valid_until > at)]
+
+
+def _covering(*, product_id: int, merchant_id: int, basis: str) -> tuple[AgreementVersion, ...]:
+    return tuple(
+        AgreementVersion.objects.filter(products=product_id, basis=basis, agreement__merchant_id=merchant_id)
         .select_related("agreement")
         .order_by("agreement__partner_id", "pk")
     )
@@ -142,11 +156,18 @@ def _priced(
     )
 
 
-def append(pending: Iterable[PendingEntry]) -> list[LedgerEntry]:
+def append(pending: Iterable[PendingEntry], *, fresh: bool = False) -> list[LedgerEntry]:
     """Write entries into their partners' chains; skips a source key already written.
 
     Must run inside a transaction (the caller's). Locks each partner's chain head in
     partner order, assigns seq and hash, inserts, moves the head.
+
+    `fresh`: every source was created in this transaction (a redemption, an issuance),
+    so no other transaction can have priced it and the look-up of written keys is
+    skipped (the unique `source_key` stays the backstop).
+    On PostgreSQL the heads are locked in one statement and the entries written and the
+    heads moved in one more: the head lock serialises a partner's entries, so the less
+    runs while it is held, the more covered requests a partner can take per second.
     """
     by_partner: dict[int, list[PendingEntry]] = defaultdict(list)
     for item in pending:
@@ -154,20 +175,16 @@ def append(pending: Iterable[PendingEntry]) -> list[LedgerEntry]:
     if not by_partner:
         return []
     partner_ids = sorted(by_partner)
-    LedgerHead.objects.bulk_create([LedgerHead(partner_id=p) for p in partner_ids], ignore_conflicts=True)
-    heads = {
-        head.partner_id: head
-        for head in LedgerHead.objects.select_for_update()
-        .filter(partner_id__in=partner_ids)
-        .order_by("partner_id")
-    }
+    heads = _lock_heads(partner_ids)
     keys = [item.source_key for items in by_partner.values() for item in items]
-    written = set(LedgerEntry.objects.filter(source_key__in=keys).values_list("source_key", flat=True))
+    written = set() if fresh else set(
+        LedgerEntry.objects.filter(source_key__in=keys).values_list("source_key", flat=True)
+    )
     now = timezone.now()
     created: list[LedgerEntry] = []
+    moved: dict[int, tuple[int, str]] = {}
     for partner_id in partner_ids:
-        head = heads[partner_id]
-        seq, prev = head.seq, head.hash
+        seq, prev = heads[partner_id]
         for item in by_partner[partner_id]:
             if item.source_key in written:
                 continue
@@ -198,27 +215,94 @@ def append(pending: Iterable[PendingEntry]) -> list[LedgerEntry]:
             entry.hash = entry_hash(entry)
             prev = entry.hash
             created.append(entry)
-        if seq != head.seq:
+        if seq != heads[partner_id][0]:
+            moved[partner_id] = (seq, prev)
+    if connection.vendor == "postgresql":
+        _write_and_move(created, moved)
+    else:
+        for partner_id, (seq, prev) in moved.items():
             LedgerHead.objects.filter(pk=partner_id).update(seq=seq, hash=prev)
-    LedgerEntry.objects.bulk_create(created)
+        LedgerEntry.objects.bulk_create(created)
     return created
+
+
+_HEAD, _ENTRY = LedgerHead._meta.db_table, LedgerEntry._meta.db_table
+_ENTRY_FIELDS = [f for f in LedgerEntry._meta.concrete_fields if not f.primary_key]
+# Table and column names from the models; every value is a parameter.
+_LOCK_HEADS_SQL = (
+    f"SELECT partner_id, seq, hash FROM {_HEAD} WHERE partner_id = ANY(%s) "  # noqa: S608
+    "ORDER BY partner_id FOR UPDATE"
+)
+
+
+def _lock_heads(partner_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """{partner: (seq, hash)} of the chain heads, locked in partner order (no deadlock
+    between two appends); a partner's first entry creates its head."""
+    if connection.vendor != "postgresql":
+        _create_heads(partner_ids)
+        return {
+            head.partner_id: (head.seq, head.hash)
+            for head in LedgerHead.objects.select_for_update().filter(partner_id__in=partner_ids)
+            .order_by("partner_id")
+        }
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_HEADS_SQL, [partner_ids])
+        heads = {partner_id: (seq, hash_) for partner_id, seq, hash_ in cursor.fetchall()}
+        if len(heads) < len(partner_ids):  # a partner's first entry: create its head, lock again
+            _create_heads(partner_ids)
+            cursor.execute(_LOCK_HEADS_SQL, [partner_ids])
+            heads = {partner_id: (seq, hash_) for partner_id, seq, hash_ in cursor.fetchall()}
+    return heads
+
+
+def _create_heads(partner_ids: list[int]) -> None:
+    LedgerHead.objects.bulk_create([LedgerHead(partner_id=p) for p in partner_ids], ignore_conflicts=True)
+
+
+def _write_and_move(created: list[LedgerEntry], moved: dict[int, tuple[int, str]]) -> None:
+    """PostgreSQL: insert the entries and move their heads in one statement; sets the pks."""
+    if not created:
+        return
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _ENTRY_FIELDS)
+    row = "(" + ", ".join(["%s"] * len(_ENTRY_FIELDS)) + ")"
+    params: list = [
+        f.get_db_prep_save(f.pre_save(entry, True), connection) for entry in created for f in _ENTRY_FIELDS
+    ]
+    heads = ", ".join(["(%s::bigint, %s::bigint, %s)"] * len(moved))
+    for partner_id, (seq, prev) in moved.items():
+        params += [partner_id, seq, prev]
+    sql = (
+        f"WITH inserted AS (INSERT INTO {_ENTRY} ({columns}) VALUES {', '.join([row] * len(created))} "  # noqa: S608
+        f"RETURNING id), moved AS (UPDATE {_HEAD} AS h SET seq = v.seq, hash = v.hash "
+        f"FROM (VALUES {heads}) AS v(partner_id, seq, hash) WHERE h.partner_id = v.partner_id RETURNING 1) "
+        "SELECT id, (SELECT count(*) FROM moved) FROM inserted"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if len(rows) != len(created) or rows[0][1] != len(moved):
+        raise RuntimeError(f"ledger: {len(rows)} of {len(created)} entries written, heads moved {rows}")
+    for entry, (pk, _) in zip(created, rows, strict=True):
+        entry.pk = pk
+        entry._state.adding, entry._state.db = False, connection.alias
 
 
 # --- the touch points called by the vouchers services ------------------------------
 
 
 def record_issuance(
-    *, issuance, codes, product, at: datetime | None = None, actor: str = ""
+    *, issuance, codes, product, at: datetime | None = None, actor: str = "", fresh: bool = False
 ) -> list[LedgerEntry]:
     """Price codes that just became issued (issue, confirm, review approval): one entry per
-    code and covering version. Call inside the issuing transaction."""
+    code and covering version. Call inside the issuing transaction; `fresh` when the
+    issuance was created in it (see `append`)."""
     at = at or timezone.now()
     versions = versions_in_force(
         product_id=product.pk, merchant_id=product.merchant_id, basis="issued", at=at
     )
     if not versions:
         return []
-    return append(
+    return append((
         _priced(
             version,
             product=product,
@@ -231,18 +315,21 @@ def record_issuance(
         )
         for code in codes
         for version in versions
-    )
+    ), fresh=fresh)
 
 
-def record_redemption(*, redemption, product, code_last4: str, actor: str = "") -> list[LedgerEntry]:
-    """Price a redemption under every covering version. Call inside the redeeming transaction."""
+def record_redemption(
+    *, redemption, product, code_last4: str, actor: str = "", fresh: bool = False
+) -> list[LedgerEntry]:
+    """Price a redemption under every covering version. Call inside the redeeming
+    transaction; `fresh` when the redemption was created in it (see `append`)."""
     at = redemption.redeemed_at
     versions = versions_in_force(
         product_id=product.pk, merchant_id=product.merchant_id, basis="redeemed", at=at
     )
     if not versions:
         return []
-    return append(
+    return append((
         _priced(
             version,
             product=product,
@@ -254,7 +341,7 @@ def record_redemption(*, redemption, product, code_last4: str, actor: str = "") 
             actor=actor,
         )
         for version in versions
-    )
+    ), fresh=fresh)
 
 
 def record_reversal(*, redemption, actor: str = "") -> list[LedgerEntry]:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # In-process copies validated by the versions read in the request's round trip.
-CACHED_PER_MERCHANT = (versions.API_KEYS, versions.FRAUD_RULES, versions.FRAUD_LISTS)
+CACHED_PER_MERCHANT = (versions.API_KEYS, versions.FRAUD_RULES, versions.FRAUD_LISTS, versions.AGREEMENTS)
 
 
 class IsStorefront(BasePermission):

@@ -10,8 +10,22 @@ behaviour; `enabled()` decides.
 
 from __future__ import annotations
 
+import re
+
 from django.db import connection
 
 
 def enabled() -> bool:
     return connection.vendor == "postgresql"
+
+
+def compact(sql: str) -> str:
+    """The statement as sent: comments dropped, whitespace folded.
+
+    psycopg caches the parsing of a statement's placeholders only for statements of at
+    most 4,096 bytes; the commented source of an operation is longer, and parsing it
+    again on every request cost as much CPU as a small query. The SQL holds no string
+    literal with `--` or runs of spaces.
+    """
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    return re.sub(r"\s+", " ", " ".join(lines)).strip()

@@ -7,17 +7,19 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
 
 from django.conf import settings
 from django.db import connection
 
-from fraud.models import Outcome, RiskAssessment
+from fraud.models import RiskAssessment
+from vouchers import fastpath
+from vouchers.fastpath import assessment as deferred
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product, StockCounter
 
 _CODE, _BATCH = Code._meta.db_table, Batch._meta.db_table
 
-# Table names and state constants come from the models; every value is a parameter.
+# Table names, columns and state constants come from the models; every value is a parameter.
 ISSUE_SQL = f"""
 WITH claim AS (
     -- Invariant 1 (a code is sold at most once): lock available codes, skipping rows
@@ -76,7 +78,7 @@ WITH claim AS (
     INSERT INTO {CodeEvent._meta.db_table}
            (batch_id, code_id, issuance_id, action, from_state, to_state, actor, details, created_at)
     SELECT claim.batch_id, claim.id, issuance.id, %(action)s, 'available', %(to_state)s,
-           %(actor)s, '{{}}'::jsonb, %(now)s
+           %(actor)s, '{{{{}}}}'::jsonb, %(now)s
       FROM claim, issuance
     UNION ALL
     SELECT NULL, NULL, issuance.id, %(issuance_action)s, '', %(status)s, %(actor)s,
@@ -84,26 +86,27 @@ WITH claim AS (
       FROM issuance
     RETURNING id
 ), assessment AS (
-    -- The fraud decision judged exactly this issuance: linked once, never re-linked.
+    -- The fraud decision judged exactly this issuance: a stored one (a review) is
+    -- linked once, never re-linked ...
     UPDATE {RiskAssessment._meta.db_table} AS a
        SET issuance_id = issuance.id
       FROM issuance
      WHERE a.id = %(assessment_id)s AND a.issuance_id IS NULL AND a.redemption_id IS NULL
     RETURNING a.id
-), dropped AS (
-    -- A short claim: the request changes nothing, so an allowing decision (a row and no
-    -- fraud event) goes too and the refusal is stored in this same transaction. A review
-    -- decision is never dropped here (its fraud event stays; the refusal rolls back).
-    DELETE FROM {RiskAssessment._meta.db_table} AS a
-     WHERE a.id = %(assessment_id)s AND %(drop_allowed)s AND a.outcome = 'allow'
-       AND a.issuance_id IS NULL AND a.redemption_id IS NULL AND NOT (SELECT ok FROM enough)
-    RETURNING a.id
+), assessment_new AS (
+    -- ... and a deferred allow is written here, linked, only if the issuance is: a short
+    -- claim then leaves nothing of the request (its refusal is stored in this same
+    -- transaction). A review's row and fraud event stay; its refusal rolls back.
+    INSERT INTO {RiskAssessment._meta.db_table} ({deferred.COLUMNS}, issuance_id)
+    SELECT {{deferred_values}}, issuance.id FROM issuance WHERE %(assessment_new)s
+    RETURNING id
 ), summary AS (
-    SELECT (SELECT ok FROM enough) AS ok, (SELECT count(*) FROM dropped) AS dropped,
+    SELECT (SELECT ok FROM enough) AS ok,
            (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM counters) AS counted,
-           (SELECT count(*) FROM events) AS evented, (SELECT count(*) FROM assessment) AS assessed
+           (SELECT count(*) FROM events) AS evented, (SELECT count(*) FROM assessment) AS assessed,
+           (SELECT id FROM assessment_new) AS assessment_id
 )
-SELECT summary.ok, summary.dropped, summary.moved, summary.counted, summary.evented, summary.assessed,
+SELECT summary.ok, summary.assessment_id, summary.moved, summary.counted, summary.evented, summary.assessed,
        -- A short claim wrote nothing: the refusal's `available` in the same round trip.
        CASE WHEN summary.ok THEN NULL ELSE (
            SELECT coalesce(sum(s.count), 0)
@@ -123,10 +126,15 @@ SELECT summary.ok, summary.dropped, summary.moved, summary.counted, summary.even
 
 @dataclass
 class Shortfall:
-    """Fewer codes than asked for. `wrote_nothing`: the decision row went too."""
+    """Fewer codes than asked for. `wrote_nothing`: no decision row was stored either."""
 
     available: int
     wrote_nothing: bool
+
+
+@cache
+def _sql() -> str:
+    return fastpath.compact(ISSUE_SQL.format(deferred_values=deferred.values_sql()))
 
 
 def issue(
@@ -141,21 +149,25 @@ def issue(
     """
     issuance_id = uuid.uuid4()
     to_state = Code.State.ISSUED if status == Issuance.Status.ISSUED else Code.State.RESERVED
-    params: dict[str, Any] = {
+    params = deferred.params(assessment)
+    params |= {
         "product_id": product.pk, "now": now, "quantity": quantity, "issuance_id": issuance_id,
         "storefront_id": storefront_id, "customer": customer, "order_ref": order_ref,
         "status": status, "reserved_until": reserved_until, "context": json.dumps(context),
         "to_state": to_state, "shard": random.randrange(settings.VOUCHER_STOCK_SHARDS),
         "action": action, "issuance_action": f"issuance_{action}", "actor": actor,
-        "issuance_details": json.dumps({"quantity": quantity}), "assessment_id": assessment.pk,
-        "drop_allowed": assessment.outcome == Outcome.ALLOW,
+        "issuance_details": json.dumps({"quantity": quantity}),
     }
     with connection.cursor() as cursor:
-        cursor.execute(ISSUE_SQL, params)
+        cursor.execute(_sql(), params)
         rows = cursor.fetchall()
-    ok, dropped, moved, counted, evented, assessed, available = rows[0][:7]
+    ok, assessment_id, moved, counted, evented, assessed, available = rows[0][:7]
     if not ok:
-        return Shortfall(available=max(int(available), 0), wrote_nothing=dropped == 1)
+        return Shortfall(available=max(int(available), 0), wrote_nothing=assessment.pk is None)
+    if assessment_id is not None:
+        assessed += 1
+        assessment.pk = assessment_id
+        assessment._state.adding, assessment._state.db = False, connection.alias
     batches = len({row[8] for row in rows})  # m.batch_id
     if (moved, counted, evented, assessed) != (quantity, 2 * batches, quantity + 1, 1):
         raise RuntimeError(

@@ -6,15 +6,17 @@ import json
 import random
 import uuid
 from datetime import datetime
-from typing import Any
+from functools import cache
 
 from django.conf import settings
 from django.db import connection
 
 from fraud.models import RiskAssessment
+from vouchers import fastpath
+from vouchers.fastpath import assessment as deferred
 from vouchers.models import Batch, Code, CodeEvent, Redemption, StockCounter
 
-# Table names come from the models; every value is a parameter.
+# Table names and columns come from the models; every value is a parameter.
 REDEEM_SQL = f"""
 WITH code AS (
     -- Invariant 1 (redeemed at most once): the WHERE is the check. Only an issued code
@@ -37,12 +39,18 @@ WITH code AS (
       FROM code
     RETURNING id
 ), assessment AS (
-    -- The fraud decision judged exactly this redemption: linked once, never re-linked.
+    -- The fraud decision judged exactly this redemption: a stored one (a review) is
+    -- linked once, never re-linked ...
     UPDATE {RiskAssessment._meta.db_table} AS a
        SET redemption_id = redemption.id
       FROM redemption
      WHERE a.id = %(assessment_id)s AND a.issuance_id IS NULL AND a.redemption_id IS NULL
     RETURNING a.id
+), assessment_new AS (
+    -- ... and a deferred allow is written here, linked, only if the redemption is.
+    INSERT INTO {RiskAssessment._meta.db_table} ({deferred.COLUMNS}, redemption_id)
+    SELECT {{deferred_values}}, redemption.id FROM redemption WHERE %(assessment_new)s
+    RETURNING id
 ), counters AS (
     -- Invariant 2 (counts by state add up): one shard of the batch, issued -1 and
     -- redeemed +1 in one UPDATE (rows in (batch, state, shard) index order, as the ORM path).
@@ -61,8 +69,13 @@ WITH code AS (
     RETURNING id
 )
 SELECT (SELECT id FROM redemption), (SELECT count(*) FROM assessment),
-       (SELECT count(*) FROM counters), (SELECT count(*) FROM event)
+       (SELECT count(*) FROM counters), (SELECT count(*) FROM event), (SELECT id FROM assessment_new)
 """  # noqa: S608
+
+
+@cache
+def _sql() -> str:
+    return fastpath.compact(REDEEM_SQL.format(deferred_values=deferred.values_sql()))
 
 
 def redeem(
@@ -75,18 +88,23 @@ def redeem(
     redemption implies is missing (the transaction then rolls back).
     """
     redemption_id = uuid.uuid4()
-    params: dict[str, Any] = {
+    params = deferred.params(assessment)
+    params |= {
         "now": now, "code_id": code.pk, "redemption_id": redemption_id,
         "storefront_id": storefront_id, "partner_id": partner_id, "order_ref": order_ref,
-        "location": location, "assessment_id": assessment.pk,
+        "location": location,
         "shard": random.randrange(settings.VOUCHER_STOCK_SHARDS), "actor": actor,
         "details": json.dumps({"redemption": str(redemption_id)}),
     }
     with connection.cursor() as cursor:
-        cursor.execute(REDEEM_SQL, params)
-        returned, assessed, counted, evented = cursor.fetchone()
+        cursor.execute(_sql(), params)
+        returned, assessed, counted, evented, assessment_id = cursor.fetchone()
     if returned is None:
         return None
+    if assessment_id is not None:
+        assessed += 1
+        assessment.pk = assessment_id
+        assessment._state.adding, assessment._state.db = False, connection.alias
     if (assessed, counted, evented) != (1, 2, 1):
         raise RuntimeError(
             f"redemption of code {code.pk}: assessment {assessed}, counters {counted}, events {evented}"

@@ -44,7 +44,8 @@ def find_usable_code(
     if caller.kind == "partner":  # settlement: a partner acts on the product's merchant's codes
         caller = replace(caller, merchant_id=row.batch.product.merchant_id)
     decision = risk.assess_or_refuse(
-        risk.context_for(caller=caller, customer=context, action=action, product_id=row.batch.product_id)
+        risk.context_for(caller=caller, customer=context, action=action, product_id=row.batch.product_id),
+        defer_allow=action == "redeem",  # written with the redemption (a check's is kept)
     )
     return row, decision
 

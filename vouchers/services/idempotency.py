@@ -132,11 +132,18 @@ def claim(*, caller: str, key: str, fingerprint: str) -> Claim:
     return Claim("in_progress", record.pk, record)
 
 
+# Written as SQL: the ORM's UPDATE costs more CPU to build than to run, on every request.
+_COMPLETE = (
+    f"UPDATE {TABLE} SET state = '{IdempotencyRecord.State.DONE.value}', "  # noqa: S608
+    "response_status = %s, response_body = %s WHERE id = %s"
+)
+_BODY = IdempotencyRecord._meta.get_field("response_body")
+
+
 def complete(record_id: int, *, status: int, body) -> None:
     """Store the response of a claimed key, in the transaction of the claim and the effect."""
-    IdempotencyRecord.objects.filter(pk=record_id).update(
-        state=IdempotencyRecord.State.DONE, response_status=status, response_body=strip_codes(body),
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_COMPLETE, [status, _BODY.get_db_prep_save(strip_codes(body), connection), record_id])
 
 
 def strip_codes(body):

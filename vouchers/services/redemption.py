@@ -20,6 +20,7 @@ from vouchers.exceptions import (
     ReversalWindowClosed,
 )
 from vouchers.fastpath import redeem as fast_redeem
+from vouchers.fastpath import reverse as fast_reverse
 from vouchers.models import Batch, Code, Redemption
 from vouchers.services import attempts, risk, stock
 from vouchers.services.events import record_event
@@ -74,7 +75,7 @@ def redeem_code(
         )
         # settlement: price the redemption (partners.services.ledger)
         ledger.record_redemption(redemption=redemption, product=batch.product, code_last4=row.last4,
-                                 actor=caller.identity)
+                                 actor=caller.identity, fresh=True)
         webhooks.redemption_changed(redemption, event_type="code.redeemed")
     redemption.code = row
     row.batch = batch
@@ -99,7 +100,7 @@ def _redeem_fast(*, caller: Caller, row: Code, decision, order_ref: str, locatio
     # that must live in the statement itself joins REDEEM_SQL as one more CTE.
     # settlement: price the redemption (partners.services.ledger)
     ledger.record_redemption(redemption=redemption, product=row.batch.product, code_last4=row.last4,
-                             actor=caller.identity)
+                             actor=caller.identity, fresh=True)
     webhooks.redemption_changed(redemption, event_type="code.redeemed")
     return redemption
 
@@ -121,8 +122,21 @@ def _refuse_unless_redeemable(row: Code, batch: Batch, now) -> None:
 def reverse_redemption(*, caller: Caller, redemption_id, reason: str) -> Redemption:
     """Undo a redemption within the merchant's window; the code is redeemable again.
 
+    On PostgreSQL the whole reversal is one statement (vouchers/fastpath/reverse.py);
+    when it writes nothing, the portable path below explains the refusal.
     Raises NotFound, AlreadyReversed, ReversalWindowClosed.
     """
+    if fastpath.enabled():
+        redemption = fast_reverse.reverse(
+            redemption_id=redemption_id, storefront_id=caller.storefront_id, partner_id=caller.partner_id,
+            reason=reason, actor=caller.identity, now=timezone.now(),
+        )
+        if redemption is not None:
+            # HOOK (docs/transactions.md): as below, inside the transaction.
+            # settlement: negate the redemption's entries (partners.services.ledger)
+            ledger.record_reversal(redemption=redemption, actor=caller.identity)
+            webhooks.redemption_changed(redemption, event_type="redemption.reversed")
+            return redemption
     redemption = locks.lock_redemption(
         redemption_id=redemption_id, storefront_id=caller.storefront_id, partner_id=caller.partner_id
     )

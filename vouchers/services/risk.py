@@ -27,9 +27,13 @@ def context_for(
     )
 
 
-def assess_or_refuse(ctx: RiskContext) -> RiskAssessment:
-    """Store a decision for `ctx`; a deny raises. Raises FraudDenied, RiskCheckUnavailable."""
-    decision = assessment.assess(ctx=ctx)
+def assess_or_refuse(ctx: RiskContext, *, defer_allow: bool = False) -> RiskAssessment:
+    """Store a decision for `ctx`; a deny raises. Raises FraudDenied, RiskCheckUnavailable.
+
+    `defer_allow`: an allow is returned unsaved and written with the effect it judged
+    (`attach`, or the fast path's statement); see fraud.services.assessment.assess.
+    """
+    decision = assessment.assess(ctx=ctx, defer_allow=defer_allow)
     metrics.FRAUD_DECISIONS.labels(outcome=decision.outcome).inc()
     if decision.outcome == Outcome.DENY:
         raise FraudDenied.for_assessment(decision)

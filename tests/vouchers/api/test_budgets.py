@@ -9,6 +9,7 @@ current versions), as on a server that has served a few requests.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from django.db import connection
@@ -25,40 +26,44 @@ pytestmark = [
 ]
 
 
-# Statements per request, BEGIN/COMMIT/ROLLBACK included. Every write that can be
-# priced for a partner adds one: the settlement ledger's look-up of the agreement
-# versions covering the product (`ledger`, none here, so nothing is appended).
+# Statements per request, BEGIN/COMMIT/ROLLBACK included. A write that can be priced
+# for a partner pays no look-up of the agreement versions covering the product: they
+# are held in process under the merchant's `agreements` version (none here, so nothing
+# is appended). A reversal looks up the entries to negate (`LEDGER`).
 LEDGER = 1
 SQL = {
-    # BEGIN, claim, code lookup, risk assessment INSERT, the redemption statement, completion, COMMIT
-    "redeem": 7 + LEDGER,
+    # BEGIN, claim, code lookup, the redemption statement (which writes the allowing risk
+    # assessment too), completion, COMMIT
+    "redeem": 6,
     # BEGIN, claim, the stored record, COMMIT
     "replay": 4,
-    # BEGIN, claim, lookup, assessment, redemption statement (no row), the explaining reads
-    # (code, batch, live redemption), ROLLBACK; then BEGIN, claim, completion, COMMIT
-    "again": 13,
+    # BEGIN, claim, lookup, redemption statement (no row, no assessment), the explaining
+    # reads (code, batch, live redemption), ROLLBACK; then BEGIN, claim, completion, COMMIT
+    "again": 12,
     # BEGIN, claim, lookup (no code), completion with the 404, COMMIT
     "unknown": 5,
     # code lookup, then BEGIN, risk assessment INSERT, COMMIT (a check changes no code)
     "check": 4,
-    # BEGIN, claim, product, storefront may sell, assessment, the one issuance statement
-    # (claim, issuance row, codes, counter shards, events, attach, the codes for the
-    # response), completion, COMMIT (was 16 on the portable path)
-    "issue": 8 + LEDGER,
+    # BEGIN, claim, the product this storefront may sell (one query), the one issuance
+    # statement (claim, issuance row, codes, counter shards, events, the allowing
+    # assessment, the codes for the response), completion, COMMIT (was 16 on the
+    # portable path)
+    "issue": 6,
     # as issuance up to the issuance statement, which wrote nothing (the allowing
-    # decision's row went too) and brought back the stock count, then the refusal is
-    # stored in the same transaction: completion, COMMIT (was 15: two transactions)
-    "out_of_stock": 8,
+    # decision is written only with an issuance) and brought back the stock count, then
+    # the refusal is stored in the same transaction: completion, COMMIT (was 15: two
+    # transactions)
+    "out_of_stock": 6,
     # a large quantity is held for review by the default rules: that decision and its
-    # fraud event are not dropped, so the refusal rolls back (7) and is stored in a
+    # fraud event are not dropped, so the refusal rolls back (6) and is stored in a
     # transaction of its own (5)
-    "out_of_stock_review": 12,
+    "out_of_stock_review": 11,
     # reserving is an issuance: the same one statement on PostgreSQL
-    "reserve": 8,
-    # confirm, cancel and reversal still take the portable ORM path (no fast path yet):
+    "reserve": 6,
+    # confirm and cancel still take the portable ORM path (no fast path yet):
     # BEGIN, claim, lock the issuance, the held codes, status UPDATE, codes UPDATE,
     # 2 counter shards, events, the codes for the response, completion, COMMIT
-    "confirm": 12 + LEDGER,
+    "confirm": 12,
     # BEGIN, claim, lock the issuance (already issued), the codes for the response,
     # completion, COMMIT
     "confirm_again": 6,
@@ -67,11 +72,13 @@ SQL = {
     "cancel": 11,
     # the refusal (invalid state) rolls back, then is stored in a transaction of its own
     "cancel_issued": 8,
-    # BEGIN, claim, lock the redemption (with code, batch, product, merchant), code UPDATE,
-    # redemption UPDATE, 2 counter shards, event, completion, COMMIT
-    "reverse": 10 + LEDGER,  # the ledger look-up: the entries to negate
-    # the refusal (already reversed) rolls back, then is stored in a transaction of its own
-    "reverse_again": 8,
+    # BEGIN, claim, the one reversal statement (lock the caller's live redemption inside
+    # its window, code UPDATE, redemption UPDATE, counter shards, event), completion,
+    # COMMIT (was 10 on the portable path)
+    "reverse": 5 + LEDGER,  # the ledger look-up: the entries to negate
+    # the reversal statement wrote nothing, the portable path's lock explains the refusal
+    # (already reversed), which rolls back and is stored in a transaction of its own
+    "reverse_again": 9,
     # the storefront sells a restricted list?, page count, the page, stock of the page
     "products": 4,
 }
@@ -86,17 +93,20 @@ def measure(redis_round_trips, call):
 
 @pytest.fixture
 def warm(db):
-    """A shop with issued codes, its caches warm (three requests served)."""
+    """A shop with issued codes, its caches warm (an issuance, two checks and a
+    redemption served after the versions were first read)."""
     shop = make_shop(codes=10)
+    shop.client.issue(shop.product.sku)  # finds no versions yet: creates them, caches nothing
     codes = [c["code"] for c in shop.client.issue(shop.product.sku, quantity=4).json()["codes"]]
     shop.client.check(codes[0])
     shop.client.check(codes[0])
+    shop.client.redeem(codes[3])
     return shop, codes
 
 
 def test_redemption_budget(warm, redis_round_trips):
     shop, codes = warm
-    # success: claim, code lookup, assessment, the one redemption statement, completion
+    # success: claim, code lookup, the one redemption statement, completion
     assert measure(redis_round_trips, lambda: shop.client.post(
         "/api/v1/redemptions/", {"code": codes[1]}, idempotency_key="b-1")) == (201, SQL["redeem"], 1)
     before = world()
@@ -155,3 +165,14 @@ def test_reversal_budget(warm, redis_round_trips):
     assert measure(redis_round_trips, lambda: shop.client.reverse(redemption)) == (
         409, SQL["reverse_again"], 1)
     assert world() == before
+
+
+
+def test_the_fast_path_statements_fit_psycopgs_parse_cache():
+    """psycopg parses a statement's placeholders once only up to 4,096 bytes and 50
+    parameters; a longer statement would be parsed again on every request."""
+    from vouchers.fastpath import issue, redeem
+
+    for statement in (issue._sql(), redeem._sql()):
+        assert len(statement.encode()) <= 4096
+        assert len(set(re.findall(r"%\((\w+)\)s", statement))) <= 50

@@ -130,3 +130,34 @@ def test_concurrent_reservations_confirms_and_cancels_keep_counts_exact():
     assert sum(counted.values()) == batch.size == 30
     assert counted["issued"] == 2 * Issuance.objects.filter(status="issued").count()
     assert stock_by_state([batch.pk])[batch.pk] == counted
+
+
+def test_concurrent_reversals_and_redemptions_of_one_code_keep_one_live_redemption():
+    # given 5 issued codes, each redeemed once
+    shop = make_shop(codes=5)
+    issued = shop.client.issue(shop.product.sku, quantity=5, customer="rev").json()["codes"]
+    key = shop.client.key
+    for round_, item in enumerate(issued):
+        first = shop.client.redeem(item["code"]).json()["id"]
+
+        # when 20 clients reverse that redemption while 20 others redeem the code again
+        def act(i, code=item["code"], redemption_id=first):
+            client = StorefrontClient(key)
+            return ("reverse", client.reverse(redemption_id)) if i % 2 else ("redeem", client.redeem(code))
+
+        outcomes = run_concurrently(act, tasks=40, workers=WORKERS)
+        reversals = Counter(r.status_code for kind, r in outcomes if kind == "reverse")
+        redemptions = Counter(r.status_code for kind, r in outcomes if kind == "redeem")
+        # then the redemption was reversed exactly once, the others refused as already reversed
+        assert reversals == {200: 1, 409: 19}, (round_, reversals)
+        assert {r.json()["code"] for kind, r in outcomes if kind == "reverse" and r.status_code == 409} == {
+            "already_reversed"}
+        # and at most one new redemption took the code, which holds at most one live one
+        assert redemptions[201] <= 1 and redemptions[201] + redemptions[409] == 20, (round_, redemptions)
+        live = Redemption.objects.filter(code_id=item["id"], reversed_at__isnull=True).count()
+        assert live == redemptions[201]
+        code = Code.objects.get(pk=item["id"])
+        assert code.state == ("redeemed" if live else "issued")
+        assert CodeEvent.objects.filter(code_id=item["id"], action="redemption_reversed").count() == 1
+    batch_id = Code.objects.get(pk=issued[0]["id"]).batch_id
+    assert stock_by_state([batch_id])[batch_id] == counted_stock_by_state(batch_id)
