@@ -9,6 +9,7 @@ Large documents are signed in chunks; that signer must give cryptography's bytes
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from datetime import UTC, datetime, timedelta
@@ -79,8 +80,12 @@ def _python_lines(statement: Statement) -> bytes:
 @pytest.mark.parametrize("currency", ["JPY", "USD", "KWD"])
 def test_lines_built_in_sql_are_the_rfc8785_bytes(db, currency):
     merchant = MerchantFactory()
-    product = Product.objects.create(merchant=merchant, sku="DOC", name="Doc", face_value=10, currency=currency)
-    agreement = make_agreement(merchant=merchant, products=[product], partner=PartnerFactory(), currency=currency)
+    product = Product.objects.create(
+        merchant=merchant, sku="DOC", name="Doc", face_value=10, currency=currency
+    )
+    agreement = make_agreement(
+        merchant=merchant, products=[product], partner=PartnerFactory(), currency=currency
+    )
     jan, feb = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 2, 5, tzinfo=UTC)
     first = _entries(agreement, product, jan)
     with mock.patch("django.utils.timezone.now", return_value=datetime(2026, 2, 1, 1, tzinfo=UTC)):
@@ -125,19 +130,13 @@ def test_lines_built_in_sql_are_the_rfc8785_bytes(db, currency):
             )
             assert built == expected, (connection.vendor, chunk)
         document = bytes(statement.document)
-        assert document == rfc8785.dumps(verifier_body(document))
+        assert document == rfc8785.dumps(json.loads(document))
         assert document.startswith(b'{"lines":[' + expected + b"]")
         assert verifier.verify(document, statement.signature, {"keys": published_keys()})
         assert verifier.content_sha256(document) == statement.content_sha256
     assert b'"original_statement":"' + str(january.pk).encode() in bytes(
         Statement.objects.get(pk=february.pk).document
     )
-
-
-def verifier_body(document: bytes):
-    import json
-
-    return json.loads(document)
 
 
 def test_a_large_document_is_signed_from_its_spool_file(db, monkeypatch):
