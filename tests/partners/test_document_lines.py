@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from partners.models import Statement
 from partners.services import ledger, statements
@@ -172,3 +173,38 @@ def test_the_chunked_signer_gives_the_same_signature_as_cryptography(db):
         jws, _ = sign_detached_chunks(chunks)
         assert jws == sign_detached(message)[0]
         assert verifier.verify(message, jws, {"keys": published_keys()})
+
+
+def test_lines_and_statements_are_checked_by_triggers_not_per_row_keys(db):
+    merchant = MerchantFactory()
+    product = Product.objects.create(merchant=merchant, sku="TRG", name="Trg", face_value=10, currency="USD")
+    agreement = make_agreement(merchant=merchant, products=[product], partner=PartnerFactory())
+    entries = _entries(agreement, product, datetime(2026, 1, 5, tzinfo=UTC))
+    with mock.patch("django.utils.timezone.now", return_value=datetime(2026, 2, 1, 1, tzinfo=UTC)):
+        (statement,) = statements.close_statements(as_of=datetime(2026, 2, 1, tzinfo=UTC))
+    statement = Statement.objects.get(pk=statement.pk)
+    param = statements._uuid_param(statement.pk)
+    # a line naming no ledger entry is refused
+    with (
+        pytest.raises(DatabaseError, match="names no ledger entry"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "INSERT INTO partners_statementline (statement_id, entry_id, line_no) VALUES (%s, %s, %s)",
+            [param, max(e.pk for e in entries) + 1000, 999],
+        )
+    # a statement whose line_count is not its number of lines is refused
+    values = {f.attname: getattr(statement, f.attname) for f in Statement._meta.concrete_fields}
+    values.update(
+        id=uuid.uuid4(),
+        number=2,
+        period_start=statement.period_end,
+        period_end=statement.period_end + timedelta(days=28),
+        line_count=1,
+        previous_id=statement.pk,
+    )
+    with pytest.raises(DatabaseError, match="line_count"), transaction.atomic():
+        Statement.objects.create(**values)
+    # and every entry is still on exactly one line of the statement that was closed
+    assert statement.line_count == len(entries)
