@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import struct
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +55,8 @@ from partners.services import ledger
 from partners.signing import sign_detached, sign_detached_chunks
 
 LIFECYCLE_ACTIONS = ("confirmed", "auto_confirmed", "disputed", "resolved")
+
+logger = logging.getLogger("partners.statements")
 
 
 class FutureCloseRefused(Exception):
@@ -106,7 +110,18 @@ def close_agreement(*, agreement_id: int, as_of: datetime) -> list[Statement]:
             end = period_end(start, period=agreement.period, tz=agreement.timezone)
             if end > as_of:
                 return created
-            created.append(_close_one(agreement, previous, start, end))
+            stages: dict[str, float] = {}
+            statement = _close_one(agreement, previous, start, end, stages)
+            committing = time.perf_counter()
+        stages["commit"] = time.perf_counter() - committing
+        created.append(statement)
+        logger.info(
+            "closed statement %s: %d lines, %s",
+            statement.pk,
+            statement.line_count,
+            ", ".join(f"{name} {seconds:.2f}s" for name, seconds in stages.items()),
+            extra={"statement": str(statement.pk), "stages": stages},
+        )
 
 
 _INSERT_LINES = """
@@ -298,8 +313,19 @@ def _file_chunks(spool) -> Iterator[bytes]:
         yield chunk
 
 
-def _close_one(agreement: Agreement, previous: Statement | None, start: datetime, end: datetime) -> Statement:
+def _close_one(
+    agreement: Agreement, previous: Statement | None, start: datetime, end: datetime, stages: dict
+) -> Statement:
+    """Build, sign and store one statement; `stages` receives the seconds each step took."""
     statement_id = uuid.uuid4()
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        stages[name] = stages.get(name, 0.0) + now - clock
+        clock = now
+
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_LINES,
@@ -317,6 +343,7 @@ def _close_one(agreement: Agreement, previous: Statement | None, start: datetime
         )
         count, total = cursor.fetchone()
     total = int(total or 0)
+    lap("insert lines")
     issued_at = timezone.now()
     opening = previous.closing_minor if previous else 0
     fields = {
@@ -355,6 +382,7 @@ def _close_one(agreement: Agreement, previous: Statement | None, start: datetime
             content.update(part)
             size += len(part)
         spool.flush()
+        lap("document")
         if size <= SIGN_IN_MEMORY_MAX:
             spool.seek(0)
             document = spool.read()
@@ -362,6 +390,7 @@ def _close_one(agreement: Agreement, previous: Statement | None, start: datetime
         else:
             document = None
             signature, kid = sign_detached_chunks(lambda: _file_chunks(spool))
+        lap("sign")
         row = {
             "id": statement_id,
             "agreement_id": agreement.pk,
@@ -386,11 +415,14 @@ def _close_one(agreement: Agreement, previous: Statement | None, start: datetime
         }
         if connection.vendor == "postgresql":
             _copy_statement_row(row, spool, size)
-            return Statement.objects.defer("document").get(pk=statement_id)
-        if document is None:
-            spool.seek(0)
-            document = spool.read()
-        return Statement.objects.create(document=document, **row)
+            statement = Statement.objects.defer("document").get(pk=statement_id)
+        else:
+            if document is None:
+                spool.seek(0)
+                document = spool.read()
+            statement = Statement.objects.create(document=document, **row)
+        lap("store")
+        return statement
 
 
 # --- storing the statement row on PostgreSQL without the document in memory -----------
