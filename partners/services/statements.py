@@ -227,18 +227,18 @@ def _json_int(expr: str) -> str:
 
 
 def _json_time(expr: str) -> str:
-    return f"""'"' || to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'"""
+    return f"""concat('"', to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '"')"""
 
 
 def _json_amount(digits: int) -> str:
     """format_minor in SQL for a currency with `digits` minor digits."""
     if digits == 0:
-        return """'"' || e.amount_minor::text || '"'"""
+        return """concat('"', e.amount_minor::text, '"')"""
     scale = 10**digits
     return (
-        """'"' || CASE WHEN e.amount_minor < 0 THEN '-' ELSE '' END"""
-        f" || (abs(e.amount_minor) / {scale})::text || '.'"
-        f" || lpad(mod(abs(e.amount_minor), {scale})::text, {digits}, '0') || '\"'"
+        """concat('"', CASE WHEN e.amount_minor < 0 THEN '-' ELSE '' END,"""
+        f" (abs(e.amount_minor) / {scale})::text, '.',"
+        f""" lpad(mod(abs(e.amount_minor), {scale})::text, {digits}, '0'), '"')"""
     )
 
 
@@ -247,7 +247,7 @@ def _line_json_sql(currency: str) -> str:
         "amount": _json_amount(exponent(currency)),
         "amount_minor": _json_int("e.amount_minor"),
         "code_last4": _json_str("e.code_last4"),
-        "currency": _json_str("%(currency)s::text"),
+        "currency": "%(currency_json)s::text",
         "entry_hash": _json_str("e.hash"),
         "entry_id": _json_int("e.id"),
         "kind": _json_str("e.kind"),
@@ -262,11 +262,11 @@ def _line_json_sql(currency: str) -> str:
         "source_type": _json_str("e.source_type"),
     }
     assert list(members) == sorted(members)  # canonical key order
-    parts = [
-        f"'{{\"{key}\":' || {sql}" if i == 0 else f"',\"{key}\":' || {sql}"
-        for i, (key, sql) in enumerate(members.items())
-    ]
-    return " || ".join(parts) + " || '}'"
+    # concat() builds the line in one allocation (a chain of || copies it at every step).
+    parts = []
+    for i, (key, sql) in enumerate(members.items()):
+        parts += [f"""'{"{" if i == 0 else ","}"{key}":'""", sql]
+    return "concat(" + ", ".join([*parts, "'}'"]) + ")"
 
 
 def _line_chunks_sql(currency: str) -> str:
@@ -287,7 +287,12 @@ def document_line_chunks(
             for first in range(1, count + 1, chunk):
                 cursor.execute(
                     sql,
-                    {"statement": statement_id, "first": first, "stop": first + chunk, "currency": currency},
+                    {
+                        "statement": statement_id,
+                        "first": first,
+                        "stop": first + chunk,
+                        "currency_json": _dump(currency).decode(),
+                    },
                 )
                 text = cursor.fetchone()[0]
                 yield (b"," if first > 1 else b"") + text.encode("utf-8")
