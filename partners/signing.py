@@ -128,53 +128,96 @@ def _base_point():
 _B = _base_point()
 
 
-def ed25519_sign_chunks(key: Ed25519PrivateKey, message: Callable[[], Iterable[bytes]]) -> bytes:
-    """The Ed25519 signature of the concatenation of `message()`'s chunks (called twice)."""
+def _expand(key: Ed25519PrivateKey) -> tuple[int, bytes, bytes]:
+    """(secret scalar, nonce prefix, public key bytes) as RFC 8032 derives them from the seed."""
     seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     expanded = hashlib.sha512(seed).digest()
     secret = int.from_bytes(expanded[:32], "little")
     secret &= (1 << 254) - 8
     secret |= 1 << 254
-    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    nonce_hash = hashlib.sha512(expanded[32:])
-    for chunk in message():
-        nonce_hash.update(chunk)
+    return secret, expanded[32:], key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _finish_signature(key: Ed25519PrivateKey, nonce_hash, message_again: Iterable[bytes]) -> bytes:
+    """The signature, given SHA-512(prefix || M) so far and M once more."""
+    secret, _, public = _expand(key)
     nonce = int.from_bytes(nonce_hash.digest(), "little") % _L
     big_r = _encode_point(_scalar_mult(nonce, _B))
     challenge_hash = hashlib.sha512(big_r + public)
-    for chunk in message():
+    for chunk in message_again:
         challenge_hash.update(chunk)
     challenge = int.from_bytes(challenge_hash.digest(), "little") % _L
     return big_r + ((nonce + challenge * secret) % _L).to_bytes(32, "little")
 
 
-def _b64url_chunks(chunks: Iterable[bytes]) -> Iterable[bytes]:
-    """base64url without padding of the concatenated chunks, streamed (3-byte aligned)."""
-    carry = b""
-    for chunk in chunks:
-        data = carry + chunk if carry else chunk
+def ed25519_sign_chunks(key: Ed25519PrivateKey, message: Callable[[], Iterable[bytes]]) -> bytes:
+    """The Ed25519 signature of the concatenation of `message()`'s chunks (called twice)."""
+    nonce_hash = hashlib.sha512(_expand(key)[1])
+    for chunk in message():
+        nonce_hash.update(chunk)
+    return _finish_signature(key, nonce_hash, message())
+
+
+class _B64url:
+    """base64url without padding, fed in chunks of any size (3-byte aligned inside)."""
+
+    def __init__(self):
+        self._carry = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._carry + chunk if self._carry else chunk
         cut = len(data) - len(data) % 3
-        carry = bytes(data[cut:])
-        if cut:
-            yield base64.urlsafe_b64encode(data[:cut])
-    if carry:
-        yield base64.urlsafe_b64encode(carry).rstrip(b"=")
+        self._carry = bytes(data[cut:])
+        return base64.urlsafe_b64encode(data[:cut]) if cut else b""
+
+    def end(self) -> bytes:
+        return base64.urlsafe_b64encode(self._carry).rstrip(b"=")
+
+
+def _b64url_chunks(chunks: Iterable[bytes]) -> Iterable[bytes]:
+    """base64url without padding of the concatenated chunks, streamed."""
+    encoder = _B64url()
+    for chunk in chunks:
+        yield encoder.feed(chunk)
+    yield encoder.end()
+
+
+class ChunkedSigner:
+    """sign_detached for a payload too large to hold: update() it once as it is produced,
+    then finish() reads it once more.
+
+    The same JWS as sign_detached(payload), without the payload or its base64url form
+    in memory at once: the first SHA-512 pass runs while the payload is written.
+    """
+
+    def __init__(self):
+        self.kid, self._key = _signing_key()
+        self.protected = _protected(self.kid)
+        self._head = self.protected.encode("ascii") + b"."
+        self._nonce_hash = hashlib.sha512(_expand(self._key)[1] + self._head)
+        self._encoder = _B64url()
+
+    def update(self, chunk: bytes) -> None:
+        self._nonce_hash.update(self._encoder.feed(chunk))
+
+    def finish(self, payload_again: Iterable[bytes]) -> tuple[str, str]:
+        """(compact JWS with detached payload, kid); `payload_again` is the same bytes."""
+        self._nonce_hash.update(self._encoder.end())
+
+        def signing_input() -> Iterable[bytes]:
+            yield self._head
+            yield from _b64url_chunks(payload_again)
+
+        signature = _finish_signature(self._key, self._nonce_hash, signing_input())
+        return f"{self.protected}..{b64url(signature)}", self.kid
 
 
 def sign_detached_chunks(payload: Callable[[], Iterable[bytes]]) -> tuple[str, str]:
-    """sign_detached for a payload given as chunks (`payload()` is called twice).
-
-    The same JWS as sign_detached(b"".join(payload())), without the payload or its
-    base64url form in memory at once.
-    """
-    kid, key = _signing_key()
-    protected = _protected(kid)
-
-    def signing_input() -> Iterable[bytes]:
-        yield protected.encode("ascii") + b"."
-        yield from _b64url_chunks(payload())
-
-    return f"{protected}..{b64url(ed25519_sign_chunks(key, signing_input))}", kid
+    """sign_detached for a payload given as chunks (`payload()` is called twice)."""
+    signer = ChunkedSigner()
+    for chunk in payload():
+        signer.update(chunk)
+    return signer.finish(payload())
 
 
 def published_keys() -> list[dict]:

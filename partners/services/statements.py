@@ -52,7 +52,7 @@ from partners.models import Agreement, Dispute, LedgerEntry, Statement, Statemen
 from partners.money import exponent, format_minor
 from partners.periods import period_end, period_start
 from partners.services import ledger
-from partners.signing import sign_detached, sign_detached_chunks
+from partners.signing import ChunkedSigner, sign_detached
 
 LIFECYCLE_ACTIONS = ("confirmed", "auto_confirmed", "disputed", "resolved")
 
@@ -377,6 +377,7 @@ def _close_one(
     # a statement of a million lines is several hundred MB and is never held whole.
     # Keys in canonical order: "lines" < "previous_statement_sha256" < "statement".
     content = hashlib.sha256()
+    signer = ChunkedSigner()  # its first pass runs as the document is written
     size = 0
     with tempfile.TemporaryFile() as spool:
         tail = b'],"previous_statement_sha256":%s,"statement":%s}' % (_dump(previous_sha), _dump(fields))
@@ -385,6 +386,7 @@ def _close_one(
         ):
             spool.write(part)
             content.update(part)
+            signer.update(part)
             size += len(part)
         spool.flush()
         lap("document")
@@ -394,7 +396,7 @@ def _close_one(
             signature, kid = sign_detached(document)
         else:
             document = None
-            signature, kid = sign_detached_chunks(lambda: _file_chunks(spool))
+            signature, kid = signer.finish(_file_chunks(spool))
         lap("sign")
         row = {
             "id": statement_id,
