@@ -329,6 +329,7 @@ class StatementLine(AppendOnlyModel):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,  # never looked up by; an index would cost every line's insert
         help_text="Set on a line that corrects an earlier statement.",
     )
 

@@ -15,7 +15,8 @@ commit: the largest single cost of closing a million-entry statement. Instead:
   of the rebuilt lines table again.
 
 Entries and statements cannot be deleted (migration 0003), so a reference checked on
-insert stays valid.
+insert stays valid. The index on original_statement goes too: nothing looks lines up
+by it, and every line of a close paid for it.
 """
 
 import django.db.models.deletion
@@ -131,6 +132,19 @@ class Migration(migrations.Migration):
                 db_index=False,
                 on_delete=django.db.models.deletion.PROTECT,
                 related_name="lines",
+                to="partners.statement",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="statementline",
+            name="original_statement",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                help_text="Set on a line that corrects an earlier statement.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
                 to="partners.statement",
             ),
         ),
