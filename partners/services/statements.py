@@ -269,32 +269,33 @@ def _line_json_sql(currency: str) -> str:
     return "concat(" + ", ".join([*parts, "'}'"]) + ")"
 
 
-def _line_chunks_sql(currency: str, chunk: int) -> str:
-    # One query for the whole statement, grouped into chunks of line numbers and read
-    # through a server-side cursor: one join over the statement's lines (a query per
-    # chunk was planned afresh each time, without statistics for lines inserted in this
-    # transaction, and grew faster than the statement).
-    part = f"(l.line_no - 1) / {int(chunk)}"
+def _line_chunks_sql(currency: str) -> str:
     return (
-        f"SELECT string_agg({_line_json_sql(currency)}, ',' ORDER BY l.line_no), {part} AS part "  # noqa: S608
+        f"SELECT string_agg({_line_json_sql(currency)}, ',' ORDER BY l.line_no) "  # noqa: S608 (constants only)
         "FROM partners_statementline l JOIN partners_ledgerentry e ON e.id = l.entry_id "
-        "WHERE l.statement_id = %(statement)s GROUP BY part ORDER BY part"
+        "WHERE l.statement_id = %(statement)s AND l.line_no >= %(first)s AND l.line_no < %(stop)s"
     )
 
 
-def document_line_chunks(statement_id: uuid.UUID, currency: str, *, chunk: int = 5000) -> Iterator[bytes]:
-    """The canonical JSON of the statement's lines in order, joined with commas, as byte chunks."""
+def document_line_chunks(
+    statement_id: uuid.UUID, currency: str, count: int, *, chunk: int = 5000
+) -> Iterator[bytes]:
+    """The canonical JSON of lines 1..count joined with commas, as byte chunks."""
     if connection.vendor == "postgresql":
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(
-                _line_chunks_sql(currency, chunk),
-                {"statement": statement_id, "currency_json": _dump(currency).decode()},
-            )
-            first = True
-            while rows := cursor.fetchmany(8):
-                for text, _ in rows:
-                    yield (b"" if first else b",") + text.encode("utf-8")
-                    first = False
+        sql = _line_chunks_sql(currency)
+        with connection.cursor() as cursor:
+            for first in range(1, count + 1, chunk):
+                cursor.execute(
+                    sql,
+                    {
+                        "statement": statement_id,
+                        "first": first,
+                        "stop": first + chunk,
+                        "currency_json": _dump(currency).decode(),
+                    },
+                )
+                text = cursor.fetchone()[0]
+                yield (b"," if first > 1 else b"") + text.encode("utf-8")
         return
     first = True
     with connection.chunked_cursor() as cursor:
@@ -380,7 +381,9 @@ def _close_one(
     size = 0
     with tempfile.TemporaryFile() as spool:
         tail = b'],"previous_statement_sha256":%s,"statement":%s}' % (_dump(previous_sha), _dump(fields))
-        for part in chain([b'{"lines":['], document_line_chunks(statement_id, agreement.currency), [tail]):
+        for part in chain(
+            [b'{"lines":['], document_line_chunks(statement_id, agreement.currency, count), [tail]
+        ):
             spool.write(part)
             content.update(part)
             signer.update(part)
