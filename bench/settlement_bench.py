@@ -9,9 +9,11 @@ streaming its CSV.
 2. Inserts N ledger entries of one month with one INSERT ... SELECT generate_series
    (the append-only triggers refuse UPDATE/DELETE, not INSERT). Their hashes are not a
    real chain: closing does not re-verify the chain, so this does not change the cost.
-3. In a child process: `close_statements --as-of <month end>` (wall time, and the peak
-   RSS of that process from getrusage), then, in another child, streaming the
-   statement's CSV (`partners.csvexport.csv_rows` over the lines) to /dev/null.
+3. In a child process: `close_statements --as-of <month end>` (wall time, the peak RSS
+   of that process from getrusage, and the seconds of each step as the close logs
+   them: insert lines, document, sign, store, commit), then, in another child,
+   streaming the statement's CSV (`partners.csvexport.csv_rows` over the lines) to
+   /dev/null.
 4. Prints the figures as JSON (and writes them under bench/results/, git-ignored).
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -63,8 +66,22 @@ def child(mode: str) -> None:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     if mode == "close":
+        stages = {}
+
+        class Stages(logging.Handler):  # the close logs the seconds of each of its steps
+            def emit(self, record):
+                if getattr(record, "stages", None) and record.stages.get("insert lines") is not None:
+                    stages.update({k: round(v, 2) for k, v in record.stages.items()})
+
+        close_logger = logging.getLogger("partners.statements")
+        close_logger.setLevel(logging.INFO)
+        close_logger.addHandler(Stages())
         created = statements.close_statements(as_of=MONTH_END)
-        result = {"statements": len(created), "line_count": created[0].line_count if created else 0}
+        result = {
+            "statements": len(created),
+            "line_count": created[0].line_count if created else 0,
+            "stages_seconds": stages,
+        }
     else:
         statement = Statement.objects.defer("document").get()
         size = rows = 0

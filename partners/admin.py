@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy
 
 from config import versions
 from partners.csvexport import csv_rows
+from partners.exceptions import AgreementVersionInUse, AgreementVersionOverlap, InvalidAgreementTerms
 from partners.models import (
     Agreement,
     AgreementVersion,
@@ -41,7 +42,13 @@ from partners.models import (
 )
 from partners.money import format_minor, to_minor
 from partners.services import statements as statement_service
-from partners.services.agreements import _overlapping, validate_timezone, version_is_used
+from partners.services.agreements import (
+    add_version,
+    change_version,
+    check_version,
+    validate_timezone,
+    version_is_used,
+)
 from partners.services.keys import create_partner_key, revoke_partner_key
 from vouchers.admin_tenancy import (
     MerchantScopedAdmin,
@@ -243,27 +250,29 @@ class AgreementVersionForm(forms.ModelForm):
         )
 
     def clean(self):
+        """The service's own rules (partners.services.agreements.check_version), as form errors;
+        the admin then saves through add_version / change_version, which check them again
+        under the agreement's lock."""
         cleaned = super().clean()
-        if version_is_used(self.instance):
+        agreement = cleaned.get("agreement")
+        if self.instance.pk is not None and version_is_used(self.instance):
             raise forms.ValidationError(
                 _("This version has priced events and cannot change; add a new version.")
             )
-        agreement = cleaned.get("agreement")
         if agreement is None or cleaned.get("valid_from") is None:
             return cleaned
-        if (cleaned.get("unit_amount_minor") is None) == (cleaned.get("rate_bps") is None):
-            raise forms.ValidationError(_("Give either a unit amount or a rate in basis points."))
-        products = cleaned.get("products") or []
-        if any(p.merchant_id != agreement.merchant_id for p in products):
-            raise forms.ValidationError(_("Every product must be the agreement's merchant's."))
-        if cleaned.get("rate_bps") is not None and any(p.currency != agreement.currency for p in products):
-            raise forms.ValidationError(
-                _("A rate needs products priced in %(currency)s.") % {"currency": agreement.currency}
+        try:
+            check_version(
+                agreement,
+                products=list(cleaned.get("products") or []),
+                unit_amount_minor=cleaned.get("unit_amount_minor"),
+                rate_bps=cleaned.get("rate_bps"),
+                valid_from=cleaned["valid_from"],
+                valid_until=cleaned.get("valid_until"),
+                version=self.instance if self.instance.pk is not None else None,
             )
-        if _overlapping(
-            agreement.pk, cleaned["valid_from"], cleaned.get("valid_until"), exclude_pk=self.instance.pk
-        ).exists():
-            raise forms.ValidationError(_("This validity overlaps another version of the agreement."))
+        except (AgreementVersionInUse, AgreementVersionOverlap, InvalidAgreementTerms) as exc:
+            raise forms.ValidationError(str(exc)) from None
         return cleaned
 
 
@@ -327,17 +336,32 @@ class AgreementVersionAdmin(MerchantScopedAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            last = AgreementVersion.objects.filter(agreement=obj.agreement).order_by("-number").first()
-            obj.number = (last.number if last else 0) + 1
-        super().save_model(request, obj, form, change)
-        # Bumped after commit, so the products saved with the form are in the next load.
-        former = form.initial.get("agreement") if change else None
-        bump_agreements(
-            obj.agreement.merchant_id,
-            Agreement.objects.filter(pk=former).values_list("merchant_id", flat=True).first()
-            if former is not None and former != obj.agreement_id else None,
-        )
+        """Through the service: it locks the agreement and checks overlap and use again."""
+        terms = {
+            "basis": obj.basis,
+            "direction": obj.direction,
+            "unit_amount_minor": obj.unit_amount_minor,
+            "rate_bps": obj.rate_bps,
+            "valid_from": obj.valid_from,
+            "valid_until": obj.valid_until,
+        }
+        products = list(form.cleaned_data.get("products") or [])
+        if change:
+            change_version(version=obj, products=products, **terms)  # bumps the cached copies
+            # A version moved to another merchant's agreement: that merchant's copies too.
+            former = form.initial.get("agreement")
+            if former is not None and former != obj.agreement_id:
+                former_merchant = Agreement.objects.filter(pk=former).values_list("merchant_id", flat=True)
+                bump_agreements(former_merchant.first())
+            return
+        version = add_version(agreement=obj.agreement, products=products, **terms)
+        obj.pk, obj.number = version.pk, version.number
+        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change):
+        # The products were set by the service; only inline formsets (none today) remain.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
 
 # --- ledger and statements -------------------------------------------------------------

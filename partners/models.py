@@ -306,10 +306,22 @@ class Statement(AppendOnlyModel):
 
 
 class StatementLine(AppendOnlyModel):
-    """An entry on a statement. The unique entry makes each entry land on exactly one."""
+    """An entry on a statement. The unique entry makes each entry land on exactly one.
 
-    statement = models.ForeignKey(Statement, on_delete=models.PROTECT, related_name="lines")
-    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="line")
+    A close inserts every line of a statement in one statement, possibly a million rows,
+    before the statement row exists. Per-row foreign-key checks would run a million
+    look-ups at commit, so the two references are checked by triggers instead
+    (migration 0005): the inserted lines' entries, in one set-based query per INSERT
+    (PostgreSQL; per row on SQLite), and a statement row's line_count against its lines
+    when it is inserted. Neither entries nor statements can be deleted.
+    """
+
+    statement = models.ForeignKey(
+        Statement, on_delete=models.PROTECT, related_name="lines", db_constraint=False, db_index=False
+    )
+    entry = models.OneToOneField(
+        LedgerEntry, on_delete=models.PROTECT, related_name="line", db_constraint=False
+    )
     line_no = models.PositiveIntegerField()
     original_statement = models.ForeignKey(
         Statement,
@@ -317,6 +329,7 @@ class StatementLine(AppendOnlyModel):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,  # never looked up by; an index would cost every line's insert
         help_text="Set on a line that corrects an earlier statement.",
     )
 

@@ -58,6 +58,36 @@ def _overlapping(agreement_id: int, valid_from: datetime, valid_until: datetime 
     return others
 
 
+def check_version(
+    agreement: Agreement,
+    *,
+    products,
+    unit_amount_minor: int | None,
+    rate_bps: int | None,
+    valid_from: datetime,
+    valid_until: datetime | None,
+    version: AgreementVersion | None = None,
+) -> None:
+    """Every rule a new or edited version must meet (the admin form shows them as errors).
+
+    Raises AgreementVersionInUse (`version` priced events), InvalidAgreementTerms,
+    AgreementVersionOverlap.
+    """
+    if version is not None and version_is_used(version):
+        raise AgreementVersionInUse("This version has priced events; add a new version from a date instead.")
+    _check_terms(
+        agreement,
+        products=products,
+        unit_amount_minor=unit_amount_minor,
+        rate_bps=rate_bps,
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+    exclude = version.pk if version is not None else None
+    if _overlapping(agreement.pk, valid_from, valid_until, exclude_pk=exclude).exists():
+        raise AgreementVersionOverlap("This version's validity overlaps another version of the agreement.")
+
+
 def _lock_agreement(agreement_id: int) -> Agreement:
     return Agreement.objects.select_for_update().get(pk=agreement_id)
 
@@ -79,7 +109,7 @@ def add_version(
     Raises InvalidAgreementTerms, AgreementVersionOverlap.
     """
     agreement = _lock_agreement(agreement.pk)
-    _check_terms(
+    check_version(
         agreement,
         products=products,
         unit_amount_minor=unit_amount_minor,
@@ -87,8 +117,6 @@ def add_version(
         valid_from=valid_from,
         valid_until=valid_until,
     )
-    if _overlapping(agreement.pk, valid_from, valid_until).exists():
-        raise AgreementVersionOverlap(_("This version's validity overlaps another version of the agreement."))
     number = (agreement.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
     version = AgreementVersion.objects.create(
         agreement=agreement,
@@ -114,23 +142,18 @@ def change_version(
     Raises AgreementVersionInUse, InvalidAgreementTerms, AgreementVersionOverlap.
     """
     agreement = _lock_agreement(version.agreement_id)
-    if version_is_used(version):
-        raise AgreementVersionInUse(
-            _("This version has priced events; add a new version from a date instead.")
-        )
     for field, value in terms.items():
         setattr(version, field, value)
     products = list(version.products.all()) if products is None else products
-    _check_terms(
+    check_version(
         agreement,
         products=products,
         unit_amount_minor=version.unit_amount_minor,
         rate_bps=version.rate_bps,
         valid_from=version.valid_from,
         valid_until=version.valid_until,
+        version=version,
     )
-    if _overlapping(agreement.pk, version.valid_from, version.valid_until, exclude_pk=version.pk).exists():
-        raise AgreementVersionOverlap(_("This version's validity overlaps another version of the agreement."))
     version.save()
     version.products.set(products)
     versions.bump(agreement.merchant_id, versions.AGREEMENTS)  # the ledger's cached copies

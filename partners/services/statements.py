@@ -24,16 +24,23 @@ the window, payments as entries. Every transition is an append-only StatementEve
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import struct
+import tempfile
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
 from django.db import connection, transaction
 from django.db.models import Min, Sum
 from django.utils import timezone
 
-from partners.canonical import iso, sha256_hex
+from partners.canonical import iso
 from partners.exceptions import (
     ContentMismatch,
     DisputeWindowClosed,
@@ -42,13 +49,15 @@ from partners.exceptions import (
     StatementInvalidState,
 )
 from partners.models import Agreement, Dispute, LedgerEntry, Statement, StatementEvent, StatementLine
-from partners.money import format_minor
+from partners.money import exponent, format_minor
 from partners.periods import period_end, period_start
 from partners.services import ledger
-from partners.signing import sign_detached
+from partners.signing import ChunkedSigner, sign_detached
 from vouchers.webhooks.services import settlement_events
 
 LIFECYCLE_ACTIONS = ("confirmed", "auto_confirmed", "disputed", "resolved")
+
+logger = logging.getLogger("partners.statements")
 
 
 class FutureCloseRefused(Exception):
@@ -86,7 +95,12 @@ def close_agreement(*, agreement_id: int, as_of: datetime) -> list[Statement]:
     while True:
         with transaction.atomic():
             agreement = Agreement.objects.select_for_update().get(pk=agreement_id)
-            previous = Statement.objects.filter(agreement=agreement).order_by("-period_start").first()
+            previous = (
+                Statement.objects.filter(agreement=agreement)
+                .defer("document")  # hundreds of MB for a large statement; only its hash is needed
+                .order_by("-period_start")
+                .first()
+            )
             if previous is not None:
                 start = previous.period_end
             else:
@@ -97,8 +111,19 @@ def close_agreement(*, agreement_id: int, as_of: datetime) -> list[Statement]:
             end = period_end(start, period=agreement.period, tz=agreement.timezone)
             if end > as_of:
                 return created
-            created.append(_close_one(agreement, previous, start, end))
-            settlement_events.statement_issued(created[-1])  # in the close's transaction
+            stages: dict[str, float] = {}
+            statement = _close_one(agreement, previous, start, end, stages)
+            settlement_events.statement_issued(statement)  # in the close's transaction
+            committing = time.perf_counter()
+        stages["commit"] = time.perf_counter() - committing
+        created.append(statement)
+        logger.info(
+            "closed statement %s: %d lines, %s",
+            statement.pk,
+            statement.line_count,
+            ", ".join(f"{name} {seconds:.2f}s" for name, seconds in stages.items()),
+            extra={"statement": str(statement.pk), "stages": stages},
+        )
 
 
 _INSERT_LINES = """
@@ -184,8 +209,130 @@ def line_document(row, currency: str) -> dict:
     }
 
 
-def _close_one(agreement: Agreement, previous: Statement | None, start: datetime, end: datetime) -> Statement:
+# --- the document's lines in SQL (PostgreSQL) ---------------------------------------
+#
+# On PostgreSQL the canonical JSON of each line is built by the database, byte for byte
+# what line_document + _dump give (tests compare both on awkward values): keys in
+# sorted order, strings through to_json (which escapes exactly as RFC 8785: \" \\ \b
+# \f \n \r \t, other control characters as lowercase \u00xx, everything else as
+# UTF-8), integers as digits, NULL as null, times as iso(). Lines come back joined
+# with commas in chunks of line numbers, so Python handles a few hundred strings
+# instead of a dict and a json.dumps per line.
+
+
+def _json_str(expr: str) -> str:
+    return f"coalesce(to_json({expr})::text, 'null')"
+
+
+def _json_int(expr: str) -> str:
+    return f"coalesce(({expr})::text, 'null')"
+
+
+def _json_time(expr: str) -> str:
+    return f"""concat('"', to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '"')"""
+
+
+def _json_amount(digits: int) -> str:
+    """format_minor in SQL for a currency with `digits` minor digits."""
+    if digits == 0:
+        return """concat('"', e.amount_minor::text, '"')"""
+    scale = 10**digits
+    return (
+        """concat('"', CASE WHEN e.amount_minor < 0 THEN '-' ELSE '' END,"""
+        f" (abs(e.amount_minor) / {scale})::text, '.',"
+        f""" lpad(mod(abs(e.amount_minor), {scale})::text, {digits}, '0'), '"')"""
+    )
+
+
+def _line_json_sql(currency: str) -> str:
+    members = {
+        "amount": _json_amount(exponent(currency)),
+        "amount_minor": _json_int("e.amount_minor"),
+        "code_last4": _json_str("e.code_last4"),
+        "currency": "%(currency_json)s::text",
+        "entry_hash": _json_str("e.hash"),
+        "entry_id": _json_int("e.id"),
+        "kind": _json_str("e.kind"),
+        "line_no": _json_int("l.line_no"),
+        "occurred_at": _json_time("e.occurred_at"),
+        "original_statement": _json_str("l.original_statement_id::text"),
+        "recorded_at": _json_time("e.recorded_at"),
+        "reverses": _json_int("e.reverses_id"),
+        "seq": _json_int("e.seq"),
+        "sku": _json_str("e.sku"),
+        "source_id": _json_str("e.source_id"),
+        "source_type": _json_str("e.source_type"),
+    }
+    assert list(members) == sorted(members)  # canonical key order
+    # concat() builds the line in one allocation (a chain of || copies it at every step).
+    parts = []
+    for i, (key, sql) in enumerate(members.items()):
+        parts += [f"""'{"{" if i == 0 else ","}"{key}":'""", sql]
+    return "concat(" + ", ".join([*parts, "'}'"]) + ")"
+
+
+def _line_chunks_sql(currency: str) -> str:
+    return (
+        f"SELECT string_agg({_line_json_sql(currency)}, ',' ORDER BY l.line_no) "  # noqa: S608 (constants only)
+        "FROM partners_statementline l JOIN partners_ledgerentry e ON e.id = l.entry_id "
+        "WHERE l.statement_id = %(statement)s AND l.line_no >= %(first)s AND l.line_no < %(stop)s"
+    )
+
+
+def document_line_chunks(
+    statement_id: uuid.UUID, currency: str, count: int, *, chunk: int = 5000
+) -> Iterator[bytes]:
+    """The canonical JSON of lines 1..count joined with commas, as byte chunks."""
+    if connection.vendor == "postgresql":
+        sql = _line_chunks_sql(currency)
+        with connection.cursor() as cursor:
+            for first in range(1, count + 1, chunk):
+                cursor.execute(
+                    sql,
+                    {
+                        "statement": statement_id,
+                        "first": first,
+                        "stop": first + chunk,
+                        "currency_json": _dump(currency).decode(),
+                    },
+                )
+                text = cursor.fetchone()[0]
+                yield (b"," if first > 1 else b"") + text.encode("utf-8")
+        return
+    first = True
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(_READ_LINES, [_uuid_param(statement_id)])
+        while rows := cursor.fetchmany(5000):
+            parts = [_dump(line_document(row, currency)) for row in rows]
+            yield (b"" if first else b",") + b",".join(parts)
+            first = False
+
+
+# Documents up to this size are signed in memory by `cryptography`; larger ones are
+# spooled to a temporary file and signed from it in chunks (see partners.signing).
+SIGN_IN_MEMORY_MAX = 8 * 1024 * 1024
+_SPOOL_CHUNK = 3 * 1024 * 1024
+
+
+def _file_chunks(spool) -> Iterator[bytes]:
+    spool.seek(0)
+    while chunk := spool.read(_SPOOL_CHUNK):
+        yield chunk
+
+
+def _close_one(
+    agreement: Agreement, previous: Statement | None, start: datetime, end: datetime, stages: dict
+) -> Statement:
+    """Build, sign and store one statement; `stages` receives the seconds each step took."""
     statement_id = uuid.uuid4()
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        stages[name] = stages.get(name, 0.0) + now - clock
+        clock = now
+
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_LINES,
@@ -196,20 +343,16 @@ def _close_one(agreement: Agreement, previous: Statement | None, start: datetime
                 "agreement": agreement.pk,
             },
         )
+        cursor.execute(
+            "SELECT count(*), sum(e.amount_minor) FROM partners_statementline l "
+            "JOIN partners_ledgerentry e ON e.id = l.entry_id WHERE l.statement_id = %s",
+            [_uuid_param(statement_id)],
+        )
+        count, total = cursor.fetchone()
+    total = int(total or 0)
+    lap("insert lines")
     issued_at = timezone.now()
     opening = previous.closing_minor if previous else 0
-    # The document grows in one buffer: no list of parts and no join copy.
-    body = bytearray(b'{"lines":[')
-    total = count = 0
-    with connection.chunked_cursor() as cursor:  # server-side on PostgreSQL: rows stream
-        cursor.execute(_READ_LINES, [_uuid_param(statement_id)])
-        while rows := cursor.fetchmany(5000):
-            for row in rows:
-                if count:
-                    body += b","
-                total += row[10]
-                count += 1
-                body += _dump(line_document(row, agreement.currency))
     number = (previous.number + 1) if previous else 1
     fields = {
         "id": str(statement_id),
@@ -233,34 +376,109 @@ def _close_one(agreement: Agreement, previous: Statement | None, start: datetime
         "dispute_deadline": iso(issued_at + timedelta(days=agreement.dispute_window_days)),
     }
     previous_sha = previous.content_sha256 if previous else None
+    # The document is written once, to a temporary file, and hashed as it is written:
+    # a statement of a million lines is several hundred MB and is never held whole.
     # Keys in canonical order: "lines" < "previous_statement_sha256" < "statement".
-    body += b'],"previous_statement_sha256":' + _dump(previous_sha) + b',"statement":' + _dump(fields) + b"}"
-    document = bytes(body)
-    del body
-    signature, kid = sign_detached(document)
-    return Statement.objects.create(
-        id=statement_id,
-        agreement=agreement,
-        merchant_id=agreement.merchant_id,
-        partner_id=agreement.partner_id,
-        number=number,
-        currency=agreement.currency,
-        timezone=agreement.timezone,
-        period_start=start,
-        period_end=end,
-        opening_minor=opening,
-        total_minor=total,
-        closing_minor=opening + total,
-        line_count=count,
-        issued_at=issued_at,
-        dispute_deadline=issued_at + timedelta(days=agreement.dispute_window_days),
-        previous=previous,
-        previous_sha256=previous_sha or "",
-        content_sha256=sha256_hex(document),
-        document=document,
-        signature=signature,
-        kid=kid,
+    content = hashlib.sha256()
+    signer = ChunkedSigner()  # its first pass runs as the document is written
+    size = 0
+    with tempfile.TemporaryFile() as spool:
+        tail = b'],"previous_statement_sha256":%s,"statement":%s}' % (_dump(previous_sha), _dump(fields))
+        for part in chain(
+            [b'{"lines":['], document_line_chunks(statement_id, agreement.currency, count), [tail]
+        ):
+            spool.write(part)
+            content.update(part)
+            signer.update(part)
+            size += len(part)
+        spool.flush()
+        lap("document")
+        if size <= SIGN_IN_MEMORY_MAX:
+            spool.seek(0)
+            document = spool.read()
+            signature, kid = sign_detached(document)
+        else:
+            document = None
+            signature, kid = signer.finish(_file_chunks(spool))
+        lap("sign")
+        row = {
+            "id": statement_id,
+            "agreement_id": agreement.pk,
+            "merchant_id": agreement.merchant_id,
+            "partner_id": agreement.partner_id,
+            "number": fields["number"],
+            "currency": agreement.currency,
+            "timezone": agreement.timezone,
+            "period_start": start,
+            "period_end": end,
+            "opening_minor": opening,
+            "total_minor": total,
+            "closing_minor": opening + total,
+            "line_count": count,
+            "issued_at": issued_at,
+            "dispute_deadline": issued_at + timedelta(days=agreement.dispute_window_days),
+            "previous_id": previous.pk if previous else None,
+            "previous_sha256": previous_sha or "",
+            "content_sha256": content.hexdigest(),
+            "signature": signature,
+            "kid": kid,
+        }
+        if connection.vendor == "postgresql":
+            _copy_statement_row(row, spool, size)
+            statement = Statement.objects.defer("document").get(pk=statement_id)
+        else:
+            if document is None:
+                spool.seek(0)
+                document = spool.read()
+            statement = Statement.objects.create(document=document, **row)
+        lap("store")
+        return statement
+
+
+# --- storing the statement row on PostgreSQL without the document in memory -----------
+#
+# One row in COPY's binary format (PGCOPY header, field count, then each field as a
+# length and its bytes), the document streamed from the spool file in chunks: no
+# query text with the document escaped in it, and no second copy of it in memory.
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.get_fixed_timezone(0))
+
+
+def _copy_field(field, value) -> bytes:
+    if value is None:
+        return struct.pack("!i", -1)
+    kind = field.target_field.get_internal_type() if field.is_relation else field.get_internal_type()
+    if kind == "UUIDField":
+        data = value.bytes
+    elif kind in ("BigIntegerField", "BigAutoField"):
+        data = struct.pack("!q", value)
+    elif kind in ("IntegerField", "PositiveIntegerField", "AutoField"):
+        data = struct.pack("!i", value)
+    elif kind in ("CharField", "TextField"):
+        data = value.encode("utf-8")
+    elif kind == "DateTimeField":
+        delta = value - _PG_EPOCH
+        data = struct.pack("!q", (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+    else:
+        raise TypeError(f"no COPY encoding for {kind}")
+    return struct.pack("!i", len(data)) + data
+
+
+def _copy_statement_row(row: dict, spool, size: int) -> None:
+    by_column = {f.column: f for f in Statement._meta.concrete_fields}
+    columns = [*row, "document"]
+    if set(columns) != set(by_column):
+        raise RuntimeError("statement columns changed; update _close_one")
+    sql = "COPY partners_statement ({}) FROM STDIN (FORMAT binary)".format(
+        ", ".join(connection.ops.quote_name(c) for c in columns)
     )
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        head = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!iih", 0, 0, len(columns))
+        copy.write(head + b"".join(_copy_field(by_column[c], v) for c, v in row.items()))
+        copy.write(struct.pack("!i", size))
+        for chunk in _file_chunks(spool):
+            copy.write(chunk)
+        copy.write(struct.pack("!h", -1))
 
 
 def iter_lines(statement: Statement, *, chunk: int = 5000):

@@ -156,3 +156,101 @@ def test_demo_json_prints_a_working_partner_key_and_its_skus(db):
     from partners.models import Agreement
 
     assert Agreement.objects.count() == 1
+
+
+def _version_form(agreement, product, *, valid_from, valid_until=None, amount=150):
+    data = {
+        "agreement": agreement.pk,
+        "products": [product.pk],
+        "basis": "redeemed",
+        "direction": "merchant_pays_partner",
+        "unit_amount_minor": amount,
+        "rate_bps": "",
+        "valid_from_0": valid_from.strftime("%Y-%m-%d"),
+        "valid_from_1": valid_from.strftime("%H:%M:%S"),
+        "valid_until_0": valid_until.strftime("%Y-%m-%d") if valid_until else "",
+        "valid_until_1": valid_until.strftime("%H:%M:%S") if valid_until else "",
+    }
+    return data
+
+
+def test_agreement_versions_edited_in_the_admin_go_through_the_service(db):
+    from django.urls import reverse
+
+    from partners.models import AgreementVersion
+    from partners.services import agreements as agreement_service
+
+    one = world()
+    agreement, client = one["agreement"], one["client"]
+    (used,) = agreement.versions.all()  # priced the January redemptions
+    product = used.products.get()
+    add_url = reverse("admin:partners_agreementversion_add")
+
+    # an overlapping version is refused as a form error; nothing is written
+    response = client.post(
+        add_url, _version_form(agreement, product, valid_from=datetime(2026, 3, 1, tzinfo=UTC))
+    )
+    assert response.status_code == 200
+    assert "overlaps another version" in response.content.decode()
+    assert agreement.versions.count() == 1
+
+    # after the used version is superseded, a later version is added by the service
+    agreement_service.supersede_version(
+        version=used, from_date=datetime(2026, 3, 1, tzinfo=UTC), unit_amount_minor=140
+    )
+    assert agreement.versions.count() == 2
+    with mock.patch("partners.admin.add_version", wraps=agreement_service.add_version) as add_version:
+        response = client.post(
+            add_url,
+            _version_form(
+                agreement,
+                product,
+                valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+                valid_until=datetime(2026, 2, 1, tzinfo=UTC),
+            ),
+        )
+    assert response.status_code == 200  # still overlaps the used version (valid until 1 March)
+    add_version.assert_not_called()
+    response = client.post(
+        add_url,
+        _version_form(agreement, product, valid_from=datetime(2026, 6, 1, tzinfo=UTC), amount=99),
+    )
+    assert response.status_code == 200 and "overlaps another version" in response.content.decode()
+
+    # ending the superseding version first makes room; the admin's add goes through add_version
+    latest = agreement.versions.order_by("-number").first()
+    change_url = reverse("admin:partners_agreementversion_change", args=[latest.pk])
+    with mock.patch(
+        "partners.admin.change_version", wraps=agreement_service.change_version
+    ) as change_version:
+        response = client.post(
+            change_url,
+            _version_form(
+                agreement,
+                product,
+                valid_from=datetime(2026, 3, 1, tzinfo=UTC),
+                valid_until=datetime(2026, 6, 1, tzinfo=UTC),
+                amount=140,
+            ),
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    change_version.assert_called_once()
+    latest.refresh_from_db()
+    assert latest.valid_until == datetime(2026, 6, 1, tzinfo=UTC)
+    with mock.patch("partners.admin.add_version", wraps=agreement_service.add_version) as add_version:
+        response = client.post(
+            add_url,
+            _version_form(agreement, product, valid_from=datetime(2026, 6, 1, tzinfo=UTC), amount=99),
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    add_version.assert_called_once()
+    created = agreement.versions.order_by("-number").first()
+    assert (created.number, created.unit_amount_minor, list(created.products.all())) == (3, 99, [product])
+
+    # the version that priced events cannot be edited: no change permission, nothing changes
+    used_url = reverse("admin:partners_agreementversion_change", args=[used.pk])
+    response = client.post(
+        used_url, _version_form(agreement, product, valid_from=datetime(2025, 12, 1, tzinfo=UTC), amount=1)
+    )
+    assert response.status_code in (302, 403)
+    assert AgreementVersion.objects.get(pk=used.pk).unit_amount_minor == 125
