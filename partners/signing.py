@@ -18,6 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from django.conf import settings
 from django.core.signals import setting_changed
+from nacl.bindings import (
+    crypto_core_ed25519_scalar_add,
+    crypto_core_ed25519_scalar_mul,
+    crypto_core_ed25519_scalar_reduce,
+    crypto_scalarmult_ed25519_base_noclamp,
+)
 
 from partners.canonical import canonical
 
@@ -80,74 +86,33 @@ def sign_detached(payload: bytes) -> tuple[str, str]:
 # only through SHA-512: r = SHA-512(prefix || M), R = r*B, k = SHA-512(R || A || M),
 # S = r + k*s mod L. So it can be computed from a message given as chunks, read twice,
 # with the same bytes out as any Ed25519 implementation (the scheme is deterministic;
-# tests compare it with `cryptography` on many keys and messages). Only the scalar
-# multiplication r*B is done here, in Python integers: not constant-time, so it is used
-# for statements too large to sign in one piece, in the batch close, never on a request.
-
-_P = 2**255 - 19
-_L = 2**252 + 27742317777372353535851937790883648493
-_D = -121665 * pow(121666, -1, _P) % _P
+# tests compare it with `cryptography` on many keys and messages). The two hashes are
+# hashlib's; the scalar and point arithmetic is libsodium's (through PyNaCl), which is
+# constant-time: `cryptography` signs only a message held whole in memory.
 
 
-def _point_add(p1, p2):
-    a = (p1[1] - p1[0]) * (p2[1] - p2[0]) % _P
-    b = (p1[1] + p1[0]) * (p2[1] + p2[0]) % _P
-    c = 2 * p1[3] * p2[3] * _D % _P
-    d = 2 * p1[2] * p2[2] % _P
-    e, f, g, h = b - a, d - c, d + c, b + a
-    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
-
-
-def _scalar_mult(scalar: int, point):
-    result = (0, 1, 1, 0)
-    while scalar:
-        if scalar & 1:
-            result = _point_add(result, point)
-        point = _point_add(point, point)
-        scalar >>= 1
-    return result
-
-
-def _encode_point(point) -> bytes:
-    z_inv = pow(point[2], -1, _P)
-    x, y = point[0] * z_inv % _P, point[1] * z_inv % _P
-    return (y | ((x & 1) << 255)).to_bytes(32, "little")
-
-
-def _base_point():
-    y = 4 * pow(5, -1, _P) % _P
-    x2 = (y * y - 1) * pow(_D * y * y + 1, -1, _P) % _P
-    x = pow(x2, (_P + 3) // 8, _P)
-    if (x * x - x2) % _P:
-        x = x * pow(2, (_P - 1) // 4, _P) % _P
-    if x & 1:
-        x = _P - x
-    return (x, y, 1, x * y % _P)
-
-
-_B = _base_point()
-
-
-def _expand(key: Ed25519PrivateKey) -> tuple[int, bytes, bytes]:
-    """(secret scalar, nonce prefix, public key bytes) as RFC 8032 derives them from the seed."""
+def _expand(key: Ed25519PrivateKey) -> tuple[bytes, bytes, bytes]:
+    """(secret scalar mod L, nonce prefix, public key) as RFC 8032 derives them from the seed."""
     seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     expanded = hashlib.sha512(seed).digest()
-    secret = int.from_bytes(expanded[:32], "little")
-    secret &= (1 << 254) - 8
-    secret |= 1 << 254
+    clamped = bytearray(expanded[:32])
+    clamped[0] &= 248
+    clamped[31] &= 127
+    clamped[31] |= 64
+    secret = crypto_core_ed25519_scalar_reduce(bytes(clamped) + bytes(32))
     return secret, expanded[32:], key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def _finish_signature(key: Ed25519PrivateKey, nonce_hash, message_again: Iterable[bytes]) -> bytes:
     """The signature, given SHA-512(prefix || M) so far and M once more."""
     secret, _, public = _expand(key)
-    nonce = int.from_bytes(nonce_hash.digest(), "little") % _L
-    big_r = _encode_point(_scalar_mult(nonce, _B))
+    nonce = crypto_core_ed25519_scalar_reduce(nonce_hash.digest())
+    big_r = crypto_scalarmult_ed25519_base_noclamp(nonce)
     challenge_hash = hashlib.sha512(big_r + public)
     for chunk in message_again:
         challenge_hash.update(chunk)
-    challenge = int.from_bytes(challenge_hash.digest(), "little") % _L
-    return big_r + ((nonce + challenge * secret) % _L).to_bytes(32, "little")
+    challenge = crypto_core_ed25519_scalar_reduce(challenge_hash.digest())
+    return big_r + crypto_core_ed25519_scalar_add(nonce, crypto_core_ed25519_scalar_mul(challenge, secret))
 
 
 def ed25519_sign_chunks(key: Ed25519PrivateKey, message: Callable[[], Iterable[bytes]]) -> bytes:
