@@ -567,7 +567,7 @@ class StatementAdmin(ReadOnlyRecordAdmin):
     def _own(self, request, object_id) -> Statement:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        return get_object_or_404(self.get_queryset(request).defer(None), pk=object_id)
+        return get_object_or_404(self.get_queryset(request), pk=object_id)  # document deferred
 
     def csv_view(self, request, object_id):
         statement = self._own(request, object_id)
@@ -580,7 +580,9 @@ class StatementAdmin(ReadOnlyRecordAdmin):
 
     def document_view(self, request, object_id):
         statement = self._own(request, object_id)
-        response = HttpResponse(bytes(statement.document), content_type="application/json")
+        size, chunks = statement_service.document_chunks(statement)
+        response = StreamingHttpResponse(chunks, content_type="application/json")
+        response["Content-Length"] = str(size)
         response["Statement-Signature"] = statement.signature
         return response
 

@@ -6,7 +6,7 @@ import csv
 import io
 from decimal import Decimal, InvalidOperation
 
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.pagination import PageNumberPagination
@@ -59,6 +59,7 @@ class PartnerApiView(StorefrontApiView):
     def statement(self: StorefrontApiView, statement_id) -> Statement:  # shared with the POST views
         statement = (
             Statement.objects.select_related("merchant")
+            .defer("document")  # several hundred MB for a large statement: streamed where needed
             .filter(pk=statement_id, partner_id=self.caller.own_partner_id)
             .first()
         )
@@ -228,7 +229,9 @@ class StatementDocumentApi(PartnerApiView):
     )
     def get(self, request, statement_id):
         statement = self.statement(statement_id)
-        response = HttpResponse(bytes(statement.document), content_type="application/json")
+        size, chunks = statement_service.document_chunks(statement)
+        response = StreamingHttpResponse(chunks, content_type="application/json")
+        response["Content-Length"] = str(size)
         response["Statement-Signature"] = statement.signature
         response["Content-SHA256"] = statement.content_sha256
         return response

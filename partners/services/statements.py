@@ -481,6 +481,33 @@ def _copy_statement_row(row: dict, spool, size: int) -> None:
         copy.write(struct.pack("!h", -1))
 
 
+DOCUMENT_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+def document_chunks(statement: Statement, *, chunk: int = DOCUMENT_CHUNK_BYTES):
+    """The signed document's bytes in slices read from the database, never whole.
+
+    (size, iterator of bytes). A statement of a million lines has a document of several
+    hundred MB: served to a partner, it streams in slices of `chunk` bytes.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT length(document) FROM partners_statement WHERE id = %s", [_uuid_param(statement.pk)]
+        )
+        size = int(cursor.fetchone()[0] or 0)
+
+    def slices():
+        for start in range(0, size, chunk):
+            with connection.cursor() as cursor:
+                cursor.execute(  # substr is 1-based, on bytea and on SQLite blobs alike
+                    "SELECT substr(document, %s, %s) FROM partners_statement WHERE id = %s",
+                    [start + 1, chunk, _uuid_param(statement.pk)],
+                )
+                yield bytes(cursor.fetchone()[0])
+
+    return size, slices()
+
+
 def iter_lines(statement: Statement, *, chunk: int = 5000):
     """The statement's lines as documents, streamed from the database in line order."""
     with connection.chunked_cursor() as cursor:  # server-side on PostgreSQL: rows stream

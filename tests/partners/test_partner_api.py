@@ -150,18 +150,33 @@ def test_statements_lines_csv_and_document_agree(setup, statement):
     rows = list(csv.DictReader(io.StringIO(b"".join(csv_response.streaming_content).decode("utf-8"))))
     assert len(rows) == detail["line_count"]
     assert [r["amount"] for r in rows] == ["1.25"] * 3
-    document = a.get(f"/api/v1/partner/statements/{statement.pk}/document/")
+    served = a.get(f"/api/v1/partner/statements/{statement.pk}/document/")
+    document = b"".join(served.streaming_content)
+    assert served["Content-Length"] == str(len(document))
     keys = a.get("/api/v1/partner/keys/").json()
-    assert verifier.verify(document.content, document["Statement-Signature"], keys)
-    assert verifier.content_sha256(document.content) == detail["content_sha256"]
-    assert json.loads(document.content)["statement"]["total"] == "3.75"
+    assert verifier.verify(document, served["Statement-Signature"], keys)
+    assert verifier.content_sha256(document) == detail["content_sha256"]
+    assert json.loads(document)["statement"]["total"] == "3.75"
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_the_document_streams_in_slices_that_add_up_to_the_signed_bytes(statement, chunk):
+    # when the document is read back in slices (a large one never is whole in memory)
+    size, slices = statements.document_chunks(statement, chunk=chunk)
+    parts = list(slices)
+    # then the slices are exactly the stored bytes, whose hash the statement carries
+    stored = bytes(Statement.objects.get(pk=statement.pk).document)
+    assert size == len(stored) and b"".join(parts) == stored
+    assert all(len(part) == chunk for part in parts[:-1])
+    assert verifier.content_sha256(b"".join(parts)) == statement.content_sha256
 
 
 def test_no_plaintext_code_in_documents_csv_or_settlement_tables(setup, statement):
     from django.db import connection
 
     a = setup["a"]
-    document = a.get(f"/api/v1/partner/statements/{statement.pk}/document/").content.decode()
+    served = a.get(f"/api/v1/partner/statements/{statement.pk}/document/")
+    document = b"".join(served.streaming_content).decode()
     csv_text = b"".join(
         a.get(f"/api/v1/partner/statements/{statement.pk}/lines.csv").streaming_content
     ).decode()
