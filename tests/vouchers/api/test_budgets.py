@@ -60,13 +60,14 @@ SQL = {
     "out_of_stock_review": 11,
     # reserving is an issuance: the same one statement on PostgreSQL
     "reserve": 6,
-    # confirm and cancel still take the portable ORM path (no fast path yet):
-    # BEGIN, claim, lock the issuance, the held codes, status UPDATE, codes UPDATE,
-    # 2 counter shards, events, the codes for the response, completion, COMMIT
-    "confirm": 12,
-    # BEGIN, claim, lock the issuance (already issued), the codes for the response,
-    # completion, COMMIT
-    "confirm_again": 6,
+    # BEGIN, claim, the one confirm statement (the issuance's conditional UPDATE, the
+    # codes' move, counter shards, events, the codes for the response), completion,
+    # COMMIT (was 12 on the portable path)
+    "confirm": 5,
+    # the same statement finds the issuance issued already and brings its codes for the
+    # response (was 6)
+    "confirm_again": 5,
+    # cancel still takes the portable ORM path (no fast path yet):
     # BEGIN, claim, lock the issuance, status UPDATE, lock the codes, codes UPDATE,
     # 2 counter shards, events, completion, COMMIT
     "cancel": 11,
@@ -171,8 +172,8 @@ def test_reversal_budget(warm, redis_round_trips):
 def test_the_fast_path_statements_fit_psycopgs_parse_cache():
     """psycopg parses a statement's placeholders once only up to 4,096 bytes and 50
     parameters; a longer statement would be parsed again on every request."""
-    from vouchers.fastpath import issue, redeem
+    from vouchers.fastpath import confirm, issue, redeem, reverse
 
-    for statement in (issue._sql(), redeem._sql()):
+    for statement in (issue._sql(), redeem._sql(), reverse._sql(), confirm._sql()):
         assert len(statement.encode()) <= 4096
         assert len(set(re.findall(r"%\((\w+)\)s", statement))) <= 50

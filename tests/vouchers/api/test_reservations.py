@@ -39,6 +39,25 @@ def test_confirm_issues_the_reserved_codes(shop):
     assert_counters_match(shop)
 
 
+def test_confirm_writes_one_event_per_code_and_one_for_the_issuance_and_a_second_confirm_only_answers(shop):
+    # given a confirmed reservation of three codes
+    issuance_id = reserve(shop, quantity=3)
+    first = shop.client.confirm(issuance_id).json()
+    events = CodeEvent.objects.filter(issuance_id=issuance_id, action__in=["confirmed", "issuance_confirmed"])
+    assert sorted((e.action, e.from_state, e.to_state) for e in events) == [
+        ("confirmed", "reserved", "issued")] * 3 + [("issuance_confirmed", "", "issued")]
+    assert events.get(action="issuance_confirmed").details == {"quantity": 3}
+    assert Issuance.objects.get(pk=issuance_id).status == "issued"
+    # when it is confirmed again, under another key
+    before = world()
+    again = shop.client.confirm(issuance_id)
+    # then the issued issuance is answered with the same codes and nothing changes
+    assert again.status_code == 200
+    assert again.json() == first
+    assert world() == before
+    assert_counters_match(shop)
+
+
 def test_confirm_after_expiry_is_refused_and_releases_the_codes(shop):
     # given a reservation that ran out, not yet swept by the task
     issuance_id = reserve(shop)
