@@ -103,11 +103,11 @@ def _sql() -> str:
     return fastpath.compact(CONFIRM_SQL)
 
 
-def confirm(*, issuance_id, storefront_id: int, actor: str, now: datetime) -> tuple[Issuance, bool] | None:
-    """(the issuance with its codes in `claimed_codes`, whether it was confirmed now), or
-    None when it was neither confirmed now nor issued before (nothing written): not the
-    caller's, not reserved, or run out; the portable path then explains (and releases
-    a reservation that ran out).
+def confirm(*, issuance_id, storefront_id: int, actor: str, now: datetime) -> tuple[Issuance | None, bool]:
+    """(the issuance, whether it was confirmed now); (None, False) if the caller has no such
+    issuance. Not confirmed now, the issuance is as it was, nothing written: an issued
+    one holds its codes in `claimed_codes` for the answer; for any other the service
+    explains the refusal (and releases a reservation that ran out).
 
     Must run inside the request's transaction. Raises RuntimeError if a row the
     confirmation implies is missing (the transaction then rolls back).
@@ -120,13 +120,13 @@ def confirm(*, issuance_id, storefront_id: int, actor: str, now: datetime) -> tu
         cursor.execute(_sql(), params)
         rows = cursor.fetchall()
     if not rows:
-        return None
+        return None, False
     confirmed, moved, counted, evented = rows[0][:4]
     n_issuance, n_product = len(_ISSUANCE_ROWS.fields), len(_PRODUCT_ROWS.fields)
     issuance = _ISSUANCE_ROWS.instance(rows[0][4:4 + n_issuance])
     issuance.product = _PRODUCT_ROWS.instance(rows[0][4 + n_issuance:4 + n_issuance + n_product])
     if issuance.status != Issuance.Status.ISSUED:
-        return None
+        return issuance, False
     batches = len({row[-10] for row in rows if row[-11] is not None})  # m.batch_id of each code
     if confirmed and (moved, counted, evented) != (issuance.quantity, 2 * batches, issuance.quantity + 1):
         raise RuntimeError(
