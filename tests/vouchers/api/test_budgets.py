@@ -42,8 +42,9 @@ SQL = {
     "again": 12,
     # BEGIN, claim, lookup (no code), completion with the 404, COMMIT
     "unknown": 5,
-    # code lookup, then BEGIN, risk assessment INSERT, COMMIT (a check changes no code)
-    "check": 4,
+    # code lookup, then the allowing risk assessment's one INSERT in autocommit (a check
+    # changes no code: the decision is all it writes; was 4: BEGIN, INSERT, COMMIT)
+    "check": 2,
     # BEGIN, claim, the product this storefront may sell (one query), the one issuance
     # statement (claim, issuance row, codes, counter shards, events, the allowing
     # assessment, the codes for the response), completion, COMMIT (was 16 on the
@@ -174,8 +175,9 @@ def test_reversal_budget(warm, redis_round_trips):
 def test_the_fast_path_statements_fit_psycopgs_parse_cache():
     """psycopg parses a statement's placeholders once only up to 4,096 bytes and 50
     parameters; a longer statement would be parsed again on every request."""
-    from vouchers.fastpath import cancel, confirm, issue, redeem, reverse
+    from vouchers.fastpath import cancel, check, confirm, issue, redeem, reverse
 
-    for statement in (issue._sql(), redeem._sql(), reverse._sql(), confirm._sql(), cancel._sql()):
+    for statement in (issue._sql(), redeem._sql(), reverse._sql(), confirm._sql(), cancel._sql(),
+                      check._sql()):
         assert len(statement.encode()) <= 4096
         assert len(set(re.findall(r"%\((\w+)\)s", statement))) <= 50
