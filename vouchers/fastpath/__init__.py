@@ -3,7 +3,9 @@
 One module per operation, named after it. Each runs one data-modifying CTE that does
 the whole effect in one round trip, with a comment on every clause saying which
 invariant it keeps (numbered as in docs/invariants.md). No row back means nothing
-was written; the portable service then explains the refusal with one read. SQLite
+was written; the portable service then explains the refusal with one read. Confirm
+and cancel bring back the issuance as it was when they changed nothing, so a final
+status is answered without a second query. SQLite
 (and any other engine) takes the portable ORM path in the service, with the same
 behaviour; `enabled()` decides.
 """

@@ -31,6 +31,9 @@ def find_usable_code(
 ) -> tuple[Code, RiskAssessment]:
     """The caller's issued (or formerly issued) code for what was typed, and the risk decision.
 
+    An allowing decision comes back unsaved (deferred): the caller writes it with its
+    effect (the redemption) or on its own (the check).
+
     Raises TooManyAttempts, RiskCheckUnavailable, UnknownCode (the miss is recorded and
     kept), FraudDenied (the decision is kept).
     """
@@ -45,7 +48,8 @@ def find_usable_code(
         caller = replace(caller, merchant_id=row.batch.product.merchant_id)
     decision = risk.assess_or_refuse(
         risk.context_for(caller=caller, customer=context, action=action, product_id=row.batch.product_id),
-        defer_allow=action == "redeem",  # written with the redemption (a check's is kept)
+        # an allow is written with the redemption, or by the check (code_check.check_code)
+        defer_allow=True,
     )
     return row, decision
 

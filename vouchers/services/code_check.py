@@ -7,7 +7,9 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from vouchers import fastpath
 from vouchers.callers import Caller, CustomerContext
+from vouchers.fastpath import check as fast_check
 from vouchers.models import Batch, Code
 from vouchers.services import attempts
 from vouchers.validity import code_expires_at, is_expired
@@ -26,9 +28,14 @@ def check_code(*, caller: Caller, code: str, context: CustomerContext | None = N
 
     Raises TooManyAttempts, RiskCheckUnavailable, UnknownCode, FraudDenied.
     """
-    row, _decision = attempts.find_usable_code(
+    row, decision = attempts.find_usable_code(
         caller=caller, raw=code, context=context or CustomerContext(), action="check"
     )
+    if decision.pk is None:  # an allow, deferred: the check's one write, one INSERT in autocommit
+        if fastpath.enabled():
+            fast_check.keep(decision)  # vouchers/fastpath/check.py
+        else:
+            decision.save(force_insert=True)
     batch: Batch = row.batch
     if row.state == Code.State.REDEEMED:
         status = "redeemed"

@@ -7,9 +7,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from partners.services import ledger
-from vouchers import locks
+from vouchers import fastpath, locks
 from vouchers.callers import Caller
-from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
+from vouchers.exceptions import DomainError, InvalidState, NotFound, ReservationExpired
+from vouchers.fastpath import cancel as fast_cancel
+from vouchers.fastpath import confirm as fast_confirm
 from vouchers.models import Batch, Code, Issuance
 from vouchers.services.issuance import move_codes
 from vouchers.validity import is_expired
@@ -22,8 +24,17 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
     A reservation found past its time, or holding codes whose batch was voided or
     whose validity ended meanwhile, is released on the spot (and that release is kept)
     before ReservationExpired is raised. Confirming an issued one returns it.
+    On PostgreSQL the confirmation is one statement (vouchers/fastpath/confirm.py), which
+    also answers an issued one; a reservation it did not confirm is explained by the
+    portable path below (which releases one that ran out).
     Raises NotFound, ReservationExpired, InvalidState.
     """
+    if fastpath.enabled():
+        answer = _confirm_fast(caller=caller, issuance_id=issuance_id)
+        if isinstance(answer, Issuance):
+            return answer
+        if answer is not None:
+            raise answer  # nothing was written; raised after the block closed (rollback=False)
     with transaction.atomic(savepoint=False):
         issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.own_storefront_id)
         if issuance is None:
@@ -36,7 +47,7 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
             and issuance.reserved_until is not None and issuance.reserved_until <= now
         )
         if not expired and issuance.status != Issuance.Status.RESERVED:
-            raise InvalidState(f"An issuance in status {issuance.status} cannot be confirmed.")
+            raise _cannot("confirmed", issuance.status)
         held = list(issuance.codes.select_related("batch").order_by("pk"))
         # Codes whose batch was voided or ran out of its window while held are not sold.
         expired = expired or any(
@@ -61,22 +72,94 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
     raise ReservationExpired(_("The reservation ran out (or its codes did); they are back in stock."))
 
 
-@transaction.atomic(savepoint=False)
+def _confirm_fast(*, caller: Caller, issuance_id) -> Issuance | DomainError | None:
+    """PostgreSQL: the confirmation in one statement. The issuance (confirmed now, or
+    issued before), a refusal to raise (nothing was written: it keeps the transaction,
+    so the idempotency record is stored in it), or None: the portable path explains."""
+    with transaction.atomic(savepoint=False):
+        now = timezone.now()
+        found, confirmed_now = fast_confirm.confirm(
+            issuance_id=issuance_id, storefront_id=caller.own_storefront_id, actor=caller.identity, now=now,
+        )
+        if found is None:
+            return _kept(NotFound(_("No such issuance.")))
+        if confirmed_now:
+            # settlement: price the issued codes (partners.services.ledger)
+            ledger.record_issuance(issuance=found, codes=found.claimed_codes, product=found.product,
+                                   at=now, actor=caller.identity)
+            # HOOK (docs/transactions.md): as on the portable path, inside the transaction.
+            # A recorder that must live in the statement itself joins CONFIRM_SQL.
+            webhooks.issuance_changed(found, codes=found.claimed_codes)
+            return found
+    # Issued, cancelled and denied are final: the status read is the answer.
+    if found.status == Issuance.Status.ISSUED:
+        return found
+    if found.status in (Issuance.Status.CANCELLED, Issuance.Status.DENIED):
+        return _kept(_cannot("confirmed", found.status))
+    # Held but not confirmed (ran out, its codes did, in review, or changed just now) or
+    # expired: the portable path explains, and releases what ran out.
+    return None
+
+
+def _cannot(done: str, status: str) -> InvalidState:
+    return InvalidState(f"An issuance in status {status} cannot be {done}.")
+
+
+def _kept(refusal: DomainError) -> DomainError:
+    """A fast path's refusal after a statement that wrote nothing: there is nothing to roll
+    back, so the refusal is stored as the key's answer in the same transaction."""
+    refusal.rollback = False
+    return refusal
+
+
 def cancel_issuance(*, caller: Caller, issuance_id) -> Issuance:
     """Cancel a reservation; its codes return to stock. Cancelling twice returns it.
 
     An issuance held for fraud review can be cancelled too (the customer gave up).
+    On PostgreSQL the cancellation is one statement (vouchers/fastpath/cancel.py), which
+    also answers a cancelled one and refuses a final one; one it did not cancel while
+    held is explained by the portable path below.
     Raises NotFound, InvalidState (issued, expired or denied).
     """
-    issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.own_storefront_id)
-    if issuance is None:
-        raise NotFound(_("No such issuance."))
-    if issuance.status == Issuance.Status.CANCELLED:
+    if fastpath.enabled():
+        answer = _cancel_fast(caller=caller, issuance_id=issuance_id)
+        if isinstance(answer, Issuance):
+            return answer
+        if answer is not None:
+            raise answer  # nothing was written; raised after the block closed (rollback=False)
+    with transaction.atomic(savepoint=False):
+        issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.own_storefront_id)
+        if issuance is None:
+            raise NotFound(_("No such issuance."))
+        if issuance.status == Issuance.Status.CANCELLED:
+            return issuance
+        if issuance.status not in locks.HELD_STATUSES:
+            raise _cannot("cancelled", issuance.status)
+        release_held(issuance, to_status=Issuance.Status.CANCELLED, actor=caller.identity, action="cancelled")
         return issuance
-    if issuance.status not in locks.HELD_STATUSES:
-        raise InvalidState(f"An issuance in status {issuance.status} cannot be cancelled.")
-    release_held(issuance, to_status=Issuance.Status.CANCELLED, actor=caller.identity, action="cancelled")
-    return issuance
+
+
+def _cancel_fast(*, caller: Caller, issuance_id) -> Issuance | DomainError | None:
+    """PostgreSQL: the cancellation in one statement; answers as `_confirm_fast`."""
+    with transaction.atomic(savepoint=False):
+        found, released = fast_cancel.cancel(
+            issuance_id=issuance_id, storefront_id=caller.own_storefront_id, actor=caller.identity,
+            now=timezone.now(),
+        )
+        if found is None:
+            return _kept(NotFound(_("No such issuance.")))
+        if released:  # cancelled now (an issuance holds at least one code)
+            # HOOK (docs/transactions.md): after the effect, inside the transaction. A
+            # recorder that must live in the statement itself joins CANCEL_SQL.
+            webhooks.issuance_changed(found, codes=released)
+            return found
+    # Cancelled, issued, expired and denied are final: the status read is the answer.
+    if found.status == Issuance.Status.CANCELLED:
+        return found
+    if found.status not in locks.HELD_STATUSES:
+        return _kept(_cannot("cancelled", found.status))
+    # Held but not cancelled (changed just now): the portable path explains.
+    return None
 
 
 def expire_reservation(*, issuance_id) -> bool:

@@ -161,3 +161,39 @@ def test_concurrent_reversals_and_redemptions_of_one_code_keep_one_live_redempti
         assert CodeEvent.objects.filter(code_id=item["id"], action="redemption_reversed").count() == 1
     batch_id = Code.objects.get(pk=issued[0]["id"]).batch_id
     assert stock_by_state([batch_id])[batch_id] == counted_stock_by_state(batch_id)
+
+
+def test_confirms_and_cancels_of_one_reservation_at_once_settle_it_exactly_once():
+    # given 20 codes
+    shop = make_shop(codes=20)
+    key = shop.client.key
+    for round_ in range(10):
+        issuance_id = shop.client.issue(shop.product.sku, quantity=2, reserve=True).json()["id"]
+
+        # when 10 clients confirm the reservation while 10 others cancel it
+        def act(i, issuance_id=issuance_id):
+            client = StorefrontClient(key)
+            if i % 2:
+                return "confirm", client.confirm(issuance_id)
+            return "cancel", client.cancel(issuance_id)
+
+        outcomes = run_concurrently(act, tasks=20, workers=20)
+        # then one side won: every request of that side is answered 200 with the same
+        # status, every request of the other side 409 invalid_state
+        status = Issuance.objects.get(pk=issuance_id).status
+        assert status in ("issued", "cancelled"), round_
+        winner = "confirm" if status == "issued" else "cancel"
+        for kind, response in outcomes:
+            if kind == winner:
+                assert (response.status_code, response.json()["status"]) == (200, status), round_
+            else:
+                assert (response.status_code, response.json()["code"]) == (409, "invalid_state"), round_
+        # and each code moved once, with its one event
+        action = "confirmed" if status == "issued" else "cancelled"
+        assert CodeEvent.objects.filter(issuance_id=issuance_id, action=action).count() == 2
+        assert CodeEvent.objects.filter(issuance_id=issuance_id, action=f"issuance_{action}").count() == 1
+    batch = shop.product.batches.get()
+    counted = counted_stock_by_state(batch.pk)
+    assert counted["reserved"] == 0
+    assert counted["issued"] == 2 * Issuance.objects.filter(status="issued").count()
+    assert stock_by_state([batch.pk])[batch.pk] == counted

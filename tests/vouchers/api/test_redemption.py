@@ -116,6 +116,21 @@ def test_reversal_after_the_window_is_refused(shop, issued):
     assert world() == before
 
 
+def test_a_checks_allowing_decision_is_kept_linked_to_nothing(shop, issued):
+    from fraud.models import RiskAssessment
+
+    # given no decision of a check yet
+    assert not RiskAssessment.objects.filter(action="check").exists()
+    # when a code is checked (the default rules allow it)
+    assert shop.client.check(issued[0], customer="cust-9").status_code == 200
+    # then the allow is stored once, with what it judged, and linked to no effect
+    decision = RiskAssessment.objects.get(action="check")
+    assert (decision.outcome, decision.merchant_id, decision.product_id, decision.customer) == (
+        "allow", shop.product.merchant_id, shop.product.pk, "cust-9")
+    assert (decision.issuance_id, decision.redemption_id) == (None, None)
+    assert decision.storefront_id == shop.storefront.pk and decision.created_at is not None
+
+
 def test_check_reports_status_without_changing_anything(shop, issued):
     before = world()
     response = shop.client.check(issued[0])

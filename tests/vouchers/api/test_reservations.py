@@ -39,6 +39,25 @@ def test_confirm_issues_the_reserved_codes(shop):
     assert_counters_match(shop)
 
 
+def test_confirm_writes_one_event_per_code_and_one_for_the_issuance_and_a_second_confirm_only_answers(shop):
+    # given a confirmed reservation of three codes
+    issuance_id = reserve(shop, quantity=3)
+    first = shop.client.confirm(issuance_id).json()
+    events = CodeEvent.objects.filter(issuance_id=issuance_id, action__in=["confirmed", "issuance_confirmed"])
+    assert sorted((e.action, e.from_state, e.to_state) for e in events) == [
+        ("confirmed", "reserved", "issued")] * 3 + [("issuance_confirmed", "", "issued")]
+    assert events.get(action="issuance_confirmed").details == {"quantity": 3}
+    assert Issuance.objects.get(pk=issuance_id).status == "issued"
+    # when it is confirmed again, under another key
+    before = world()
+    again = shop.client.confirm(issuance_id)
+    # then the issued issuance is answered with the same codes and nothing changes
+    assert again.status_code == 200
+    assert again.json() == first
+    assert world() == before
+    assert_counters_match(shop)
+
+
 def test_confirm_after_expiry_is_refused_and_releases_the_codes(shop):
     # given a reservation that ran out, not yet swept by the task
     issuance_id = reserve(shop)
@@ -83,6 +102,46 @@ def test_cancel_returns_codes_to_stock(shop):
     assert Code.objects.filter(state="available", issuance__isnull=True).count() == 10
     assert shop.client.get("/api/v1/products/").json()["results"][0]["available"] == 10
     assert_counters_match(shop)
+
+
+def test_cancel_writes_one_event_per_code_and_one_for_the_issuance_and_a_second_cancel_only_answers(shop):
+    # given a cancelled reservation of three codes
+    issuance_id = reserve(shop, quantity=3)
+    held = sorted(Code.objects.filter(state="reserved").values_list("pk", flat=True))
+    first = shop.client.cancel(issuance_id).json()
+    events = CodeEvent.objects.filter(issuance_id=issuance_id, action__in=["cancelled", "issuance_cancelled"])
+    assert sorted((e.action, e.code_id, e.from_state, e.to_state) for e in events if e.code_id) == [
+        ("cancelled", pk, "reserved", "available") for pk in held]
+    assert [(e.from_state, e.to_state, e.details) for e in events if not e.code_id] == [
+        ("", "cancelled", {"quantity": 3})]
+    # when it is cancelled again, under another key
+    before = world()
+    again = shop.client.cancel(issuance_id)
+    # then the cancelled issuance is answered as it is and nothing changes
+    assert again.status_code == 200
+    assert again.json() == first
+    assert world() == before
+    assert_counters_match(shop)
+
+
+def test_refusals_of_unknown_and_final_issuances_are_replayed_under_their_key(shop):
+    # given an issued issuance and an id that is nobody's
+    issued = shop.client.issue(shop.product.sku).json()["id"]
+    unknown = "00000000-0000-4000-8000-000000000000"
+    before = world()
+    for path, status, code in (
+        (f"/api/v1/issuances/{issued}/cancel/", 409, "invalid_state"),
+        (f"/api/v1/issuances/{unknown}/cancel/", 404, "not_found"),
+        (f"/api/v1/issuances/{unknown}/confirm/", 404, "not_found"),
+    ):
+        # when the refusal is asked for twice under one key
+        first = shop.client.post(path, {}, idempotency_key=f"k-{status}-{path[-40:-1]}")
+        again = shop.client.post(path, {}, idempotency_key=f"k-{status}-{path[-40:-1]}")
+        # then the second is the stored first answer, and nothing changed
+        assert (first.status_code, first.json()["code"]) == (status, code)
+        assert (again.status_code, again.json()) == (status, first.json())
+        assert again.headers["Idempotent-Replayed"] == "true"
+    assert world() == before
 
 
 def test_cancel_of_an_issued_issuance_is_invalid_state_and_changes_nothing(shop):
