@@ -100,7 +100,7 @@ def find_code(raw: str, *, select_related: tuple[str, ...] = ("batch__product",)
     return None
 
 
-class _Rows:
+class ModelRows:
     """One model's columns in a hand-written SELECT, turned into an instance as the ORM
     would (the backend's and the field's converters, then `from_db`)."""
 
@@ -131,7 +131,7 @@ class _Rows:
         return self.model.from_db(connection.alias, self.attnames, values)
 
 
-_CODE_ROWS, _BATCH_ROWS, _PRODUCT_ROWS = _Rows(Code, "c"), _Rows(Batch, "b"), _Rows(Product, "p")
+_CODE_ROWS, _BATCH_ROWS, _PRODUCT_ROWS = ModelRows(Code, "c"), ModelRows(Batch, "b"), ModelRows(Product, "p")
 
 
 def _codes_with_batch_and_product(indexes: list[bytes]) -> list[Code]:

@@ -12,10 +12,10 @@ from django.db import connection
 from vouchers import fastpath
 from vouchers.locks import HELD_STATUSES
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product, StockCounter
-from vouchers.selectors import _Rows
+from vouchers.selectors import ModelRows
 
 _ISSUANCE, _CODE, _BATCH = Issuance._meta.db_table, Code._meta.db_table, Batch._meta.db_table
-_ISSUANCE_ROWS, _PRODUCT_ROWS = _Rows(Issuance, "i"), _Rows(Product, "p")
+_ISSUANCE_ROWS, _PRODUCT_ROWS = ModelRows(Issuance, "i"), ModelRows(Product, "p")
 _HELD = ", ".join(f"'{status.value}'" for status in HELD_STATUSES)  # constants from the model
 
 # Table names and statuses come from the models; every value is a parameter.

@@ -11,10 +11,10 @@ from django.db import connection
 
 from vouchers import fastpath
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product, StockCounter
-from vouchers.selectors import _Rows
+from vouchers.selectors import ModelRows
 
 _ISSUANCE, _CODE, _BATCH = Issuance._meta.db_table, Code._meta.db_table, Batch._meta.db_table
-_ISSUANCE_ROWS, _PRODUCT_ROWS = _Rows(Issuance, "i"), _Rows(Product, "p")
+_ISSUANCE_ROWS, _PRODUCT_ROWS = ModelRows(Issuance, "i"), ModelRows(Product, "p")
 # The code columns the response (decrypted again from the ciphertext), the ledger and
 # the webhook need, in this order.
 _CODE_FIELDS = ("id", "batch_id", "ciphertext", "nonce", "key_id", "blind_index", "serial", "expires_at",
