@@ -12,23 +12,29 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from fraud import subjects
 
 
 class Outcome(models.TextChoices):
-    ALLOW = "allow"
-    REVIEW = "review"
-    DENY = "deny"
+    ALLOW = "allow", _("Allow")
+    REVIEW = "review", _("Review")
+    DENY = "deny", _("Deny")
 
 
 class FraudProfile(models.Model):
     """Marks that a merchant's default rules were created (once; deleting rules keeps them deleted)."""
 
     merchant = models.OneToOneField(
-        "vouchers.Merchant", on_delete=models.CASCADE, related_name="fraud_profile"
+        "vouchers.Merchant", verbose_name=_("merchant"), on_delete=models.CASCADE,
+        related_name="fraud_profile",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("fraud profile")
+        verbose_name_plural = _("fraud profiles")
 
     def __str__(self) -> str:
         return f"Fraud profile of {self.merchant}"
@@ -41,16 +47,16 @@ class FraudRule(models.Model):
     """
 
     class Kind(models.TextChoices):
-        ALLOWLIST = "allowlist", "Allow-list match"
-        BLOCKLIST = "blocklist", "Blocklist match"
-        VELOCITY_CUSTOMER = "velocity_customer", "Velocity per customer"
-        VELOCITY_IP = "velocity_ip", "Velocity per IP (IPv6 by /64)"
-        VELOCITY_DEVICE = "velocity_device", "Velocity per device"
-        VELOCITY_EMAIL = "velocity_email", "Velocity per e-mail"
-        QUANTITY_CAP = "quantity_cap", "Quantity cap per order"
-        FIRST_ORDERS = "first_orders", "Limit on a customer's first orders"
-        FARMING_DEVICE = "farming_device", "Distinct customers per device"
-        FARMING_IP = "farming_ip", "Distinct customers per IP"
+        ALLOWLIST = "allowlist", _("Allow-list match")
+        BLOCKLIST = "blocklist", _("Blocklist match")
+        VELOCITY_CUSTOMER = "velocity_customer", _("Velocity per customer")
+        VELOCITY_IP = "velocity_ip", _("Velocity per IP (IPv6 by /64)")
+        VELOCITY_DEVICE = "velocity_device", _("Velocity per device")
+        VELOCITY_EMAIL = "velocity_email", _("Velocity per e-mail")
+        QUANTITY_CAP = "quantity_cap", _("Quantity cap per order")
+        FIRST_ORDERS = "first_orders", _("Limit on a customer's first orders")
+        FARMING_DEVICE = "farming_device", _("Distinct customers per device")
+        FARMING_IP = "farming_ip", _("Distinct customers per IP")
 
     VELOCITY_KINDS = frozenset({
         Kind.VELOCITY_CUSTOMER, Kind.VELOCITY_IP, Kind.VELOCITY_DEVICE, Kind.VELOCITY_EMAIL,
@@ -59,47 +65,55 @@ class FraudRule(models.Model):
     WINDOWED_KINDS = VELOCITY_KINDS | FARMING_KINDS
     LIMITED_KINDS = WINDOWED_KINDS | {Kind.QUANTITY_CAP, Kind.FIRST_ORDERS}
 
-    merchant = models.ForeignKey("vouchers.Merchant", on_delete=models.CASCADE, related_name="fraud_rules")
-    name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    enabled = models.BooleanField(default=True)
+    merchant = models.ForeignKey(
+        "vouchers.Merchant", verbose_name=_("merchant"), on_delete=models.CASCADE, related_name="fraud_rules",
+    )
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    enabled = models.BooleanField(_("enabled"), default=True)
     action = models.CharField(
-        max_length=8, choices=Outcome.choices, default=Outcome.DENY,
-        help_text="What a match decides. Only allow-list rules may allow.",
+        _("action"), max_length=8, choices=Outcome.choices, default=Outcome.DENY,
+        help_text=_("What a match decides. Only allow-list rules may allow."),
     )
     order = models.PositiveSmallIntegerField(
-        default=100, help_text="Order within its action group (allow, then deny, then review)."
+        _("order"), default=100, help_text=_("Order within its action group (allow, then deny, then review).")
     )
     limit = models.PositiveIntegerField(
-        null=True, blank=True,
-        help_text="Most allowed: orders (or units) per window, distinct customers per window, "
-        "or quantity per order. The next one matches.",
+        _("limit"), null=True, blank=True,
+        help_text=_(
+            "Most allowed: orders (or units) per window, distinct customers per window, "
+            "or quantity per order. The next one matches."
+        ),
     )
     window_seconds = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(30 * 24 * 3600)],
-        help_text="Length of the sliding window (velocity and farming rules).",
+        _("window seconds"), null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(30 * 24 * 3600)],
+        help_text=_("Length of the sliding window (velocity and farming rules)."),
     )
     count_units = models.BooleanField(
-        default=False, help_text="Velocity: count units (quantity) instead of orders."
+        _("count units"), default=False, help_text=_("Velocity: count units (quantity) instead of orders.")
     )
     per_product = models.BooleanField(
-        default=False, help_text="Velocity: count each product separately."
+        _("per product"), default=False, help_text=_("Velocity: count each product separately.")
     )
     product = models.ForeignKey(
-        "vouchers.Product", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
-        help_text="Apply to this product only (empty: all products).",
+        "vouchers.Product", verbose_name=_("product"), null=True, blank=True, on_delete=models.CASCADE,
+        related_name="+",
+        help_text=_("Apply to this product only (empty: all products)."),
     )
     new_customer_orders = models.PositiveSmallIntegerField(
-        null=True, blank=True,
-        help_text="First orders: a customer with fewer issued orders than this is new.",
+        _("new customer orders"), null=True, blank=True,
+        help_text=_("First orders: a customer with fewer issued orders than this is new."),
     )
-    on_issue = models.BooleanField(default=True, help_text="Evaluate on issuance.")
-    on_redeem = models.BooleanField(default=False, help_text="Evaluate on redemption.")
-    on_check = models.BooleanField(default=False, help_text="Evaluate on code checks.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    on_issue = models.BooleanField(_("on issue"), default=True, help_text=_("Evaluate on issuance."))
+    on_redeem = models.BooleanField(_("on redeem"), default=False, help_text=_("Evaluate on redemption."))
+    on_check = models.BooleanField(_("on check"), default=False, help_text=_("Evaluate on code checks."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("fraud rule")
+        verbose_name_plural = _("fraud rules")
         ordering = ["merchant", "order", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["merchant", "name"], name="fraudrule_name_unique_per_merchant"),
@@ -141,12 +155,12 @@ class FraudRule(models.Model):
 
 
 class ListKind(models.TextChoices):
-    CUSTOMER = "customer"
-    EMAIL = "email"
-    EMAIL_DOMAIN = "email_domain", "E-mail domain (and its subdomains)"
-    DEVICE = "device"
-    IP = "ip", "IP address"
-    CIDR = "cidr", "IP range (CIDR)"
+    CUSTOMER = "customer", _("Customer")
+    EMAIL = "email", _("Email")
+    EMAIL_DOMAIN = "email_domain", _("E-mail domain (and its subdomains)")
+    DEVICE = "device", _("Device")
+    IP = "ip", _("IP address")
+    CIDR = "cidr", _("IP range (CIDR)")
 
 
 def normalise_list_value(kind: str, value: str) -> str:
@@ -176,12 +190,16 @@ def normalise_list_value(kind: str, value: str) -> str:
 
 
 class ListEntry(models.Model):
-    merchant = models.ForeignKey("vouchers.Merchant", on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=16, choices=ListKind.choices)
-    value = models.CharField(max_length=255)
-    note = models.CharField(max_length=255, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    merchant = models.ForeignKey(
+        "vouchers.Merchant", verbose_name=_("merchant"), on_delete=models.CASCADE, related_name="+",
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=ListKind.choices)
+    value = models.CharField(_("value"), max_length=255)
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("Empty: never expires."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         abstract = True
@@ -199,8 +217,8 @@ class ListEntry(models.Model):
 
 class BlocklistEntry(ListEntry):
     class Meta(ListEntry.Meta):
-        verbose_name = "blocklist entry"
-        verbose_name_plural = "blocklist entries"
+        verbose_name = _("blocklist entry")
+        verbose_name_plural = _("blocklist entries")
         constraints = [
             models.UniqueConstraint(fields=["merchant", "kind", "value"], name="blocklist_unique"),
         ]
@@ -209,8 +227,8 @@ class BlocklistEntry(ListEntry):
 
 class AllowlistEntry(ListEntry):
     class Meta(ListEntry.Meta):
-        verbose_name = "allow-list entry"
-        verbose_name_plural = "allow-list entries"
+        verbose_name = _("allow-list entry")
+        verbose_name_plural = _("allow-list entries")
         constraints = [
             models.UniqueConstraint(fields=["merchant", "kind", "value"], name="allowlist_unique"),
         ]
@@ -224,41 +242,56 @@ class RiskAssessment(models.Model):
     is reviewed from here). Never holds a code.
     """
 
-    merchant = models.ForeignKey("vouchers.Merchant", on_delete=models.PROTECT, related_name="+")
-    action = models.CharField(max_length=8, choices=[(a, a) for a in ("issue", "redeem", "check")])
-    outcome = models.CharField(max_length=8, choices=Outcome.choices)
-    score = models.PositiveSmallIntegerField(validators=[MaxValueValidator(100)])
-    reasons = models.JSONField(default=list, blank=True, help_text="Stable reason codes, decisive first.")
-    details = models.JSONField(
-        default=list, blank=True, help_text="Per matched or counted rule: rule id, count, limit."
+    merchant = models.ForeignKey(
+        "vouchers.Merchant", verbose_name=_("merchant"), on_delete=models.PROTECT, related_name="+",
     )
-    api_key_id = models.CharField(max_length=150, blank=True)
+    action = models.CharField(
+        _("action"), max_length=8,
+        choices=[("issue", _("issue")), ("redeem", _("redeem")), ("check", _("check"))],
+    )
+    outcome = models.CharField(_("outcome"), max_length=8, choices=Outcome.choices)
+    score = models.PositiveSmallIntegerField(_("score"), validators=[MaxValueValidator(100)])
+    reasons = models.JSONField(
+        _("reasons"), default=list, blank=True, help_text=_("Stable reason codes, decisive first."),
+    )
+    details = models.JSONField(
+        _("details"), default=list, blank=True,
+        help_text=_("Per matched or counted rule: rule id, count, limit."),
+    )
+    api_key_id = models.CharField(_("api key id"), max_length=150, blank=True)
     storefront = models.ForeignKey(
-        "vouchers.Storefront", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "vouchers.Storefront", verbose_name=_("storefront"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
     )
     partner = models.ForeignKey(
-        "partners.Partner", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "partners.Partner", verbose_name=_("partner"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
     )
     product = models.ForeignKey(
-        "vouchers.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "vouchers.Product", verbose_name=_("product"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
     )
-    quantity = models.PositiveSmallIntegerField(default=1)
-    customer = models.CharField(max_length=128, blank=True)
-    ip = models.CharField(max_length=64, blank=True)
-    ip_group = models.CharField(max_length=64, blank=True, help_text="The IP, or its /64 for IPv6.")
-    device_id = models.CharField(max_length=128, blank=True)
-    email = models.CharField(max_length=254, blank=True)
+    quantity = models.PositiveSmallIntegerField(_("quantity"), default=1)
+    customer = models.CharField(_("customer"), max_length=128, blank=True)
+    ip = models.CharField(_("ip"), max_length=64, blank=True)
+    ip_group = models.CharField(
+        _("ip group"), max_length=64, blank=True, help_text=_("The IP, or its /64 for IPv6."),
+    )
+    device_id = models.CharField(_("device id"), max_length=128, blank=True)
+    email = models.CharField(_("email"), max_length=254, blank=True)
     issuance = models.ForeignKey(
-        "vouchers.Issuance", null=True, blank=True, on_delete=models.PROTECT,
+        "vouchers.Issuance", verbose_name=_("issuance"), null=True, blank=True, on_delete=models.PROTECT,
         related_name="risk_assessments",
     )
     redemption = models.ForeignKey(
-        "vouchers.Redemption", null=True, blank=True, on_delete=models.PROTECT,
+        "vouchers.Redemption", verbose_name=_("redemption"), null=True, blank=True, on_delete=models.PROTECT,
         related_name="risk_assessments",
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("risk assessment")
+        verbose_name_plural = _("risk assessments")
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(
@@ -286,52 +319,57 @@ class FraudEvent(models.Model):
     """
 
     class Severity(models.TextChoices):
-        INFO = "info"
-        LOW = "low"
-        HIGH = "high"
-        CRITICAL = "critical"
+        INFO = "info", _("Info")
+        LOW = "low", _("Low")
+        HIGH = "high", _("High")
+        CRITICAL = "critical", _("Critical")
 
     class Kind(models.TextChoices):
-        RISK_DECISION = "risk_decision", "Denied or held by a rule"
-        LOCKOUT = "lockout", "Lockout after failed attempts"
-        DISTRIBUTED_GUESSING = "distributed_guessing", "Failure rate spike (distributed guessing)"
-        UNISSUED_CODE_USE = "unissued_code_use", "Never-issued code used (possible leak)"
-        CANARY_USE = "canary_use", "Canary code used (stock leaked)"
+        RISK_DECISION = "risk_decision", _("Denied or held by a rule")
+        LOCKOUT = "lockout", _("Lockout after failed attempts")
+        DISTRIBUTED_GUESSING = "distributed_guessing", _("Failure rate spike (distributed guessing)")
+        UNISSUED_CODE_USE = "unissued_code_use", _("Never-issued code used (possible leak)")
+        CANARY_USE = "canary_use", _("Canary code used (stock leaked)")
 
     class Decision(models.TextChoices):
-        NONE = "none", "Recorded only"
-        REVIEW = "review"
-        DENY = "deny"
-        LOCKOUT = "lockout"
-        REFUSED = "refused", "Answered as an unknown code"
+        NONE = "none", _("Recorded only")
+        REVIEW = "review", _("Review")
+        DENY = "deny", _("Deny")
+        LOCKOUT = "lockout", _("Lockout")
+        REFUSED = "refused", _("Answered as an unknown code")
 
     class Alert(models.TextChoices):
-        NOT_NEEDED = "not_needed", "Below the alert severity"
-        PENDING = "pending"
-        SENT = "sent"
-        THROTTLED = "throttled", "Covered by an earlier alert"
+        NOT_NEEDED = "not_needed", _("Below the alert severity")
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        THROTTLED = "throttled", _("Covered by an earlier alert")
 
     SEVERITY_RANK = {"info": 0, "low": 1, "high": 2, "critical": 3}
 
     merchant = models.ForeignKey(
-        "vouchers.Merchant", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "vouchers.Merchant", verbose_name=_("merchant"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
     )
-    severity = models.CharField(max_length=8, choices=Severity.choices)
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    decision = models.CharField(max_length=8, choices=Decision.choices, default=Decision.NONE)
-    context = models.JSONField(default=dict, blank=True)
+    severity = models.CharField(_("severity"), max_length=8, choices=Severity.choices)
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    decision = models.CharField(_("decision"), max_length=8, choices=Decision.choices, default=Decision.NONE)
+    context = models.JSONField(_("context"), default=dict, blank=True)
     assessment = models.ForeignKey(
-        RiskAssessment, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        RiskAssessment, verbose_name=_("assessment"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="events",
     )
     batch = models.ForeignKey(
-        "vouchers.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="The batch a leak points at.",
+        "vouchers.Batch", verbose_name=_("batch"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+        help_text=_("The batch a leak points at."),
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    alert = models.CharField(max_length=12, choices=Alert.choices, default=Alert.NOT_NEEDED)
-    alerted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    alert = models.CharField(_("alert"), max_length=12, choices=Alert.choices, default=Alert.NOT_NEEDED)
+    alerted_at = models.DateTimeField(_("alerted at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("fraud event")
+        verbose_name_plural = _("fraud events")
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(

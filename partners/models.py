@@ -12,16 +12,19 @@ import uuid
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 
 
 class Partner(models.Model):
-    name = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=64, unique=True)
-    contact_email = models.EmailField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=64, unique=True)
+    contact_email = models.EmailField(_("contact email"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("partner")
+        verbose_name_plural = _("partners")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -31,11 +34,32 @@ class Partner(models.Model):
 class PartnerAPIKey(AbstractAPIKey):
     """A hashed API key acting for one partner (only the prefix is stored in clear)."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
+    # The API key package's fields, declared as it declares them but with names and help
+    # texts that the project's catalogue translates (the package names most of them in English only).
+    id = models.CharField(_("id"), max_length=150, unique=True, primary_key=True, editable=False)
+    prefix = models.CharField(_("prefix"), max_length=8, unique=True, editable=False)
+    hashed_key = models.CharField(_("hashed key"), max_length=150, editable=False)
+    created = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    name = models.CharField(
+        _("name"), max_length=50, blank=False, default=None,
+        help_text=_("A free-form name for the API key. Need not be unique. 50 characters max."),
+    )
+    revoked = models.BooleanField(
+        _("revoked"), blank=True, default=False,
+        help_text=_("If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)"),
+    )
+    expiry_date = models.DateTimeField(
+        _("Expires"), blank=True, null=True,
+        help_text=_("Once API key expires, clients cannot use it anymore."),
+    )
+    partner = models.ForeignKey(
+        Partner, verbose_name=_("partner"), on_delete=models.CASCADE, related_name="api_keys",
+    )
 
-    class Meta(AbstractAPIKey.Meta):
-        verbose_name = "partner API key"
-        verbose_name_plural = "partner API keys"
+    class Meta:
+        ordering = ("-created",)  # as the API key package orders its keys
+        verbose_name = _("partner API key")
+        verbose_name_plural = _("partner API keys")
 
 
 # --- append-only guard -------------------------------------------------------------
@@ -87,21 +111,30 @@ class Agreement(models.Model):
     """
 
     class Period(models.TextChoices):
-        WEEKLY = "weekly"
-        MONTHLY = "monthly"
+        WEEKLY = "weekly", _("Weekly")
+        MONTHLY = "monthly", _("Monthly")
 
-    merchant = models.ForeignKey("vouchers.Merchant", on_delete=models.PROTECT, related_name="agreements")
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="agreements")
-    name = models.CharField(max_length=200, blank=True)
-    currency = models.CharField(max_length=3, help_text="ISO 4217 settlement currency, e.g. USD, JPY.")
-    period = models.CharField(max_length=16, choices=Period.choices, default=Period.MONTHLY)
-    timezone = models.CharField(
-        max_length=64, default="UTC", help_text="IANA time zone of the period boundaries, e.g. Europe/Berlin."
+    merchant = models.ForeignKey(
+        "vouchers.Merchant", verbose_name=_("merchant"), on_delete=models.PROTECT, related_name="agreements",
     )
-    dispute_window_days = models.PositiveIntegerField(default=14)
-    created_at = models.DateTimeField(auto_now_add=True)
+    partner = models.ForeignKey(
+        Partner, verbose_name=_("partner"), on_delete=models.PROTECT, related_name="agreements",
+    )
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    currency = models.CharField(
+        _("currency"), max_length=3, help_text=_("ISO 4217 settlement currency, e.g. USD, JPY."),
+    )
+    period = models.CharField(_("period"), max_length=16, choices=Period.choices, default=Period.MONTHLY)
+    timezone = models.CharField(
+        _("timezone"), max_length=64, default="UTC",
+        help_text=_("IANA time zone of the period boundaries, e.g. Europe/Berlin."),
+    )
+    dispute_window_days = models.PositiveIntegerField(_("dispute window days"), default=14)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("agreement")
+        verbose_name_plural = _("agreements")
         ordering = ["merchant__name", "partner__name", "currency"]
         constraints = [
             models.UniqueConstraint(
@@ -126,29 +159,37 @@ class AgreementVersion(models.Model):
     """
 
     class Basis(models.TextChoices):
-        ISSUED = "issued"
-        REDEEMED = "redeemed"
+        ISSUED = "issued", _("Issued")
+        REDEEMED = "redeemed", _("Redeemed")
 
     class Direction(models.TextChoices):
-        MERCHANT_PAYS_PARTNER = "merchant_pays_partner"
-        PARTNER_PAYS_MERCHANT = "partner_pays_merchant"
+        MERCHANT_PAYS_PARTNER = "merchant_pays_partner", _("Merchant Pays Partner")
+        PARTNER_PAYS_MERCHANT = "partner_pays_merchant", _("Partner Pays Merchant")
 
-    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="versions")
-    number = models.PositiveIntegerField()
-    products = models.ManyToManyField("vouchers.Product", related_name="agreement_versions")
-    basis = models.CharField(max_length=16, choices=Basis.choices)
+    agreement = models.ForeignKey(
+        Agreement, verbose_name=_("agreement"), on_delete=models.PROTECT, related_name="versions",
+    )
+    number = models.PositiveIntegerField(_("number"))
+    products = models.ManyToManyField(
+        "vouchers.Product", verbose_name=_("products"), related_name="agreement_versions",
+    )
+    basis = models.CharField(_("basis"), max_length=16, choices=Basis.choices)
     unit_amount_minor = models.BigIntegerField(
-        null=True, blank=True, help_text="Fixed price per event in minor units (cents, yen, fils)."
+        _("unit amount minor"), null=True, blank=True,
+        help_text=_("Fixed price per event in minor units (cents, yen, fils)."),
     )
     rate_bps = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Price as basis points of the product's face value (100 = 1%)."
+        _("rate bps"), null=True, blank=True,
+        help_text=_("Price as basis points of the product's face value (100 = 1%)."),
     )
-    direction = models.CharField(max_length=32, choices=Direction.choices)
-    valid_from = models.DateTimeField()
-    valid_until = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    direction = models.CharField(_("direction"), max_length=32, choices=Direction.choices)
+    valid_from = models.DateTimeField(_("valid from"))
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("agreement version")
+        verbose_name_plural = _("agreement versions")
         ordering = ["agreement_id", "valid_from"]
         constraints = [
             models.UniqueConstraint(fields=["agreement", "number"], name="agreementversion_number_unique"),
@@ -189,9 +230,15 @@ class AgreementVersion(models.Model):
 class LedgerHead(models.Model):
     """The head of one partner's hash chain: locked briefly to append an entry."""
 
-    partner = models.OneToOneField(Partner, primary_key=True, on_delete=models.PROTECT, related_name="+")
-    seq = models.BigIntegerField(default=0)
-    hash = models.CharField(max_length=64, default="0" * 64)
+    partner = models.OneToOneField(
+        Partner, verbose_name=_("partner"), primary_key=True, on_delete=models.PROTECT, related_name="+",
+    )
+    seq = models.BigIntegerField(_("seq"), default=0)
+    hash = models.CharField(_("hash"), max_length=64, default="0" * 64)
+
+    class Meta:
+        verbose_name = _("ledger head")
+        verbose_name_plural = _("ledger heads")
 
     def __str__(self) -> str:
         return f"ledger head of partner {self.partner_id}: {self.seq}"
@@ -206,47 +253,56 @@ class LedgerEntry(AppendOnlyModel):
     """
 
     class Kind(models.TextChoices):
-        ACCRUAL = "accrual"
-        REVERSAL = "reversal"
-        ADJUSTMENT = "adjustment"
-        PAYMENT = "payment"
+        ACCRUAL = "accrual", _("Accrual")
+        REVERSAL = "reversal", _("Reversal")
+        ADJUSTMENT = "adjustment", _("Adjustment")
+        PAYMENT = "payment", _("Payment")
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="ledger_entries")
-    merchant = models.ForeignKey("vouchers.Merchant", on_delete=models.PROTECT, related_name="+")
-    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="entries")
-    agreement_version = models.ForeignKey(
-        AgreementVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
+    partner = models.ForeignKey(
+        Partner, verbose_name=_("partner"), on_delete=models.PROTECT, related_name="ledger_entries",
     )
-    seq = models.BigIntegerField(help_text="Per-partner sequence number, from 1.")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    currency = models.CharField(max_length=3)
-    amount_minor = models.BigIntegerField()
-    source_type = models.CharField(max_length=32)
-    source_id = models.CharField(max_length=80)
-    source_key = models.CharField(max_length=200, unique=True)
-    sku = models.CharField(max_length=64, blank=True)
-    code_last4 = models.CharField(max_length=4, blank=True)
+    merchant = models.ForeignKey(
+        "vouchers.Merchant", verbose_name=_("merchant"), on_delete=models.PROTECT, related_name="+",
+    )
+    agreement = models.ForeignKey(
+        Agreement, verbose_name=_("agreement"), on_delete=models.PROTECT, related_name="entries",
+    )
+    agreement_version = models.ForeignKey(
+        AgreementVersion, verbose_name=_("agreement version"), null=True, blank=True,
+        on_delete=models.PROTECT, related_name="entries",
+    )
+    seq = models.BigIntegerField(_("seq"), help_text=_("Per-partner sequence number, from 1."))
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    currency = models.CharField(_("currency"), max_length=3)
+    amount_minor = models.BigIntegerField(_("amount minor"))
+    source_type = models.CharField(_("source type"), max_length=32)
+    source_id = models.CharField(_("source id"), max_length=80)
+    source_key = models.CharField(_("source key"), max_length=200, unique=True)
+    sku = models.CharField(_("sku"), max_length=64, blank=True)
+    code_last4 = models.CharField(_("code last4"), max_length=4, blank=True)
     reverses = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+        "self", verbose_name=_("reverses"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="reversed_by",
     )
     refers_to_statement = models.ForeignKey(
         "Statement",
-        null=True,
+        verbose_name=_("refers to statement"), null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="referring_entries",
-        help_text="The statement an adjustment or payment concerns.",
+        help_text=_("The statement an adjustment or payment concerns."),
     )
-    memo = models.CharField(max_length=500, blank=True)
-    actor = models.CharField(max_length=64, blank=True)
-    occurred_at = models.DateTimeField()
-    recorded_at = models.DateTimeField()
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    memo = models.CharField(_("memo"), max_length=500, blank=True)
+    actor = models.CharField(_("actor"), max_length=64, blank=True)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    recorded_at = models.DateTimeField(_("recorded at"))
+    prev_hash = models.CharField(_("prev hash"), max_length=64)
+    hash = models.CharField(_("hash"), max_length=64)
 
     class Meta:
+        verbose_name = _("ledger entry")
         ordering = ["partner_id", "seq"]
-        verbose_name_plural = "ledger entries"
+        verbose_name_plural = _("ledger entries")
         constraints = [
             models.UniqueConstraint(fields=["partner", "seq"], name="ledgerentry_partner_seq_unique"),
             models.CheckConstraint(
@@ -270,31 +326,42 @@ class Statement(AppendOnlyModel):
     events, its payment status from payment entries.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="statements")
-    merchant = models.ForeignKey("vouchers.Merchant", on_delete=models.PROTECT, related_name="+")
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="statements")
-    number = models.PositiveIntegerField()
-    currency = models.CharField(max_length=3)
-    timezone = models.CharField(max_length=64)
-    period_start = models.DateTimeField()
-    period_end = models.DateTimeField()
-    opening_minor = models.BigIntegerField()
-    total_minor = models.BigIntegerField()
-    closing_minor = models.BigIntegerField()
-    line_count = models.PositiveIntegerField()
-    issued_at = models.DateTimeField()
-    dispute_deadline = models.DateTimeField()
-    previous = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="next_statement"
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    agreement = models.ForeignKey(
+        Agreement, verbose_name=_("agreement"), on_delete=models.PROTECT, related_name="statements",
     )
-    previous_sha256 = models.CharField(max_length=64, blank=True)
-    content_sha256 = models.CharField(max_length=64)
-    document = models.BinaryField(help_text="The canonical JSON (RFC 8785) that was signed.")
-    signature = models.TextField(help_text="Compact JWS with detached payload (EdDSA).")
-    kid = models.CharField(max_length=64)
+    merchant = models.ForeignKey(
+        "vouchers.Merchant", verbose_name=_("merchant"), on_delete=models.PROTECT, related_name="+",
+    )
+    partner = models.ForeignKey(
+        Partner, verbose_name=_("partner"), on_delete=models.PROTECT, related_name="statements",
+    )
+    number = models.PositiveIntegerField(_("number"))
+    currency = models.CharField(_("currency"), max_length=3)
+    timezone = models.CharField(_("timezone"), max_length=64)
+    period_start = models.DateTimeField(_("period start"))
+    period_end = models.DateTimeField(_("period end"))
+    opening_minor = models.BigIntegerField(_("opening minor"))
+    total_minor = models.BigIntegerField(_("total minor"))
+    closing_minor = models.BigIntegerField(_("closing minor"))
+    line_count = models.PositiveIntegerField(_("line count"))
+    issued_at = models.DateTimeField(_("issued at"))
+    dispute_deadline = models.DateTimeField(_("dispute deadline"))
+    previous = models.OneToOneField(
+        "self", verbose_name=_("previous"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="next_statement",
+    )
+    previous_sha256 = models.CharField(_("previous sha256"), max_length=64, blank=True)
+    content_sha256 = models.CharField(_("content sha256"), max_length=64)
+    document = models.BinaryField(
+        _("document"), help_text=_("The canonical JSON (RFC 8785) that was signed."),
+    )
+    signature = models.TextField(_("signature"), help_text=_("Compact JWS with detached payload (EdDSA)."))
+    kid = models.CharField(_("kid"), max_length=64)
 
     class Meta:
+        verbose_name = _("statement")
+        verbose_name_plural = _("statements")
         ordering = ["-period_start"]
         constraints = [
             models.UniqueConstraint(fields=["agreement", "period_start"], name="statement_one_per_period"),
@@ -317,23 +384,27 @@ class StatementLine(AppendOnlyModel):
     """
 
     statement = models.ForeignKey(
-        Statement, on_delete=models.PROTECT, related_name="lines", db_constraint=False, db_index=False
+        Statement, verbose_name=_("statement"), on_delete=models.PROTECT, related_name="lines",
+        db_constraint=False, db_index=False,
     )
     entry = models.OneToOneField(
-        LedgerEntry, on_delete=models.PROTECT, related_name="line", db_constraint=False
+        LedgerEntry, verbose_name=_("entry"), on_delete=models.PROTECT, related_name="line",
+        db_constraint=False,
     )
-    line_no = models.PositiveIntegerField()
+    line_no = models.PositiveIntegerField(_("line no"))
     original_statement = models.ForeignKey(
         Statement,
-        null=True,
+        verbose_name=_("original statement"), null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,  # never looked up by; an index would cost every line's insert
-        help_text="Set on a line that corrects an earlier statement.",
+        help_text=_("Set on a line that corrects an earlier statement."),
     )
 
     class Meta:
+        verbose_name = _("statement line")
+        verbose_name_plural = _("statement lines")
         ordering = ["statement_id", "line_no"]
         constraints = [
             models.UniqueConstraint(fields=["statement", "line_no"], name="statementline_number_unique"),
@@ -347,24 +418,29 @@ class Dispute(models.Model):
     """A partner's dispute of a statement (or some of its lines), resolved by merchant staff."""
 
     class Status(models.TextChoices):
-        OPEN = "open"
-        ACCEPTED = "accepted"
-        REJECTED = "rejected"
+        OPEN = "open", _("Open")
+        ACCEPTED = "accepted", _("Accepted")
+        REJECTED = "rejected", _("Rejected")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    statement = models.ForeignKey(Statement, on_delete=models.PROTECT, related_name="disputes")
-    reason = models.CharField(max_length=1000)
-    lines = models.JSONField(default=list, blank=True)
-    claimed_amount_minor = models.BigIntegerField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
-    resolution_reason = models.CharField(max_length=1000, blank=True)
-    adjustment = models.OneToOneField(
-        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="dispute"
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    statement = models.ForeignKey(
+        Statement, verbose_name=_("statement"), on_delete=models.PROTECT, related_name="disputes",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=1000)
+    lines = models.JSONField(_("lines"), default=list, blank=True)
+    claimed_amount_minor = models.BigIntegerField(_("claimed amount minor"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.OPEN)
+    resolution_reason = models.CharField(_("resolution reason"), max_length=1000, blank=True)
+    adjustment = models.OneToOneField(
+        LedgerEntry, verbose_name=_("adjustment"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="dispute",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("dispute")
+        verbose_name_plural = _("disputes")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -374,13 +450,17 @@ class Dispute(models.Model):
 class StatementEvent(AppendOnlyModel):
     """Every transition of a statement or its disputes and payments, with who and when."""
 
-    statement = models.ForeignKey(Statement, on_delete=models.PROTECT, related_name="events")
-    action = models.CharField(max_length=32)
-    actor = models.CharField(max_length=64, help_text="user:<id>, partner:<id> or system.")
-    details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    statement = models.ForeignKey(
+        Statement, verbose_name=_("statement"), on_delete=models.PROTECT, related_name="events",
+    )
+    action = models.CharField(_("action"), max_length=32)
+    actor = models.CharField(_("actor"), max_length=64, help_text=_("user:<id>, partner:<id> or system."))
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("statement event")
+        verbose_name_plural = _("statement events")
         ordering = ["statement_id", "id"]
 
     def __str__(self) -> str:
@@ -391,11 +471,15 @@ class SigningKey(models.Model):
     """A statement-signing public key, kept once it has signed, so that it stays published
     after its private key leaves the environment's key ring (retired keys still verify)."""
 
-    kid = models.CharField(max_length=64, unique=True)
-    public_key = models.CharField(max_length=64, help_text="Ed25519 public key, base64url (JWK `x`).")
-    first_used_at = models.DateTimeField(auto_now_add=True)
+    kid = models.CharField(_("kid"), max_length=64, unique=True)
+    public_key = models.CharField(
+        _("public key"), max_length=64, help_text=_("Ed25519 public key, base64url (JWK `x`)."),
+    )
+    first_used_at = models.DateTimeField(_("first used at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("signing key")
+        verbose_name_plural = _("signing keys")
         ordering = ["first_used_at"]
 
     def __str__(self) -> str:

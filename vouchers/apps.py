@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class VouchersConfig(AppConfig):
     name = "vouchers"
-    verbose_name = "Voucher inventory"
+    verbose_name = _("Voucher inventory")
 
     def ready(self) -> None:
         from vouchers import checks  # noqa: F401  (registers system checks)

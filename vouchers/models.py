@@ -13,18 +13,21 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 
 
 class Merchant(models.Model):
-    name = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=64, unique=True)
     reversal_window_days = models.PositiveIntegerField(
-        default=30, help_text="How long after a redemption it may be reversed."
+        _("reversal window days"), default=30, help_text=_("How long after a redemption it may be reversed.")
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("merchant")
+        verbose_name_plural = _("merchants")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -35,13 +38,16 @@ class MerchantStaff(models.Model):
     """A Django user working for exactly one merchant (the admin is scoped by it)."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="merchant_staff"
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE,
+        related_name="merchant_staff",
     )
-    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="staff")
+    merchant = models.ForeignKey(
+        Merchant, verbose_name=_("merchant"), on_delete=models.CASCADE, related_name="staff",
+    )
 
     class Meta:
-        verbose_name = "merchant staff member"
-        verbose_name_plural = "merchant staff"
+        verbose_name = _("merchant staff member")
+        verbose_name_plural = _("merchant staff")
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.merchant}"
@@ -50,20 +56,24 @@ class MerchantStaff(models.Model):
 class Storefront(models.Model):
     """A shop that sells a merchant's codes through the API (server to server)."""
 
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="storefronts")
-    name = models.CharField(max_length=200)
-    is_active = models.BooleanField(default=True)
+    merchant = models.ForeignKey(
+        Merchant, verbose_name=_("merchant"), on_delete=models.PROTECT, related_name="storefronts",
+    )
+    name = models.CharField(_("name"), max_length=200)
+    is_active = models.BooleanField(_("is active"), default=True)
     reservation_ttl_seconds = models.PositiveIntegerField(
-        default=15 * 60, validators=[MinValueValidator(30)],
-        help_text="How long a reservation holds its codes before they return to stock.",
+        _("reservation ttl seconds"), default=15 * 60, validators=[MinValueValidator(30)],
+        help_text=_("How long a reservation holds its codes before they return to stock."),
     )
     products: models.ManyToManyField = models.ManyToManyField(
-        "Product", blank=True, related_name="storefronts",
-        help_text="Products this storefront may sell; none selected means all of the merchant's.",
+        "Product", verbose_name=_("products"), blank=True, related_name="storefronts",
+        help_text=_("Products this storefront may sell; none selected means all of the merchant's."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("storefront")
+        verbose_name_plural = _("storefronts")
         ordering = ["merchant__name", "name"]
         constraints = [
             models.UniqueConstraint(fields=["merchant", "name"], name="storefront_name_unique"),
@@ -76,31 +86,56 @@ class Storefront(models.Model):
 class StorefrontAPIKey(AbstractAPIKey):
     """A hashed API key acting for one storefront (only the prefix is stored in clear)."""
 
-    storefront = models.ForeignKey(Storefront, on_delete=models.CASCADE, related_name="api_keys")
+    # The API key package's fields, declared as it declares them but with names and help
+    # texts that the project's catalogue translates (the package names most of them in English only).
+    id = models.CharField(_("id"), max_length=150, unique=True, primary_key=True, editable=False)
+    prefix = models.CharField(_("prefix"), max_length=8, unique=True, editable=False)
+    hashed_key = models.CharField(_("hashed key"), max_length=150, editable=False)
+    created = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    name = models.CharField(
+        _("name"), max_length=50, blank=False, default=None,
+        help_text=_("A free-form name for the API key. Need not be unique. 50 characters max."),
+    )
+    revoked = models.BooleanField(
+        _("revoked"), blank=True, default=False,
+        help_text=_("If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)"),
+    )
+    expiry_date = models.DateTimeField(
+        _("Expires"), blank=True, null=True,
+        help_text=_("Once API key expires, clients cannot use it anymore."),
+    )
+    storefront = models.ForeignKey(
+        Storefront, verbose_name=_("storefront"), on_delete=models.CASCADE, related_name="api_keys",
+    )
     last_used_at = models.DateTimeField(
-        null=True, blank=True, editable=False,
-        help_text="When the key last authenticated a request (updated at most once a minute).",
+        _("last used at"), null=True, blank=True, editable=False,
+        help_text=_("When the key last authenticated a request (updated at most once a minute)."),
     )
 
-    class Meta(AbstractAPIKey.Meta):
-        verbose_name = "storefront API key"
-        verbose_name_plural = "storefront API keys"
+    class Meta:
+        ordering = ("-created",)  # as the API key package orders its keys
+        verbose_name = _("storefront API key")
+        verbose_name_plural = _("storefront API keys")
 
 
 class Product(models.Model):
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="products")
-    sku = models.CharField(max_length=64)
-    name = models.CharField(max_length=200)
-    face_value = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. USD, CNY.")
-    partner = models.ForeignKey(
-        "partners.Partner", null=True, blank=True, on_delete=models.PROTECT,
-        related_name="products", help_text="The partner brand that supplies or honours it.",
+    merchant = models.ForeignKey(
+        Merchant, verbose_name=_("merchant"), on_delete=models.PROTECT, related_name="products",
     )
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    sku = models.CharField(_("sku"), max_length=64)
+    name = models.CharField(_("name"), max_length=200)
+    face_value = models.DecimalField(_("face value"), max_digits=12, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3, help_text=_("ISO 4217, e.g. USD, CNY."))
+    partner = models.ForeignKey(
+        "partners.Partner", verbose_name=_("partner"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="products", help_text=_("The partner brand that supplies or honours it."),
+    )
+    is_active = models.BooleanField(_("is active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
         ordering = ["merchant__name", "sku"]
         constraints = [
             models.UniqueConstraint(fields=["merchant", "sku"], name="product_sku_unique_per_merchant"),
@@ -118,39 +153,44 @@ class Batch(models.Model):
     """A load of codes for one product: imported from a supplier's file or generated."""
 
     class Source(models.TextChoices):
-        IMPORTED = "imported"
-        GENERATED = "generated"
+        IMPORTED = "imported", _("Imported")
+        GENERATED = "generated", _("Generated")
 
     class Status(models.TextChoices):
-        ACTIVE = "active"
-        PAUSED = "paused"
-        VOID = "void"
+        ACTIVE = "active", _("Active")
+        PAUSED = "paused", _("Paused")
+        VOID = "void", _("Void")
 
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="batches")
-    reference = models.CharField(
-        max_length=200, blank=True, help_text="Supplier's reference or file name."
+    product = models.ForeignKey(
+        Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="batches",
     )
-    source = models.CharField(max_length=16, choices=Source.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    valid_from = models.DateTimeField(null=True, blank=True)
-    valid_until = models.DateTimeField(null=True, blank=True)
+    reference = models.CharField(
+        _("reference"), max_length=200, blank=True, help_text=_("Supplier's reference or file name.")
+    )
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
     case_sensitive = models.BooleanField(
-        default=False, help_text="Whether codes differ by letter case (normalisation folds case if not)."
+        _("case sensitive"), default=False,
+        help_text=_("Whether codes differ by letter case (normalisation folds case if not)."),
     )
     format = models.JSONField(
-        default=dict, blank=True,
-        help_text="Generation settings (length, alphabet, prefix, grouping, check character).",
+        _("format"), default=dict, blank=True,
+        help_text=_("Generation settings (length, alphabet, prefix, grouping, check character)."),
     )
-    size = models.PositiveIntegerField(default=0, help_text="Codes loaded into this batch.")
+    size = models.PositiveIntegerField(_("size"), default=0, help_text=_("Codes loaded into this batch."))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), null=True, blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("batch")
         ordering = ["-created_at"]
-        verbose_name_plural = "batches"
+        verbose_name_plural = _("batches")
         constraints = [
             models.CheckConstraint(
                 condition=Q(valid_from__isnull=True) | Q(valid_until__isnull=True)
@@ -176,26 +216,34 @@ class Issuance(models.Model):
     claimed_codes: list[Code]
 
     class Status(models.TextChoices):
-        RESERVED = "reserved"
-        ISSUED = "issued"
-        REVIEW = "review"
-        CANCELLED = "cancelled"
-        EXPIRED = "expired"
-        DENIED = "denied"
+        RESERVED = "reserved", _("Reserved")
+        ISSUED = "issued", _("Issued")
+        REVIEW = "review", _("Review")
+        CANCELLED = "cancelled", _("Cancelled")
+        EXPIRED = "expired", _("Expired")
+        DENIED = "denied", _("Denied")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    storefront = models.ForeignKey(Storefront, on_delete=models.PROTECT, related_name="issuances")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="issuances")
-    quantity = models.PositiveSmallIntegerField()
-    customer = models.CharField(max_length=128, blank=True)
-    order_ref = models.CharField(max_length=128, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices)
-    reserved_until = models.DateTimeField(null=True, blank=True)
-    context = models.JSONField(default=dict, blank=True, help_text="End-customer ip, device, email.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    storefront = models.ForeignKey(
+        Storefront, verbose_name=_("storefront"), on_delete=models.PROTECT, related_name="issuances",
+    )
+    product = models.ForeignKey(
+        Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="issuances",
+    )
+    quantity = models.PositiveSmallIntegerField(_("quantity"))
+    customer = models.CharField(_("customer"), max_length=128, blank=True)
+    order_ref = models.CharField(_("order ref"), max_length=128, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    reserved_until = models.DateTimeField(_("reserved until"), null=True, blank=True)
+    context = models.JSONField(
+        _("context"), default=dict, blank=True, help_text=_("End-customer ip, device, email."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("issuance")
+        verbose_name_plural = _("issuances")
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
@@ -221,36 +269,42 @@ class Code(models.Model):
     """One secret code, encrypted at rest; found by its blind index, never by plaintext."""
 
     class State(models.TextChoices):
-        AVAILABLE = "available"
-        RESERVED = "reserved"
-        ISSUED = "issued"
-        REDEEMED = "redeemed"
-        VOID = "void"
+        AVAILABLE = "available", _("Available")
+        RESERVED = "reserved", _("Reserved")
+        ISSUED = "issued", _("Issued")
+        REDEEMED = "redeemed", _("Redeemed")
+        VOID = "void", _("Void")
 
     # No index of its own: code_batch_state_idx (batch, state) serves every batch lookup,
     # and one index less is one write less per imported or voided code.
-    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="codes", db_index=False)
-    ciphertext = models.BinaryField(help_text="AES-256-GCM ciphertext with its tag.")
-    nonce = models.BinaryField(max_length=12)
-    key_id = models.CharField(max_length=32)
-    blind_index = models.BinaryField(max_length=32, unique=True)
-    last4 = models.CharField(max_length=4)
-    serial = models.CharField(max_length=64, null=True, blank=True)
+    batch = models.ForeignKey(
+        Batch, verbose_name=_("batch"), on_delete=models.PROTECT, related_name="codes", db_index=False,
+    )
+    ciphertext = models.BinaryField(_("ciphertext"), help_text=_("AES-256-GCM ciphertext with its tag."))
+    nonce = models.BinaryField(_("nonce"), max_length=12)
+    key_id = models.CharField(_("key id"), max_length=32)
+    blind_index = models.BinaryField(_("blind index"), max_length=32, unique=True)
+    last4 = models.CharField(_("last4"), max_length=4)
+    serial = models.CharField(_("serial"), max_length=64, null=True, blank=True)
     expires_at = models.DateTimeField(
-        null=True, blank=True, help_text="The supplier's own expiry for this code, if any."
+        _("expires at"), null=True, blank=True,
+        help_text=_("The supplier's own expiry for this code, if any."),
     )
-    state = models.CharField(max_length=16, choices=State.choices, default=State.AVAILABLE)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.AVAILABLE)
     issuance = models.ForeignKey(
-        Issuance, null=True, blank=True, on_delete=models.PROTECT, related_name="codes"
+        Issuance, verbose_name=_("issuance"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="codes",
     )
-    state_changed_at = models.DateTimeField(null=True, blank=True)
-    redeemed_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(_("state changed at"), null=True, blank=True)
+    redeemed_at = models.DateTimeField(_("redeemed at"), null=True, blank=True)
     is_canary = models.BooleanField(
-        default=False,
-        help_text="A planted code that is never issued; any use of it means stock leaked.",
+        _("is canary"), default=False,
+        help_text=_("A planted code that is never issued; any use of it means stock leaked."),
     )
 
     class Meta:
+        verbose_name = _("code")
+        verbose_name_plural = _("codes")
         permissions = [("reveal_code", "Can reveal a code's plaintext (audited)")]
         constraints = [
             models.CheckConstraint(
@@ -296,19 +350,28 @@ class CodeEvent(models.Model):
     On PostgreSQL a trigger refuses UPDATE and DELETE on this table.
     """
 
-    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    code = models.ForeignKey(Code, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
-    issuance = models.ForeignKey(
-        Issuance, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    batch = models.ForeignKey(
+        Batch, verbose_name=_("batch"), null=True, blank=True, on_delete=models.PROTECT, related_name="+",
     )
-    action = models.CharField(max_length=32)
-    from_state = models.CharField(max_length=16, blank=True)
-    to_state = models.CharField(max_length=16, blank=True)
-    actor = models.CharField(max_length=64, help_text="user:<id>, storefront:<id>, partner:<id> or system.")
-    details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    code = models.ForeignKey(
+        Code, verbose_name=_("code"), null=True, blank=True, on_delete=models.PROTECT, related_name="events",
+    )
+    issuance = models.ForeignKey(
+        Issuance, verbose_name=_("issuance"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="events",
+    )
+    action = models.CharField(_("action"), max_length=32)
+    from_state = models.CharField(_("from state"), max_length=16, blank=True)
+    to_state = models.CharField(_("to state"), max_length=16, blank=True)
+    actor = models.CharField(
+        _("actor"), max_length=64, help_text=_("user:<id>, storefront:<id>, partner:<id> or system."),
+    )
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("code event")
+        verbose_name_plural = _("code events")
         ordering = ["-id"]
         indexes = [models.Index(fields=["code", "id"], name="codeevent_code_idx")]
 
@@ -323,12 +386,16 @@ class StockCounter(models.Model):
     concurrent claims rarely touch the same row (see docs/stock.md).
     """
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="stock_counters")
-    state = models.CharField(max_length=16, choices=Code.State.choices)
-    shard = models.PositiveSmallIntegerField()
-    count = models.BigIntegerField(default=0)
+    batch = models.ForeignKey(
+        Batch, verbose_name=_("batch"), on_delete=models.CASCADE, related_name="stock_counters",
+    )
+    state = models.CharField(_("state"), max_length=16, choices=Code.State.choices)
+    shard = models.PositiveSmallIntegerField(_("shard"))
+    count = models.BigIntegerField(_("count"), default=0)
 
     class Meta:
+        verbose_name = _("stock counter")
+        verbose_name_plural = _("stock counters")
         constraints = [
             models.UniqueConstraint(fields=["batch", "state", "shard"], name="stockcounter_unique"),
         ]
@@ -340,21 +407,27 @@ class StockCounter(models.Model):
 class Redemption(models.Model):
     """A code redeemed once; a reversal makes the code redeemable again."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    code = models.ForeignKey(Code, on_delete=models.PROTECT, related_name="redemptions")
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.ForeignKey(
+        Code, verbose_name=_("code"), on_delete=models.PROTECT, related_name="redemptions",
+    )
     storefront = models.ForeignKey(
-        Storefront, null=True, blank=True, on_delete=models.PROTECT, related_name="redemptions"
+        Storefront, verbose_name=_("storefront"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="redemptions",
     )
     partner = models.ForeignKey(
-        "partners.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="redemptions"
+        "partners.Partner", verbose_name=_("partner"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="redemptions",
     )
-    order_ref = models.CharField(max_length=128, blank=True)
-    location = models.CharField(max_length=128, blank=True)
-    redeemed_at = models.DateTimeField()
-    reversed_at = models.DateTimeField(null=True, blank=True)
-    reversal_reason = models.CharField(max_length=500, blank=True)
+    order_ref = models.CharField(_("order ref"), max_length=128, blank=True)
+    location = models.CharField(_("location"), max_length=128, blank=True)
+    redeemed_at = models.DateTimeField(_("redeemed at"))
+    reversed_at = models.DateTimeField(_("reversed at"), null=True, blank=True)
+    reversal_reason = models.CharField(_("reversal reason"), max_length=500, blank=True)
 
     class Meta:
+        verbose_name = _("redemption")
+        verbose_name_plural = _("redemptions")
         ordering = ["-redeemed_at"]
         constraints = [
             # Backstop for the conditional UPDATE: one live redemption per code.
@@ -381,18 +454,20 @@ class IdempotencyRecord(models.Model):
     """The first response to a (caller, Idempotency-Key); never holds a plaintext code."""
 
     class State(models.TextChoices):
-        IN_PROGRESS = "in_progress"
-        DONE = "done"
+        IN_PROGRESS = "in_progress", _("In Progress")
+        DONE = "done", _("Done")
 
-    caller = models.CharField(max_length=64)
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    caller = models.CharField(_("caller"), max_length=64)
+    key = models.CharField(_("key"), max_length=255)
+    fingerprint = models.CharField(_("fingerprint"), max_length=64)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
+    response_body = models.JSONField(_("response body"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
         constraints = [
             models.UniqueConstraint(fields=["caller", "key"], name="idempotency_caller_key_unique"),
         ]
@@ -411,38 +486,55 @@ class LoadJob(models.Model):
     """
 
     class Kind(models.TextChoices):
-        IMPORT = "import"
-        GENERATE = "generate"
+        IMPORT = "import", _("Import")
+        GENERATE = "generate", _("Generate")
 
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="load_jobs")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    product = models.ForeignKey(
+        Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="load_jobs",
     )
-    params = models.JSONField(default=dict, blank=True, help_text="The load's settings (no code).")
-    filename = models.CharField(max_length=255, blank=True, help_text="The uploaded file's name.")
-    stored_file = models.CharField(max_length=255, blank=True, help_text="Where the upload waits.")
-    total = models.PositiveBigIntegerField(null=True, blank=True, help_text="Rows or codes to load.")
-    processed = models.PositiveBigIntegerField(default=0)
-    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    imported = models.PositiveBigIntegerField(default=0)
-    skipped = models.PositiveBigIntegerField(default=0)
-    bad_rows = models.PositiveBigIntegerField(default=0)
-    report = models.JSONField(default=list, blank=True, help_text="[line, reason] of bad rows.")
-    error = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="+",
+    )
+    params = models.JSONField(
+        _("params"), default=dict, blank=True, help_text=_("The load's settings (no code)."),
+    )
+    filename = models.CharField(
+        _("filename"), max_length=255, blank=True, help_text=_("The uploaded file's name."),
+    )
+    stored_file = models.CharField(
+        _("stored file"), max_length=255, blank=True, help_text=_("Where the upload waits."),
+    )
+    total = models.PositiveBigIntegerField(
+        _("total"), null=True, blank=True, help_text=_("Rows or codes to load."),
+    )
+    processed = models.PositiveBigIntegerField(_("processed"), default=0)
+    batch = models.ForeignKey(
+        Batch, verbose_name=_("batch"), null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+    )
+    imported = models.PositiveBigIntegerField(_("imported"), default=0)
+    skipped = models.PositiveBigIntegerField(_("skipped"), default=0)
+    bad_rows = models.PositiveBigIntegerField(_("bad rows"), default=0)
+    report = models.JSONField(
+        _("report"), default=list, blank=True, help_text=_("[line, reason] of bad rows."),
+    )
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("load job")
+        verbose_name_plural = _("load jobs")
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(

@@ -145,14 +145,51 @@ def test_a_fraud_alert_can_be_rendered_in_chinese(settings, merchant):
     assert f"管理后台中的详情：http://127.0.0.1:8000/admin/fraud/fraudevent/{event.pk}/change/" in body
 
 
-def test_every_model_and_field_name_of_the_settlement_fraud_audit_and_webhook_apps_is_translated():
-    from vouchers.dashboard import labels
+# The apps whose models, fields, help texts and choices the admin shows by name.
+NAMED_APPS = ("vouchers", "webhooks", "partners", "audit", "fraud", "ops")
 
-    # every name and help text of those apps is listed (so it has a catalogue entry) ...
-    assert labels.untranslated() == []
-    # ... and the admin shows it in the reader's language
+
+def _names_of_apps():
+    """(where, name) of every app, model and field name, help text and choice label of NAMED_APPS."""
+    from django.apps import apps
+    from django.db.models import Field
+
+    for label in NAMED_APPS:
+        config = apps.get_app_config(label)
+        yield f"app {label}", config.verbose_name
+        for model in config.get_models():
+            opts = model._meta
+            yield f"{opts.label} verbose_name", opts.verbose_name
+            yield f"{opts.label} verbose_name_plural", opts.verbose_name_plural
+            for field in opts.get_fields():
+                if not isinstance(field, Field):
+                    continue  # a relation seen from the other side, named by its own model
+                if field.auto_created and field.primary_key:
+                    continue  # Django's own "ID", the same in every language
+                where = f"{opts.label}.{field.name}"
+                yield f"{where} verbose_name", field.verbose_name
+                if field.help_text:
+                    yield f"{where} help_text", field.help_text
+                for value, choice in field.choices or ():
+                    yield f"{where} choice {value}", choice
+
+
+def test_every_app_model_field_and_choice_name_is_a_lazy_translation_with_a_chinese_entry():
     from django.utils import translation
+    from django.utils.functional import Promise
 
+    translated = {}
+    for locale in CATALOGUES:
+        translated.update(parse_po((locale / "django.po").read_text(encoding="utf-8")))
+    names = list(_names_of_apps())
+    assert len(names) > 300
+    # every name is a lazy translation (gettext_lazy in the model) ...
+    assert [where for where, name in names if not isinstance(name, Promise)] == []
+    # ... of an English text that has a Chinese entry in a catalogue
+    with translation.override(None):
+        english = {where: str(name) for where, name in names}
+    assert {where: text for where, text in english.items() if not translated.get(text)} == {}
+    # and the admin shows it in the reader's language
     from partners.models import Agreement, LedgerEntry
     from vouchers.webhooks.models import WebhookDelivery
 
@@ -160,6 +197,7 @@ def test_every_model_and_field_name_of_the_settlement_fraud_audit_and_webhook_ap
         assert str(Agreement._meta.verbose_name_plural) == "协议"
         assert str(LedgerEntry._meta.get_field("occurred_at").verbose_name) == "发生时间"
         assert str(WebhookDelivery._meta.get_field("attempts").verbose_name) == "尝试次数"
+        assert str(dict(Agreement._meta.get_field("period").choices)["monthly"]) == "每月"
     with translation.override("en"):
         help_text = Agreement._meta.get_field("currency").help_text
         assert str(help_text) == "ISO 4217 settlement currency, e.g. USD, JPY."

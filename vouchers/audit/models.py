@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from vouchers.audit.exceptions import AppendOnlyViolation
 
@@ -45,36 +46,38 @@ class AuditEntry(models.Model):
         REVIEW_DENIED = "review_denied", "review denied"
         LOCKOUT_LIFTED = "lockout_lifted", "lockout lifted"
 
-    chain = models.CharField(max_length=32, editable=False)
-    seq = models.PositiveBigIntegerField(editable=False)
+    chain = models.CharField(_("chain"), max_length=32, editable=False)
+    seq = models.PositiveBigIntegerField(_("seq"), editable=False)
     merchant = models.ForeignKey(
-        "vouchers.Merchant", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "vouchers.Merchant", verbose_name=_("merchant"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
     )
     # Free text rather than choices: other apps (settlement) add their own actions.
-    action = models.CharField(max_length=48)
-    actor = models.CharField(max_length=64, help_text="user:<id> or system.")
-    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=48)
+    actor = models.CharField(_("actor"), max_length=64, help_text=_("user:<id> or system."))
+    actor_name = models.CharField(_("actor name"), max_length=150, blank=True)
     # No constraint and no cascade: deleting a user leaves their entries as they were
     # (actor and actor_name keep who it was).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True, on_delete=models.DO_NOTHING,
+        related_name="+",
         db_constraint=False,
     )
-    target_type = models.CharField(max_length=64, blank=True)
-    target_id = models.CharField(max_length=64, blank=True)
-    target_label = models.CharField(max_length=200, blank=True)
-    reason = models.CharField(max_length=500, blank=True)
-    details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField()
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    target_type = models.CharField(_("target type"), max_length=64, blank=True)
+    target_id = models.CharField(_("target id"), max_length=64, blank=True)
+    target_label = models.CharField(_("target label"), max_length=200, blank=True)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    prev_hash = models.CharField(_("prev hash"), max_length=64)
+    hash = models.CharField(_("hash"), max_length=64)
 
     objects = AuditQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "audit entry"
-        verbose_name_plural = "audit log"
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
         constraints = [
             models.UniqueConstraint(fields=["chain", "seq"], name="audit_entry_chain_seq_unique"),
         ]
@@ -95,9 +98,13 @@ class AuditEntry(models.Model):
 class AuditChainHead(models.Model):
     """The last entry of one chain: locked to append, compared by verify_audit to catch a lost tail."""
 
-    chain = models.CharField(max_length=32, unique=True)
-    seq = models.PositiveBigIntegerField(default=0)
-    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    chain = models.CharField(_("chain"), max_length=32, unique=True)
+    seq = models.PositiveBigIntegerField(_("seq"), default=0)
+    hash = models.CharField(_("hash"), max_length=64, default=GENESIS_HASH)
+
+    class Meta:
+        verbose_name = _("audit chain head")
+        verbose_name_plural = _("audit chain heads")
 
     def __str__(self) -> str:
         return f"{self.chain} at #{self.seq}"

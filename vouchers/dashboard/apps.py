@@ -13,8 +13,3 @@ class DashboardConfig(AppConfig):
 
         # The admin's home is the merchant's dashboard (see views.dashboard_callback).
         admin.site.index_template = "dashboard/index.html"
-
-        from vouchers.dashboard import labels
-
-        # The settlement, fraud, audit, webhook and ops apps' model and field names, translated.
-        labels.apply()

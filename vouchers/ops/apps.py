@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class OpsConfig(AppConfig):
     name = "vouchers.ops"
     label = "ops"
-    verbose_name = "Operations: health, metrics, invariants"
+    verbose_name = _("Operations: health, metrics, invariants")

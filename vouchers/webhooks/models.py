@@ -17,39 +17,51 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class WebhookEndpoint(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
     merchant = models.ForeignKey(
-        "vouchers.Merchant", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        "vouchers.Merchant", verbose_name=_("merchant"), null=True, blank=True, on_delete=models.CASCADE,
+        related_name="+",
     )
     storefront = models.ForeignKey(
-        "vouchers.Storefront", null=True, blank=True, on_delete=models.CASCADE,
+        "vouchers.Storefront", verbose_name=_("storefront"), null=True, blank=True, on_delete=models.CASCADE,
         related_name="webhook_endpoints",
     )
     partner = models.ForeignKey(
-        "partners.Partner", null=True, blank=True, on_delete=models.CASCADE,
+        "partners.Partner", verbose_name=_("partner"), null=True, blank=True, on_delete=models.CASCADE,
         related_name="webhook_endpoints",
     )
-    url = models.URLField(max_length=2000)
-    events = models.JSONField(default=list, help_text="Event types this endpoint receives.")
-    enabled = models.BooleanField(default=True)
-    description = models.CharField(max_length=200, blank=True)
+    url = models.URLField(_("url"), max_length=2000)
+    events = models.JSONField(_("events"), default=list, help_text=_("Event types this endpoint receives."))
+    enabled = models.BooleanField(_("enabled"), default=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
     # The signing secret, sealed with the key ring's primary key (AES-256-GCM), bound to
     # this endpoint's id. Shown in clear once, when created or rotated.
-    secret_ciphertext = models.BinaryField(editable=False)
-    secret_nonce = models.BinaryField(max_length=12, editable=False)
-    secret_key_id = models.CharField(max_length=32, editable=False)
+    secret_ciphertext = models.BinaryField(_("secret ciphertext"), editable=False)
+    secret_nonce = models.BinaryField(_("secret nonce"), max_length=12, editable=False)
+    secret_key_id = models.CharField(_("secret key id"), max_length=32, editable=False)
     # During a rotation the previous secret signs too (a second v1) until this time.
-    previous_secret_ciphertext = models.BinaryField(null=True, blank=True, editable=False)
-    previous_secret_nonce = models.BinaryField(max_length=12, null=True, blank=True, editable=False)
-    previous_secret_key_id = models.CharField(max_length=32, blank=True, editable=False)
-    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    previous_secret_ciphertext = models.BinaryField(
+        _("previous secret ciphertext"), null=True, blank=True, editable=False,
+    )
+    previous_secret_nonce = models.BinaryField(
+        _("previous secret nonce"), max_length=12, null=True, blank=True, editable=False,
+    )
+    previous_secret_key_id = models.CharField(
+        _("previous secret key id"), max_length=32, blank=True, editable=False,
+    )
+    previous_secret_expires_at = models.DateTimeField(
+        _("previous secret expires at"), null=True, blank=True, editable=False,
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
         ordering = ["created_at"]
         constraints = [
             models.CheckConstraint(
@@ -70,18 +82,21 @@ class WebhookEndpoint(models.Model):
 class WebhookEvent(models.Model):
     """One notification, as sent: `payload` is the exact JSON body (never a code)."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    type = models.CharField(max_length=64)
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(_("type"), max_length=64)
     merchant = models.ForeignKey(
-        "vouchers.Merchant", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        "vouchers.Merchant", verbose_name=_("merchant"), null=True, blank=True, on_delete=models.CASCADE,
+        related_name="+",
     )
-    payload = models.JSONField()
+    payload = models.JSONField(_("payload"))
     # Deliveries of one endpoint that share this key are sent in order (e.g. an
     # issuance's events, a code's redemption and its reversal).
-    ordering_key = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ordering_key = models.CharField(_("ordering key"), max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -92,32 +107,38 @@ class WebhookDelivery(models.Model):
     """One event to one endpoint: the delivery log (attempts, last answer, outcome)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+        PENDING = "pending", _("Pending")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
-    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    merchant = models.ForeignKey(
-        "vouchers.Merchant", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+    event = models.ForeignKey(
+        WebhookEvent, verbose_name=_("event"), on_delete=models.CASCADE, related_name="deliveries",
     )
-    ordering_key = models.CharField(max_length=100, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField()
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, verbose_name=_("endpoint"), on_delete=models.CASCADE, related_name="deliveries",
+    )
+    merchant = models.ForeignKey(
+        "vouchers.Merchant", verbose_name=_("merchant"), null=True, blank=True, on_delete=models.CASCADE,
+        related_name="+",
+    )
+    ordering_key = models.CharField(_("ordering key"), max_length=100, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"))
     # Retried until then (WEBHOOK_RETRY_FOR_SECONDS after creation or a redelivery), then failed.
-    retry_until = models.DateTimeField()
+    retry_until = models.DateTimeField(_("retry until"))
     # A worker sending it holds this lease; another worker skips it until it passes.
-    lease_until = models.DateTimeField(null=True, blank=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
+    last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(_("last status code"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("webhook delivery")
         ordering = ["-created_at", "-pk"]
-        verbose_name_plural = "webhook deliveries"
+        verbose_name_plural = _("webhook deliveries")
         constraints = [
             models.UniqueConstraint(fields=["event", "endpoint"], name="webhookdelivery_once_per_endpoint"),
             models.CheckConstraint(
