@@ -182,6 +182,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The storefront's fast-path statements are prepared once per connection (vouchers.fastpath).
+DB_PREPARE_FAST_PATHS = env.bool("DB_PREPARE_FAST_PATHS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, rate limits -----------------------------------------------------------

@@ -16,6 +16,7 @@ from django.db import connection
 from fraud.models import RiskAssessment
 from vouchers import fastpath
 from vouchers.fastpath import assessment as deferred
+from vouchers.fastpath import cursor as fastpath_cursor
 
 # Table and column names come from the model; every value is a parameter.
 CHECK_SQL = f"""
@@ -36,7 +37,7 @@ def keep(assessment: RiskAssessment) -> None:
     """Write a deferred (unsaved) decision; it is then a stored row, as `save()` leaves it."""
     if assessment.pk is not None:
         raise ValueError(f"assessment {assessment.pk} is stored already")
-    with connection.cursor() as cursor:
+    with fastpath_cursor() as cursor:
         cursor.execute(_sql(), deferred.params(assessment))
         (assessment.pk,) = cursor.fetchone()
     assessment._state.adding, assessment._state.db = False, connection.alias

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 
 from vouchers import fastpath
+from vouchers.fastpath import cursor as fastpath_cursor
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product, StockCounter
 from vouchers.selectors import ModelRows
 
@@ -116,7 +117,7 @@ def confirm(*, issuance_id, storefront_id: int, actor: str, now: datetime) -> tu
         "issuance_id": issuance_id, "storefront_id": storefront_id, "now": now, "actor": actor,
         "shard": random.randrange(settings.VOUCHER_STOCK_SHARDS),
     }
-    with connection.cursor() as cursor:
+    with fastpath_cursor() as cursor:
         cursor.execute(_sql(), params)
         rows = cursor.fetchall()
     if not rows:

@@ -15,6 +15,7 @@ from django.db import connection
 from fraud.models import RiskAssessment
 from vouchers import fastpath
 from vouchers.fastpath import assessment as deferred
+from vouchers.fastpath import cursor as fastpath_cursor
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product, StockCounter
 
 _CODE, _BATCH = Code._meta.db_table, Batch._meta.db_table
@@ -158,7 +159,7 @@ def issue(
         "action": action, "issuance_action": f"issuance_{action}", "actor": actor,
         "issuance_details": json.dumps({"quantity": quantity}),
     }
-    with connection.cursor() as cursor:
+    with fastpath_cursor() as cursor:
         cursor.execute(_sql(), params)
         rows = cursor.fetchall()
     ok, assessment_id, moved, counted, evented, assessed, available = rows[0][:7]

@@ -14,6 +14,7 @@ from django.db import connection
 from fraud.models import RiskAssessment
 from vouchers import fastpath
 from vouchers.fastpath import assessment as deferred
+from vouchers.fastpath import cursor as fastpath_cursor
 from vouchers.models import Batch, Code, CodeEvent, Redemption, StockCounter
 
 # Table names and columns come from the models; every value is a parameter.
@@ -96,7 +97,7 @@ def redeem(
         "shard": random.randrange(settings.VOUCHER_STOCK_SHARDS), "actor": actor,
         "details": json.dumps({"redemption": str(redemption_id)}),
     }
-    with connection.cursor() as cursor:
+    with fastpath_cursor() as cursor:
         cursor.execute(_sql(), params)
         returned, assessed, counted, evented, assessment_id = cursor.fetchone()
     if returned is None:

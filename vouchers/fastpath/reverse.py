@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection
 
 from vouchers import fastpath
+from vouchers.fastpath import cursor as fastpath_cursor
 from vouchers.models import Batch, Code, CodeEvent, Merchant, Product, Redemption, StockCounter
 
 # Table names come from the models; every value is a parameter.
@@ -89,7 +90,7 @@ def reverse(
         "now": now, "reason": reason, "shard": random.randrange(settings.VOUCHER_STOCK_SHARDS),
         "actor": actor, "details": json.dumps({"redemption": str(redemption_id), "reason": reason[:200]}),
     }
-    with connection.cursor() as cursor:
+    with fastpath_cursor() as cursor:
         cursor.execute(_sql(), params)
         row = cursor.fetchone()
     if row is None:

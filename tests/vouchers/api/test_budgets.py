@@ -181,3 +181,32 @@ def test_the_fast_path_statements_fit_psycopgs_parse_cache():
                       check._sql()):
         assert len(statement.encode()) <= 4096
         assert len(set(re.findall(r"%\((\w+)\)s", statement))) <= 50
+
+
+def _prepared_fast_paths() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_fast_path_statements_are_planned_once_per_connection(warm):
+    shop, codes = warm
+    # given the issuances, checks and redemption the warm-up served on this connection
+    # then each fast path it used is a prepared statement of the connection, planned once
+    prepared = _prepared_fast_paths()
+    assert any("INSERT INTO vouchers_redemption" in sql for sql in prepared)
+    assert any("INSERT INTO vouchers_issuance" in sql for sql in prepared)
+    # and a second redemption reuses it instead of preparing another
+    count = len(prepared)
+    assert shop.client.redeem(codes[1]).status_code == 201
+    assert len(_prepared_fast_paths()) == count
+
+
+def test_fast_paths_are_not_prepared_when_turned_off(db, settings):
+    # (behind a pooler that cannot keep prepared statements)
+    settings.DB_PREPARE_FAST_PATHS = False
+    connection.close()  # a fresh connection: nothing prepared on it yet
+    shop = make_shop(codes=3)
+    codes = [c["code"] for c in shop.client.issue(shop.product.sku, quantity=2).json()["codes"]]
+    assert shop.client.redeem(codes[0]).status_code == 201
+    assert _prepared_fast_paths() == []
