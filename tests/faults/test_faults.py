@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 
+import psycopg
 import pytest
 
 from tests.faults.stack import acknowledged_issuances_are_stored, load, wait_until
@@ -182,13 +183,22 @@ CLOSE_RUNNING = ("SELECT count(*) FROM pg_locks WHERE relation = 'partners_state
 
 def test_kill_9_the_celery_worker_during_a_statement_close(stack):
     stack.start_celery()
-    # given a month of 20,000 ledger entries of one agreement, and the daily close queued
-    out = stack.manage("shell", "-c", LEDGER_SCRIPT.format(count=20_000), timeout=300)
-    agreement = int(out.stdout.strip().splitlines()[-1])
+    # A close of 20,000 entries takes well under a second, too short a window to hit by
+    # polling: a session holding SHARE on the statements table stops it right before it
+    # writes the statement row, its lines inserted and nothing committed.
+    blocker = psycopg.connect(stack.pg.url())
+    blocker.execute("LOCK TABLE partners_statement IN SHARE MODE")
+    try:
+        # given a month of 20,000 ledger entries of one agreement, and the daily close queued
+        out = stack.manage("shell", "-c", LEDGER_SCRIPT.format(count=20_000), timeout=300)
+        agreement = int(out.stdout.strip().splitlines()[-1])
+        # when the worker is killed with SIGKILL while the close has lines written but not committed
+        wait_until("the close running", lambda: stack.pg.sql(CLOSE_RUNNING) != "0", timeout=60, interval=0.05)
+        stack.kill("celery", signal.SIGKILL)
+    finally:
+        blocker.rollback()  # the killed close's backend gets the table, finds its client gone
+        blocker.close()
     statements_of = f"SELECT count(*) FROM partners_statement WHERE agreement_id = {agreement}"
-    # when the worker is killed with SIGKILL while the close has lines written but not committed
-    wait_until("the close running", lambda: stack.pg.sql(CLOSE_RUNNING) != "0", timeout=60, interval=0.05)
-    stack.kill("celery", signal.SIGKILL)
     wait_until("the killed close rolled back", lambda: stack.pg.sql(CLOSE_RUNNING) == "0", timeout=30)
     at_kill = (stack.pg.sql(statements_of), stack.pg.sql("SELECT count(*) FROM partners_statementline l "
                f"JOIN partners_ledgerentry e ON e.id = l.entry_id WHERE e.agreement_id = {agreement}"))
