@@ -14,9 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from fraud import admin_lockouts
 from fraud.models import AllowlistEntry, BlocklistEntry, FraudEvent, FraudRule, RiskAssessment
 from fraud.services.rules import ensure_default_rules, lists_changed, rules_changed
-from vouchers.admin_tenancy import MerchantScopedAdmin as VoucherMerchantScopedAdmin
-from vouchers.admin_tenancy import is_unscoped, staff_merchant
-from vouchers.admin_theme import labelled
+from vouchers.admin.tenancy import MerchantScopedAdmin as VoucherMerchantScopedAdmin
+from vouchers.admin.tenancy import is_unscoped, staff_merchant
+from vouchers.admin.theme import labelled
 
 
 class MerchantScopedAdmin(VoucherMerchantScopedAdmin):

@@ -17,8 +17,8 @@ from django.utils.translation import gettext_lazy as _
 
 from fraud.exceptions import RiskCheckUnavailable
 from fraud.services.lockouts import lift_lockout, lock_remaining_seconds, scope_of_event
-from vouchers.admin_tenancy import has_tenant
-from vouchers.admin_views import posted, render_page
+from vouchers.admin.tenancy import has_tenant
+from vouchers.admin.views import posted, render_page
 from vouchers.audit.services import AuditReasonRequired
 from vouchers.exceptions import DomainError
 

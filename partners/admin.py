@@ -1,4 +1,4 @@
-"""Settlement in the admin, scoped to the staff member's merchant (vouchers.admin_tenancy).
+"""Settlement in the admin, scoped to the staff member's merchant (vouchers.admin.tenancy).
 
 - Partners: every staff member may view the partners their merchant has agreements
   with, and add a partner; editing a partner and creating or revoking partner API keys
@@ -50,7 +50,7 @@ from partners.services.agreements import (
     version_is_used,
 )
 from partners.services.keys import create_partner_key, revoke_partner_key
-from vouchers.admin_tenancy import (
+from vouchers.admin.tenancy import (
     MerchantScopedAdmin,
     has_tenant,
     is_unscoped,

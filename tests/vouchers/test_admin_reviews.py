@@ -239,7 +239,7 @@ def test_a_not_found_from_the_service_is_an_error_message(reviewer_client, shop,
     def not_found(**kwargs):
         raise NotFound("No such issuance.")
 
-    monkeypatch.setattr("vouchers.admin_views.approve_review", not_found)
+    monkeypatch.setattr("vouchers.admin.views.approve_review", not_found)
     before = world()
     # when
     response = reviewer_client.post(review_url(issuance, "approve"), follow=True)

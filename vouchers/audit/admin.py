@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from vouchers.admin_tenancy import MerchantScopedAdmin, is_unscoped
+from vouchers.admin.tenancy import MerchantScopedAdmin, is_unscoped
 from vouchers.audit.models import AuditEntry
 
 

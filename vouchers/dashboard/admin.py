@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from unfold.admin import StackedInline
 
-from vouchers.admin_tenancy import MerchantScopedAdmin, scope_queryset
+from vouchers.admin.tenancy import MerchantScopedAdmin, scope_queryset
 from vouchers.dashboard.models import MerchantAlertSetting, ProductAlertSetting, StockAlert
 
 

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from vouchers.admin_tenancy import is_unscoped, staff_merchant
+from vouchers.admin.tenancy import is_unscoped, staff_merchant
 from vouchers.dashboard.selectors import Dashboard, merchant_dashboard
 from vouchers.models import Code, Merchant
 

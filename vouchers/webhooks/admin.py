@@ -21,8 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from partners.models import Partner
-from vouchers.admin_tenancy import MerchantScopedAdmin, TenantModelForm, is_unscoped, scoped_choices
-from vouchers.admin_views import render_page
+from vouchers.admin.tenancy import MerchantScopedAdmin, TenantModelForm, is_unscoped, scoped_choices
+from vouchers.admin.views import render_page
 from vouchers.models import Storefront
 from vouchers.webhooks.events import EVENT_CHOICES
 from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from vouchers import selectors
-from vouchers.admin_forms import (
+from vouchers.admin.forms import (
     BatchStatusForm,
     CreateAPIKeyForm,
     FindCodeForm,
@@ -32,7 +32,7 @@ from vouchers.admin_forms import (
     PlantCanariesForm,
     ReviewDecisionForm,
 )
-from vouchers.admin_tenancy import is_unscoped, scoped_choices, staff_merchant
+from vouchers.admin.tenancy import is_unscoped, scoped_choices, staff_merchant
 from vouchers.exceptions import DomainError, ImportRejected, InvalidBatchSettings
 from vouchers.models import Batch, Code, Issuance, Product
 from vouchers.services import batch_status
@@ -94,7 +94,7 @@ def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        from vouchers import admin_loads
+        from vouchers.admin import loads as admin_loads
 
         if background := admin_loads.start_generation_if_large(model_admin, request, data):
             return background
@@ -133,7 +133,7 @@ def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         uploaded = data["file"]
-        from vouchers import admin_loads
+        from vouchers.admin import loads as admin_loads
 
         if background := admin_loads.start_import_if_large(model_admin, request, data):
             return background

@@ -14,7 +14,7 @@ from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from unfold.admin import TabularInline
 
-from vouchers.admin_theme import ConsoleModelAdmin
+from vouchers.admin.theme import ConsoleModelAdmin
 from vouchers.models import (
     Batch,
     Code,

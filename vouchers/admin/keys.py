@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
 
-from vouchers.admin_views import change_url, posted, render_page
+from vouchers.admin.views import change_url, posted, render_page
 from vouchers.exceptions import DomainError
 from vouchers.services.api_keys import revoke_storefront_key
 

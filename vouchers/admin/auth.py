@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.forms import ModelMultipleChoiceField
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
-from vouchers.admin_theme import ConsoleModelAdmin
+from vouchers.admin.theme import ConsoleModelAdmin
 
 
 class PermissionChoiceField(ModelMultipleChoiceField):

@@ -19,8 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from django_ratelimit.core import is_ratelimited
 
-from vouchers.admin_tenancy import has_tenant, is_unscoped, staff_merchant
-from vouchers.admin_views import change_url, posted, render_page
+from vouchers.admin.tenancy import has_tenant, is_unscoped, staff_merchant
+from vouchers.admin.views import change_url, posted, render_page
 from vouchers.exceptions import DomainError
 from vouchers.services.reveal import MAX_REASON_LENGTH, reveal_code
 
