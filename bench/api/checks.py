@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.api.common import (
-    COVERED_SKU,
-    FLASH_ATTEMPTS,
-    FLASH_CODES,
-)
+from bench.api.common import COVERED_SKU, FLASH_ATTEMPTS, FLASH_CODES
 from bench.api.data import bench_caller
 
 

@@ -14,11 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.api.checks import step_count_ledger, step_verify_flash
-from bench.api.common import (
-    FLASH_ATTEMPTS,
-    RESULTS_DIR,
-    ROOT,
-)
+from bench.api.common import FLASH_ATTEMPTS, RESULTS_DIR, ROOT
 from bench.api.data import setup_django, step_fill, step_issue, step_prepare
 from bench.api.profile import step_cpu_profile
 from bench.api.report import print_report, summarise

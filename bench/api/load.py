@@ -12,9 +12,7 @@ import subprocess
 import threading
 import time
 
-from bench.api.common import (
-    WRK_DIR,
-)
+from bench.api.common import WRK_DIR
 from bench.api.server import Server
 
 

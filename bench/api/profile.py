@@ -11,15 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.api.common import (
-    BASELINE_ROWS,
-    FLASH_ATTEMPTS,
-    FLASH_SKU,
-    REDEEM_SKU,
-    RESULTS_DIR,
-    ROOT,
-    log,
-)
+from bench.api.common import BASELINE_ROWS, FLASH_ATTEMPTS, FLASH_SKU, REDEEM_SKU, RESULTS_DIR, ROOT, log
 from bench.api.load import fmt_summary
 
 if TYPE_CHECKING:

@@ -15,11 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.api.common import (
-    ENTRY_POINT,
-    GUNICORN_CONF,
-    ROOT,
-)
+from bench.api.common import ENTRY_POINT, GUNICORN_CONF, ROOT
 
 
 @dataclass

@@ -6,9 +6,7 @@ import argparse
 import statistics
 import time
 
-from bench.api.common import (
-    INVENTORY_SKU,
-)
+from bench.api.common import INVENTORY_SKU
 from bench.api.data import bench_caller
 
 
