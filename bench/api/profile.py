@@ -38,10 +38,9 @@ STACK_BUCKETS = (
 # Inclusive time of these frames (function name, file fragment).
 STACK_FOCUS = (
     ("authenticate", "vouchers/api/authentication.py"),
-    ("limit_by_address", "vouchers/api/ratelimits.py"),
-    ("limit_by_key", "vouchers/api/ratelimits.py"),
+    ("admit", "vouchers/api/ratelimits.py"),
     ("claim", "vouchers/services/idempotency.py"),
-    ("lock_for_run", "vouchers/services/idempotency.py"),
+    ("respond_once", "vouchers/api/idempotent.py"),
     ("complete", "vouchers/services/idempotency.py"),
     ("fingerprint", "vouchers/services/idempotency.py"),
     ("redeem_code", "vouchers/services/redemption.py"),

@@ -122,7 +122,7 @@ def print_report(args: argparse.Namespace, results: dict, med: dict) -> None:
         seq = results.get("baseline_sequential", {}).get("p50_ms")
         print(f"\nkey checking (ApiKeyAuthentication.authenticate, in-process, PostgreSQL): median "
               f"{auth['authenticate_us']:.0f} us over {auth['calls']:,} calls (of which hash check "
-              f"{auth['hash_check_us']:.1f} us); rate-limit checks (2, Redis) "
+              f"{auth['hash_check_us']:.1f} us); rate-limit checks (address and key, one Redis round trip) "
               f"{auth['rate_limits_us']:.0f} us; "
               f"baseline request without auth, sequential p50 {seq:.2f} ms" if seq else "")
     if "covered_16" in med:
