@@ -16,7 +16,7 @@ __all__ = [
 
 
 class AgreementVersionOverlap(DomainError):
-    pass
+    """409 `agreement_version_overlap`: agreement versions overlap."""
 
 
 class AgreementVersionInUse(DomainError):
@@ -24,7 +24,7 @@ class AgreementVersionInUse(DomainError):
 
 
 class InvalidAgreementTerms(DomainError):
-    pass
+    """400 `invalid_agreement_terms`: agreement terms refused."""
 
 
 class InvalidRequest(DomainError):
@@ -32,12 +32,12 @@ class InvalidRequest(DomainError):
 
 
 class StatementInvalidState(DomainError):
-    pass
+    """409 `invalid_state`: invalid state."""
 
 
 class ContentMismatch(DomainError):
-    pass
+    """409 `content_mismatch`: content hash does not match."""
 
 
 class DisputeWindowClosed(DomainError):
-    pass
+    """409 `dispute_window_closed`: dispute window closed."""

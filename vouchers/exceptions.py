@@ -56,7 +56,7 @@ _take_error_type(DomainError)
 
 
 class InvalidBatchSettings(DomainError):
-    pass
+    """400 `invalid_batch_settings`: batch settings refused."""
 
 
 class ImportRejected(DomainError):
@@ -71,7 +71,7 @@ class ImportRejected(DomainError):
 # --- storefront API ---------------------------------------------------------------
 
 class UnknownProduct(DomainError):
-    pass
+    """404 `unknown_product`: unknown product."""
 
 
 class OutOfStock(DomainError):
@@ -83,7 +83,7 @@ class NotFound(DomainError):
 
 
 class InvalidState(DomainError):
-    pass
+    """409 `invalid_state`: not allowed in the current state."""
 
 
 class ReservationExpired(DomainError):
@@ -99,16 +99,16 @@ class AlreadyRedeemed(DomainError):
 
 
 class CodeExpired(DomainError):
-    pass
+    """410 `code_expired`: code expired."""
 
 
 class CodeVoid(DomainError):
-    pass
+    """409 `code_void`: code void."""
 
 
 class AlreadyReversed(DomainError):
-    pass
+    """409 `already_reversed`: redemption already reversed."""
 
 
 class ReversalWindowClosed(DomainError):
-    pass
+    """409 `reversal_window_closed`: reversal window closed."""

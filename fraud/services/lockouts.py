@@ -135,11 +135,11 @@ def _lock(scope: Scope, *, ctx: RiskContext, reason: str, failures: int, window:
 
 
 class LockoutNotActive(DomainError):
-    pass
+    """409 `not_locked`: this lockout is no longer active."""
 
 
 class NotALockout(DomainError):
-    pass
+    """409 `invalid_state`: this fraud event is not a lockout."""
 
 
 def scope_of_event(event: FraudEvent) -> Scope:

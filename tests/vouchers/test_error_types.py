@@ -136,3 +136,20 @@ def test_the_schema_lists_every_code_with_its_status():
     code = result["components"]["schemas"]["ProblemOutput"]["properties"]["code"]
     assert code["enum"] == sorted(STATUS_BY_CODE)
     assert "- `out_of_stock` (409): Out of stock" in code["description"]
+
+
+def test_a_docstring_that_names_an_errors_status_and_code_names_its_entry():
+    # given the domain errors whose docstring opens with "<status> `<code>`:"
+    import re
+
+    stated = {
+        cls.__name__: re.match(r"(\d{3}) `(\w+)`:", cls.__doc__ or "")
+        for cls in all_domain_errors()
+    }
+    # then the status and code they state are the table's (a docstring cannot drift)
+    drifted = [
+        name for name, match in stated.items()
+        if match and (int(match[1]), match[2]) != (ERROR_TYPES[name].status, ERROR_TYPES[name].code)
+    ]
+    assert sum(1 for match in stated.values() if match) > 10
+    assert drifted == []

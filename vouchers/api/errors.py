@@ -33,7 +33,7 @@ PROBLEM = "application/problem+json"
 
 
 class RateLimited(DomainError):
-    pass
+    """429 `rate_limited`: too many requests."""
 
 
 class RateLimiterUnavailable(DomainError):
@@ -41,15 +41,15 @@ class RateLimiterUnavailable(DomainError):
 
 
 class IdempotencyKeyRequired(DomainError):
-    pass
+    """400 `idempotency_key_required`: idempotency-Key header required."""
 
 
 class IdempotencyKeyReused(DomainError):
-    pass
+    """422 `idempotency_key_reused`: idempotency-Key reused with a different request."""
 
 
 class IdempotencyInProgress(DomainError):
-    pass
+    """409 `idempotency_in_progress`: A request with this Idempotency-Key is still running."""
 
 
 class PayloadTooLarge(DomainError):

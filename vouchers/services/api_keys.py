@@ -27,11 +27,11 @@ MAX_KEY_NAME_LENGTH: int = StorefrontAPIKey._meta.get_field("name").max_length  
 
 
 class InvalidAPIKeyName(DomainError):
-    pass
+    """400 `invalid_request`: an API key needs a name."""
 
 
 class APIKeyAlreadyRevoked(DomainError):
-    pass
+    """409 `already_revoked`: this API key is already revoked."""
 
 
 @transaction.atomic(durable=True)

@@ -15,7 +15,7 @@ MAX_REASON_LENGTH = 500
 
 
 class ValidityNotExtended(DomainError):
-    pass
+    """409 `validity_not_extended`: the batch's validity was not extended."""
 
 
 @transaction.atomic

@@ -29,11 +29,11 @@ MAX_REASON_LENGTH = 500
 
 
 class RevealReasonRequired(DomainError):
-    pass
+    """400 `reason_required`: A reason is required to reveal a code."""
 
 
 class RevealNotAllowed(DomainError):
-    pass
+    """403 `permission_denied`: revealing codes needs the reveal permission."""
 
 
 @sensitive_variables("plaintext")

@@ -18,7 +18,7 @@ from vouchers.webhooks.services.outbox import forget_subscriptions
 
 
 class InvalidEndpoint(DomainError):
-    pass
+    """400 `invalid_request`: invalid webhook endpoint."""
 
 
 @dataclass(frozen=True)
