@@ -15,12 +15,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_console import posted, render_page
+from config.errors import DomainError
+from config.tenancy import has_tenant
 from fraud.exceptions import RiskCheckUnavailable
 from fraud.services.lockouts import lift_lockout, lock_remaining_seconds, scope_of_event
-from vouchers.admin.tenancy import has_tenant
-from vouchers.admin.views import posted, render_page
 from vouchers.audit.services import AuditReasonRequired
-from vouchers.exceptions import DomainError
 
 
 class LiftLockoutForm(forms.Form):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from vouchers.exceptions import DomainError
+from config.errors import DomainError
 
 
 class FraudDenied(DomainError):

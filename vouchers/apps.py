@@ -7,4 +7,10 @@ class VouchersConfig(AppConfig):
     verbose_name = _("Voucher inventory")
 
     def ready(self) -> None:
-        from vouchers import checks  # noqa: F401  (registers system checks)
+        from config.tenancy import register_merchant_paths
+        from vouchers import (
+            checks,  # noqa: F401  (registers system checks)
+            tenancy,
+        )
+
+        register_merchant_paths(tenancy.MERCHANT_PATHS, choice_select_related=tenancy.CHOICE_SELECT_RELATED)

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
+from config.errors import DomainError
 from fraud import clock, conf, counters, subjects
 from fraud.context import RiskContext
 from fraud.exceptions import TooManyAttempts
 from fraud.models import FraudEvent
 from fraud.services import guessing
 from fraud.services.events import record_fraud_event
-from vouchers.exceptions import DomainError
 from vouchers.ops import metrics
 
 FAILURE_REASONS = ("unknown_code", "not_issued", "canary")

@@ -6,11 +6,11 @@ assessment into what the voucher services act on.
 
 from __future__ import annotations
 
+from config.callers import Caller, CustomerContext
 from fraud.context import RiskContext
 from fraud.exceptions import FraudDenied
 from fraud.models import Outcome, RiskAssessment
 from fraud.services import assessment, leaks, lockouts
-from vouchers.callers import Caller, CustomerContext
 from vouchers.models import Code
 from vouchers.ops import metrics
 
