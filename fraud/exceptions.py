@@ -51,3 +51,7 @@ class RiskCheckUnavailable(DomainError):
             detail or _("Fraud checks are temporarily unavailable; retry later."), retry_after=retry_after
         )
         self.retry_after = retry_after
+
+
+class LockoutReasonRequired(ValueError):
+    """Lifting a lockout needs a reason and none was given (a form error, never an API answer)."""
