@@ -11,16 +11,16 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_console import MerchantScopedAdmin as ScopedAdminBase
+from config.admin_console import labelled
+from config.tenancy import is_unscoped, staff_merchant
 from fraud import admin_lockouts
 from fraud.models import AllowlistEntry, BlocklistEntry, FraudEvent, FraudRule, RiskAssessment
 from fraud.services.rules import ensure_default_rules, lists_changed, rules_changed
-from vouchers.admin.tenancy import MerchantScopedAdmin as VoucherMerchantScopedAdmin
-from vouchers.admin.tenancy import is_unscoped, staff_merchant
-from vouchers.admin.theme import labelled
 
 
-class MerchantScopedAdmin(VoucherMerchantScopedAdmin):
-    """The vouchers admin's scoping (rows, choices, permissions) for rows with a `merchant` key.
+class MerchantScopedAdmin(ScopedAdminBase):
+    """The console's scoping (rows, choices, permissions) for rows with a `merchant` key.
 
     The merchant stays a field of the form (limited to the staff member's own merchant,
     preselected), so a forged merchant is a form error rather than silently replaced;

@@ -2,7 +2,7 @@
 
 Shown on a lockout event's page while the lockout it recorded is still running. Needs
 the "Can change fraud event" permission (fraud.change_fraudevent); the event itself is
-never edited. The service writes the audit entry; this view only asks and reports.
+never edited. The service has the audit entry written; this view only asks and reports.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from fraud.exceptions import RiskCheckUnavailable
+from config.admin_console import posted, render_page
+from config.errors import DomainError
+from config.tenancy import has_tenant
+from fraud.exceptions import LockoutReasonRequired, RiskCheckUnavailable
 from fraud.services.lockouts import lift_lockout, lock_remaining_seconds, scope_of_event
-from vouchers.admin.tenancy import has_tenant
-from vouchers.admin.views import posted, render_page
-from vouchers.audit.services import AuditReasonRequired
-from vouchers.exceptions import DomainError
 
 
 class LiftLockoutForm(forms.Form):
@@ -57,7 +56,7 @@ def lift_lockout_view(model_admin, request: HttpRequest, object_id: str) -> Http
     if request.method == "POST" and form.is_valid():
         try:
             scope = lift_lockout(event=event, user=request.user, reason=form.cleaned_data["reason"])
-        except (DomainError, AuditReasonRequired, RiskCheckUnavailable) as exc:
+        except (DomainError, LockoutReasonRequired, RiskCheckUnavailable) as exc:
             form.add_error(None, getattr(exc, "detail", str(exc)))
         else:
             messages.success(request, _("The %(p0)s lockout of event %(p1)s was lifted.") % {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from vouchers.exceptions import DomainError
+from config.errors import DomainError
 
 
 class FraudDenied(DomainError):
@@ -51,3 +51,7 @@ class RiskCheckUnavailable(DomainError):
             detail or _("Fraud checks are temporarily unavailable; retry later."), retry_after=retry_after
         )
         self.retry_after = retry_after
+
+
+class LockoutReasonRequired(ValueError):
+    """Lifting a lockout needs a reason and none was given (a form error, never an API answer)."""

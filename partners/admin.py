@@ -1,4 +1,4 @@
-"""Settlement in the admin, scoped to the staff member's merchant (vouchers.admin.tenancy).
+"""Settlement in the admin, scoped to the staff member's merchant (config.admin_console).
 
 - Partners: every staff member may view the partners their merchant has agreements
   with, and add a partner; editing a partner and creating or revoking partner API keys
@@ -28,6 +28,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from config import versions
+from config.admin_console import MerchantScopedAdmin
+from config.errors import DomainError
+from config.tenancy import has_tenant, is_unscoped, scope_queryset, staff_merchant
 from partners.csvexport import csv_rows
 from partners.exceptions import AgreementVersionInUse, AgreementVersionOverlap, InvalidAgreementTerms
 from partners.models import (
@@ -50,14 +53,6 @@ from partners.services.agreements import (
     version_is_used,
 )
 from partners.services.keys import create_partner_key, revoke_partner_key
-from vouchers.admin.tenancy import (
-    MerchantScopedAdmin,
-    has_tenant,
-    is_unscoped,
-    scope_queryset,
-    staff_merchant,
-)
-from vouchers.exceptions import DomainError
 from vouchers.services.events import actor_for_user
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vouchers.exceptions import DomainError, NotFound
+from config.errors import DomainError
+from vouchers.exceptions import NotFound
 
 __all__ = [
     "AgreementVersionInUse",

@@ -35,7 +35,7 @@ def setup_django() -> None:
 
 
 def bench_caller():
-    from vouchers.callers import Caller
+    from config.callers import Caller
     from vouchers.models import StorefrontAPIKey
 
     api_key = StorefrontAPIKey.objects.select_related("storefront").get(storefront__name=STOREFRONT_NAME)

@@ -1,4 +1,8 @@
-"""Delivering a fraud alert by e-mail to the merchant's staff, exactly once per event."""
+"""Delivering a fraud alert by e-mail to the merchant's staff, exactly once per event.
+
+Who the staff are and what the merchant is called come from the merchant directory
+(`fraud.merchants`), registered by the app owning merchants.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from fraud import merchants
 from fraud.models import FraudEvent
 
 logger = logging.getLogger("fraud.alerts")
@@ -28,13 +33,7 @@ def alert_recipients(event: FraudEvent) -> list[str]:
     """Active staff users of the event's merchant with an e-mail; ADMINS for no merchant."""
     if event.merchant_id is None:
         return [email for _name, email in getattr(settings, "ADMINS", [])]
-    from vouchers.models import MerchantStaff
-
-    emails = (
-        MerchantStaff.objects.filter(merchant_id=event.merchant_id, user__is_active=True)
-        .exclude(user__email="").order_by("user__email").values_list("user__email", flat=True)
-    )
-    return list(dict.fromkeys(emails))
+    return merchants.directory().staff_emails(event.merchant_id)
 
 
 def admin_event_url(event: FraudEvent) -> str:
@@ -46,10 +45,7 @@ def admin_event_url(event: FraudEvent) -> str:
 def merchant_label(event: FraudEvent) -> str:
     if event.merchant_id is None:
         return _("none (a caller of no known merchant)")
-    from vouchers.models import Merchant
-
-    merchant = Merchant.objects.filter(pk=event.merchant_id).values("name", "slug").first()
-    return f"{merchant['name']} ({merchant['slug']})" if merchant else str(event.merchant_id)
+    return merchants.directory().label(event.merchant_id) or str(event.merchant_id)
 
 
 def alert_language() -> str:

@@ -268,16 +268,12 @@ def _match_first_orders(rule: FraudRule, ctx: RiskContext, result: _Evaluation) 
     if ctx.quantity <= limit:
         return None
     first_orders = _setting(rule, "new_customer_orders")
-    from vouchers.models import Issuance
-
     previous = 0
-    # An anonymous buyer has no history (nor has a caller without a merchant): treated as new.
-    if ctx.customer.strip() and ctx.merchant_id is not None:
-        previous = (
-            Issuance.objects.filter(
-                storefront__merchant_id=ctx.merchant_id, customer=ctx.customer.strip(),
-                status=Issuance.Status.ISSUED,
-            ).values("pk")[:first_orders].count()
+    # An anonymous buyer has no history (nor has a caller without a merchant, nor one that
+    # hands over no way of counting orders): treated as new.
+    if ctx.customer.strip() and ctx.merchant_id is not None and ctx.previous_orders is not None:
+        previous = ctx.previous_orders(
+            merchant_id=ctx.merchant_id, customer=ctx.customer.strip(), at_most=first_orders,
         )
     matched = previous < first_orders
     result.details.append({"rule": rule.pk, "kind": rule.kind, "previous_orders": previous,

@@ -6,10 +6,9 @@ import logging
 
 from django.db import transaction
 
-from fraud import clock, conf, counters
+from fraud import clock, conf, counters, signals
 from fraud.exceptions import RiskCheckUnavailable
 from fraud.models import FraudEvent
-from vouchers.webhooks.services import outbox as webhooks
 
 logger = logging.getLogger("fraud.events")
 
@@ -36,6 +35,9 @@ def record_fraud_event(
 ) -> FraudEvent:
     """Store one event in the caller's transaction; alert after commit if severe enough.
 
+    Announced in the same transaction (`fraud.signals.fraud_event_recorded`): the webhook
+    outbox writes the merchant's `fraud.alert` from it.
+
     With `alert_throttle`, at most one alert per (merchant, kind, throttle subject) is
     sent per FRAUD_ALERT_THROTTLE_SECONDS; every event is still recorded. If the
     throttle store is down the alert is sent (more mail beats a missed leak).
@@ -55,7 +57,7 @@ def record_fraud_event(
             merchant_id=merchant_id, severity=severity, kind=kind, decision=decision,
             context=context, assessment_id=assessment_id, batch_id=batch_id, alert=alert,
         )
-        webhooks.fraud_alert(event)
+        signals.fraud_event_recorded.send(sender=FraudEvent, event=event)
     if alert == FraudEvent.Alert.PENDING:
         queue_alert_after_commit(event.pk)
     return event

@@ -9,11 +9,13 @@ failed attempt for lockouts. Do not call `record_failed_attempt` as well.
 
 Indistinguishable in time from an unknown code: inside the request a leak does what
 an unknown code does (count one failed attempt in the counter store) and no more.
-Writing the event, reading the code's facts, the alert throttle and the alert are one
-Celery task (`fraud.tasks.record_leak_use`, ids and the request's context only, never
-a code). Even publishing it costs a few milliseconds of the request's time, so after
-commit the request only hands it to this process's leak-report thread, which
-publishes it; if the broker cannot take it, that thread writes the event itself
+Writing the event, the alert throttle and the alert are one Celery task
+(`fraud.tasks.record_leak_use`, ids and the request's context only, never a code). The
+code's facts (id, last 4 characters, state) come from the caller with the attempt
+(`fraud.context.CodeFacts`) and travel in that context: fraud never reads the code.
+Even publishing the task costs a few milliseconds of the request's time, so after
+commit the request only hands it to this process's leak-report thread, which publishes
+it; if the broker cannot take it, that thread writes the event itself
 (losing a leak signal would be worse). A process killed in the few milliseconds
 between the hand-off and the publish loses that one event (never the failed-attempt
 count, which is taken in the request). The task is safe twice: it carries an attempt
@@ -33,18 +35,16 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from django.db import transaction
 
+from config import metrics
 from fraud import clock
-from fraud.context import RiskContext
+from fraud.context import CodeFacts, RiskContext
 from fraud.exceptions import RiskCheckUnavailable
 from fraud.models import FraudEvent
 from fraud.services.events import record_fraud_event
 from fraud.services.lockouts import record_failed_attempt
-from vouchers.ops import metrics
 
 logger = logging.getLogger("fraud.leaks")
 
@@ -54,37 +54,32 @@ SEVERITY_BY_KIND = {
 }
 
 
-def _code_facts(code_id: int) -> dict:
-    """What an event may say about a code: its id, last 4 characters and state. Never the code."""
-    from vouchers.models import Code
-
-    row: Mapping[str, Any] = Code.objects.filter(pk=code_id).values("last4", "state").first() or {}
-    return {"code_id": code_id, "code_last4": row.get("last4", ""), "code_state": row.get("state", "")}
-
-
-def report_unissued_code_use(*, ctx: RiskContext, code_id: int, batch_id: int) -> None:
+def report_unissued_code_use(*, ctx: RiskContext, code: CodeFacts) -> None:
     """A code that exists but was never issued was checked or redeemed: possible leak.
 
     Counts a failed attempt now; a high-severity event naming the batch (and its alert)
     is written after commit, off the request. Raises nothing of its own.
     """
     _count_failure(ctx, "not_issued")
-    _record_after_commit(FraudEvent.Kind.UNISSUED_CODE_USE, ctx, code_id, batch_id)
+    _record_after_commit(FraudEvent.Kind.UNISSUED_CODE_USE, ctx, code)
 
 
-def report_canary_use(*, ctx: RiskContext, code_id: int, batch_id: int) -> None:
+def report_canary_use(*, ctx: RiskContext, code: CodeFacts) -> None:
     """A canary code was checked or redeemed: the batch's stock has leaked.
 
     Counts a failed attempt now; a critical event naming the batch (and its alert) is
     written after commit, off the request. Raises nothing of its own.
     """
     _count_failure(ctx, "canary")
-    _record_after_commit(FraudEvent.Kind.CANARY_USE, ctx, code_id, batch_id)
+    _record_after_commit(FraudEvent.Kind.CANARY_USE, ctx, code)
 
 
 def record_leak_event(*, kind: str, context: dict, code_id: int, batch_id: int,
                       occurred_at: float | None = None) -> FraudEvent | None:
-    """Write the leak event of one attempt (the task's body); None if it was written already."""
+    """Write the leak event of one attempt (the task's body); None if it was written already.
+
+    `context` holds the request's context and the code's facts (`CodeFacts.as_json`).
+    """
     attempt = context.get("attempt")
     with transaction.atomic():
         seen = FraudEvent.objects.filter(batch_id=batch_id, kind=kind, context__attempt=attempt)
@@ -95,15 +90,15 @@ def record_leak_event(*, kind: str, context: dict, code_id: int, batch_id: int,
             merchant_id=context.get("merchant_id"), kind=kind,
             severity=SEVERITY_BY_KIND[FraudEvent.Kind(kind)],
             decision=FraudEvent.Decision.REFUSED,
-            context={**context, **_code_facts(code_id), "batch_id": batch_id},
+            context={**context, "code_id": code_id, "batch_id": batch_id},
             batch_id=batch_id, alert_throttle=f"batch:{batch_id}", occurred_at=occurred_at,
         )
 
 
-def _record_after_commit(kind: str, ctx: RiskContext, code_id: int, batch_id: int) -> None:
-    context = {**ctx.as_json(), "attempt": uuid.uuid4().hex}
+def _record_after_commit(kind: str, ctx: RiskContext, code: CodeFacts) -> None:
+    context = {**ctx.as_json(), "attempt": uuid.uuid4().hex, **code.as_json()}
     occurred_at = clock.now()
-    fields = {"kind": str(kind), "context": context, "code_id": code_id, "batch_id": batch_id,
+    fields = {"kind": str(kind), "context": context, "code_id": code.code_id, "batch_id": code.batch_id,
               "occurred_at": occurred_at}
 
     def record_leak_use_after_commit() -> None:

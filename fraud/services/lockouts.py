@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from fraud import clock, conf, counters, subjects
+from config import metrics
+from config.errors import DomainError
+from fraud import clock, conf, counters, signals, subjects
 from fraud.context import RiskContext
-from fraud.exceptions import TooManyAttempts
+from fraud.exceptions import LockoutReasonRequired, TooManyAttempts
 from fraud.models import FraudEvent
 from fraud.services import guessing
 from fraud.services.events import record_fraud_event
-from vouchers.exceptions import DomainError
-from vouchers.ops import metrics
 
 FAILURE_REASONS = ("unknown_code", "not_issued", "canary")
 
@@ -173,26 +173,25 @@ def lift_lockout(*, event: FraudEvent, user, reason: str) -> Scope:
     For a customer or storefront locked out by mistake (a shop's test run, a customer
     who mistyped). The counters are overwritten with expired values, so a request racing
     with the lift sees either the lock or nothing. The audit entry (who, why, which
-    scope) is written in its own transaction. Raises NotALockout, LockoutNotActive,
-    AuditReasonRequired (blank reason), RiskCheckUnavailable.
+    scope) is written in its own transaction by the receiver of
+    `fraud.signals.lockout_lifted` (the audit log's). Raises NotALockout,
+    LockoutNotActive, LockoutReasonRequired (blank reason), RiskCheckUnavailable, and
+    RuntimeError when nothing would audit the lift.
     """
-    from vouchers.audit.services import record_audit
-
     scope = scope_of_event(event)
     reason = (reason or "").strip()
     if not reason:
-        from vouchers.audit.services import AuditReasonRequired
-
-        raise AuditReasonRequired(_("a reason is required to lift a lockout"))
+        raise LockoutReasonRequired(_("a reason is required to lift a lockout"))
+    if not signals.lockout_lifted.has_listeners(FraudEvent):
+        raise RuntimeError("no audit log receives fraud.signals.lockout_lifted: a lift must be audited")
     remaining = lock_remaining_seconds(scope)
     if remaining <= 0:
         raise LockoutNotActive(f"the {scope.name} lockout of event {event.pk} has already ended")
     window = int(conf.get("FRAUD_LOCKOUT_WINDOW_SECONDS"))
     with transaction.atomic():
-        record_audit(
-            action="lockout_lifted", merchant_id=event.merchant_id, user=user, target=event,
-            target_label=f"{scope.name} lockout (event {event.pk})", reason=reason,
-            details={"scope": scope.name, "event_id": event.pk, "remaining_seconds": remaining},
+        signals.lockout_lifted.send(
+            sender=FraudEvent, event=event, user=user, reason=reason, scope=scope.name,
+            remaining_seconds=remaining,
         )
         counters.set_value(scope.lock_key, {"until": 0, "strike": 0}, ttl=1)
         counters.set_value(scope.strikes_key, {"n": 0, "at": 0}, ttl=1)

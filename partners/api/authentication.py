@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vouchers.callers import Caller
+from config.callers import Caller
 
 
 def partner_caller(prefix: str, key: str) -> Caller | None:

@@ -14,6 +14,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from config.callers import Caller
 from partners.api import serializers as s
 from partners.csvexport import csv_rows
 from partners.exceptions import InvalidRequest, NotFound
@@ -31,7 +32,6 @@ from vouchers.api.views import (
     problem,
     replayed,
 )
-from vouchers.callers import Caller
 
 READ_ERRORS = {
     401: COMMON_ERRORS[401],

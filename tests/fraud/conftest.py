@@ -67,12 +67,18 @@ def storefront(merchant):
 
 @pytest.fixture
 def make_ctx(merchant, storefront, product):
-    """A RiskContext for this merchant's storefront and product, fields overridable."""
+    """A RiskContext for this merchant's storefront and product, fields overridable.
+
+    Like the voucher services' (vouchers.services.risk.context_for), it counts previous
+    orders in the voucher tables.
+    """
+    from vouchers.services.risk import previous_orders
 
     def make(**overrides) -> RiskContext:
         fields = {
             "merchant_id": merchant.pk, "action": "issue", "api_key_id": "key-1",
             "storefront_id": storefront.pk, "product_id": product.pk, "quantity": 1,
+            "previous_orders": previous_orders,
         }
         fields.update(overrides)
         return RiskContext(**fields)

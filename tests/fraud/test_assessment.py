@@ -200,6 +200,32 @@ def test_first_orders_counts_only_issued_orders_of_this_merchant(make_ctx, only_
     assert assess(ctx=make_ctx(customer="c", quantity=2)).outcome == "review"
 
 
+def test_first_orders_asks_the_callers_count_only_when_the_rule_needs_it(make_ctx, only_rules):
+    # given a caller that counts previous orders (here: always 5) and records each question
+    asked = []
+
+    def previous_orders(*, merchant_id: int, customer: str, at_most: int) -> int:
+        asked.append((merchant_id, customer, at_most))
+        return 5
+
+    only_rules({"kind": "first_orders", "action": "review", "limit": 2, "new_customer_orders": 3})
+    # when an order within the limit, an anonymous one and a large one are assessed
+    small = assess(ctx=make_ctx(customer=" c ", quantity=2, previous_orders=previous_orders))
+    anonymous = assess(ctx=make_ctx(quantity=3, previous_orders=previous_orders))
+    large = assess(ctx=make_ctx(customer=" c ", quantity=3, previous_orders=previous_orders))
+    # then only the large named one asked, for at most 3 orders of the trimmed customer, and passed
+    assert [small.outcome, anonymous.outcome, large.outcome] == ["allow", "review", "allow"]
+    assert asked == [(large.merchant_id, "c", 3)]
+    # and a context without a way of counting treats the customer as new
+    assert assess(ctx=make_ctx(customer="c", quantity=3, previous_orders=None)).outcome == "review"
+
+
+def test_the_stored_context_leaves_out_the_order_counter(make_ctx):
+    stored = make_ctx(customer="c").as_json()
+    assert "previous_orders" not in stored
+    assert stored["customer"] == "c"
+
+
 @pytest.mark.parametrize(
     ("kind", "where"),
     [("farming_device", {"device_id": "phone-1"}), ("farming_ip", {"ip": "2001:db8::1"})],

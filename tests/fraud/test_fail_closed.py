@@ -15,6 +15,7 @@ from fraud.services.leaks import report_canary_use
 from fraud.services.lockouts import ensure_not_locked_out, record_failed_attempt
 from vouchers.selectors import find_code
 from vouchers.services.canaries import plant_canaries
+from vouchers.services.risk import code_facts
 
 REDIS_DOWN = override_settings(CACHES={
     "default": {
@@ -59,7 +60,7 @@ def test_a_canary_use_is_still_recorded_and_alerted(generated_batch, staff_user,
                                                     mailoutbox):
     row = find_code(plant_canaries(batch=generated_batch, count=1, actor_user=staff_user)[0])
     with REDIS_DOWN, eager_alerts():
-        report_canary_use(ctx=make_ctx(action="check", customer="c"), code_id=row.pk, batch_id=row.batch_id)
+        report_canary_use(ctx=make_ctx(action="check", customer="c"), code=code_facts(row))
     event = FraudEvent.objects.get()
     assert (event.kind, event.severity, event.alert) == ("canary_use", "critical", "sent")
     assert len(mailoutbox) == 1

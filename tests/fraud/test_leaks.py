@@ -11,6 +11,7 @@ from fraud.services.lockouts import ensure_not_locked_out
 from vouchers.models import Code
 from vouchers.selectors import find_code
 from vouchers.services.canaries import plant_canaries
+from vouchers.services.risk import code_facts
 
 
 @pytest.fixture
@@ -27,8 +28,7 @@ def test_a_canary_check_or_redemption_raises_a_critical_alert_naming_the_batch(
     assert row.is_canary
     # when it is checked or redeemed
     with eager_alerts():
-        report_canary_use(ctx=make_ctx(action=action, customer="thief", ip="192.0.2.7"), code_id=row.pk,
-                          batch_id=row.batch_id)
+        report_canary_use(ctx=make_ctx(action=action, customer="thief", ip="192.0.2.7"), code=code_facts(row))
     # then one critical event names the batch and the code by id and last 4 only
     event = FraudEvent.objects.get()
     assert (event.kind, event.severity, event.decision, event.batch_id, event.alert) == (
@@ -54,8 +54,7 @@ def test_unissued_code_use_is_a_high_leak_event_with_an_alert(generated_batch, m
                                                              mailoutbox, staff_user):
     code = Code.objects.filter(batch=generated_batch, state="available").first()
     with eager_alerts():
-        report_unissued_code_use(ctx=make_ctx(action="redeem", customer="c"), code_id=code.pk,
-                                 batch_id=generated_batch.pk)
+        report_unissued_code_use(ctx=make_ctx(action="redeem", customer="c"), code=code_facts(code))
     event = FraudEvent.objects.get()
     assert (event.kind, event.severity, event.decision, event.batch_id, event.alert) == (
         "unissued_code_use", "high", "refused", generated_batch.pk, "sent")
@@ -75,7 +74,7 @@ def test_repeated_leak_events_of_a_batch_send_one_mail_and_count_as_failures(
     ctx = make_ctx(action="check", customer="insider")
     with eager_alerts():
         for code in codes:
-            report_unissued_code_use(ctx=ctx, code_id=code.pk, batch_id=generated_batch.pk)
+            report_unissued_code_use(ctx=ctx, code=code_facts(code))
     # then five events, one mail, the rest throttled
     leak_events = FraudEvent.objects.filter(kind="unissued_code_use")
     assert sorted(leak_events.values_list("alert", flat=True)) == ["sent"] + ["throttled"] * 4

@@ -109,3 +109,20 @@ def test_staff_without_the_change_permission_cannot_lift_it(client, merchant, ma
     client.force_login(member.user)
     assert client.post(lift_url(event), {"reason": "x"}).status_code == 403
     assert locked(make_ctx)
+
+
+def test_a_lift_nothing_would_audit_is_refused_and_changes_nothing(make_ctx, merchant):
+    from fraud.services.lockouts import lift_lockout
+    from fraud.signals import lockout_lifted
+    from vouchers.audit import receivers
+
+    event = lock_customer(make_ctx)
+    staff = StaffFactory(merchant=merchant).user
+    lockout_lifted.disconnect(dispatch_uid="audit.lockout_lifted")
+    try:
+        with pytest.raises(RuntimeError, match="must be audited"):
+            lift_lockout(event=event, user=staff, reason="verified")
+    finally:
+        lockout_lifted.connect(receivers.lockout_lifted, dispatch_uid="audit.lockout_lifted")
+    assert locked(make_ctx)
+    assert AuditEntry.objects.count() == 0

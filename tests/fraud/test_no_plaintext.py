@@ -13,6 +13,7 @@ from vouchers.crypto import decrypt_code
 from vouchers.models import Code, CodeEvent
 from vouchers.selectors import find_code
 from vouchers.services.canaries import plant_canaries
+from vouchers.services.risk import code_facts
 
 
 def test_no_fraud_row_or_mail_contains_a_plaintext_code(generated_batch, staff_user, make_ctx, settings,
@@ -29,12 +30,12 @@ def test_no_fraud_row_or_mail_contains_a_plaintext_code(generated_batch, staff_u
         for i, plaintext in enumerate(canaries):
             row = find_code(plaintext)
             ctx = make_ctx(action="redeem", customer=f"c{i}", ip="192.0.2.1", device_id="d")
-            report_canary_use(ctx=ctx, code_id=row.pk, batch_id=row.batch_id)
+            report_canary_use(ctx=ctx, code=code_facts(row))
             clock.advance(1)
         for plaintext in stock:
             row = find_code(plaintext)
             ctx = make_ctx(action="check", customer="c", email="x@example.com")
-            report_unissued_code_use(ctx=ctx, code_id=row.pk, batch_id=row.batch_id)
+            report_unissued_code_use(ctx=ctx, code=code_facts(row))
             record_failed_attempt(ctx=ctx, reason="unknown_code")
             clock.advance(1)
         assess(ctx=make_ctx(quantity=50, customer="c"))

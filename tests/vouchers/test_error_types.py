@@ -1,4 +1,4 @@
-"""Each error's code, status and title are declared once (vouchers.error_types) and read from there."""
+"""Each error's code, status and title are declared once (config.errors) and read from there."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework import exceptions as drf
 
+from config.errors import ERROR_TYPES, STATUS_BY_CODE, DomainError
 from vouchers.api import middleware
 from vouchers.api.errors import api_exception_handler
 from vouchers.api.schema import document_error_codes
-from vouchers.error_types import ERROR_TYPES, STATUS_BY_CODE
-from vouchers.exceptions import DomainError
 
 # Every module that declares domain errors.
 ERROR_MODULES = [
-    "vouchers.exceptions", "vouchers.api.errors", "vouchers.services.batch_validity",
+    "config.errors", "vouchers.exceptions", "vouchers.api.errors", "vouchers.services.batch_validity",
     "vouchers.services.api_keys", "vouchers.services.reveal", "vouchers.services.batch_status",
     "vouchers.webhooks.services.endpoints", "fraud.exceptions", "fraud.services.lockouts",
     "partners.exceptions",
@@ -62,7 +61,7 @@ def test_every_domain_error_takes_its_code_status_and_title_from_the_table():
 
 
 def test_an_error_that_sets_its_own_status_is_refused_when_defined():
-    with pytest.raises(TypeError, match="declare them in vouchers.error_types"):
+    with pytest.raises(TypeError, match="declare them in config.errors"):
         type("OutOfStock", (DomainError,), {"status": 418})
 
 

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.forms import ModelMultipleChoiceField
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
-from vouchers.admin.theme import ConsoleModelAdmin
+from config.admin_console import ConsoleModelAdmin
 
 
 class PermissionChoiceField(ModelMultipleChoiceField):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from django.contrib.admin.views.main import ChangeList
 
-from vouchers.admin.tenancy import MerchantScopedAdmin
+from config.admin_console import MerchantScopedAdmin
 
 
 class PageAnnotatingChangeList(ChangeList):

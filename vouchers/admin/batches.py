@@ -1,4 +1,4 @@
-"""Batches, codes and code events (see tenancy.py); loads of codes are in loads.py.
+"""Batches, codes and code events (scoped by config.admin_console); loads of codes are in loads.py.
 
 No page, list, search, filter or export shows a plaintext code, a ciphertext, a
 nonce or a blind index: codes appear as "…last4" and serial only. Codes and events
@@ -16,15 +16,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 
+from config.admin_console import ScopedInline, ScopedRelatedFilter, TenantModelForm, labelled
+from config.errors import DomainError
+from config.tenancy import has_tenant, is_unscoped
 from vouchers import selectors
 from vouchers.admin import loads as admin_loads
 from vouchers.admin import reveal as admin_reveal
 from vouchers.admin import views as admin_views
 from vouchers.admin.base import AnnotatedPageAdmin, RecordAdmin
 from vouchers.admin.forms import BatchStatusForm, ExtendValidityForm
-from vouchers.admin.tenancy import ScopedInline, ScopedRelatedFilter, TenantModelForm, has_tenant, is_unscoped
-from vouchers.admin.theme import labelled
-from vouchers.exceptions import DomainError
 from vouchers.models import Batch, Code, CodeEvent
 from vouchers.services.batch_validity import extend_validity
 

@@ -1,4 +1,4 @@
-"""Merchants and their staff, storefronts and their API keys, products (see tenancy.py).
+"""Merchants and their staff, storefronts and their API keys, products (scoped by config.admin_console).
 
 API keys are shown once, at creation; they are revoked through the API-key service.
 """
@@ -12,19 +12,14 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import APIKey
 
+from config.admin_console import MerchantScopedAdmin, ScopedInline, ScopedRelatedFilter, TenantModelForm
+from config.errors import DomainError
+from config.tenancy import has_tenant
 from vouchers import selectors
 from vouchers.admin import keys as admin_keys
 from vouchers.admin import views as admin_views
 from vouchers.admin.base import AnnotatedPageAdmin, superuser_only
-from vouchers.admin.tenancy import (
-    MerchantScopedAdmin,
-    ScopedInline,
-    ScopedRelatedFilter,
-    TenantModelForm,
-    has_tenant,
-)
 from vouchers.dashboard.admin import MerchantAlertSettingInline, ProductAlertSettingInline
-from vouchers.exceptions import DomainError
 from vouchers.models import Merchant, MerchantStaff, Product, Storefront, StorefrontAPIKey
 from vouchers.services.api_keys import revoke_storefront_key, storefront_keys_changed
 

@@ -1,4 +1,4 @@
-"""Issuances, the fraud review queue and redemptions (see tenancy.py).
+"""Issuances, the fraud review queue and redemptions (scoped by config.admin_console).
 
 Issuances and redemptions are records (read-only); issuances held for fraud review
 are approved or denied through the review services.
@@ -13,12 +13,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from config.admin_console import ScopedInline, ScopedRelatedFilter, labelled
+from config.tenancy import has_tenant
 from fraud.models import RiskAssessment
 from vouchers.admin import views as admin_views
 from vouchers.admin.base import AnnotatedPageAdmin, RecordAdmin
 from vouchers.admin.forms import ReviewDecisionForm
-from vouchers.admin.tenancy import ScopedInline, ScopedRelatedFilter, has_tenant
-from vouchers.admin.theme import labelled
 from vouchers.models import Code, Issuance, Redemption
 
 

@@ -14,8 +14,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
 
-from vouchers.admin.views import change_url, posted, render_page
-from vouchers.exceptions import DomainError
+from config.admin_console import posted, render_page
+from config.errors import DomainError
+from vouchers.admin.views import change_url
 from vouchers.services.api_keys import revoke_storefront_key
 
 

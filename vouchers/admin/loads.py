@@ -16,8 +16,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from vouchers.admin.tenancy import scope_queryset
-from vouchers.admin.views import change_url, render_page
+from config.admin_console import render_page
+from config.tenancy import scope_queryset
+from vouchers.admin.views import change_url
 from vouchers.models import LoadJob, Product
 from vouchers.services import load_jobs
 

@@ -19,9 +19,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from django_ratelimit.core import is_ratelimited
 
-from vouchers.admin.tenancy import has_tenant, is_unscoped, staff_merchant
-from vouchers.admin.views import change_url, posted, render_page
-from vouchers.exceptions import DomainError
+from config.admin_console import posted, render_page
+from config.errors import DomainError
+from config.tenancy import has_tenant, is_unscoped, staff_merchant
+from vouchers.admin.views import change_url
 from vouchers.services.reveal import MAX_REASON_LENGTH, reveal_code
 
 RATE_GROUP = "vouchers.reveal_code"

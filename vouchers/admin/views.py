@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,11 +16,13 @@ from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
+from config.admin_console import posted, render_page
+from config.errors import DomainError
+from config.tenancy import is_unscoped, scoped_choices, staff_merchant
 from vouchers import selectors
 from vouchers.admin.forms import (
     BatchStatusForm,
@@ -32,8 +33,7 @@ from vouchers.admin.forms import (
     PlantCanariesForm,
     ReviewDecisionForm,
 )
-from vouchers.admin.tenancy import is_unscoped, scoped_choices, staff_merchant
-from vouchers.exceptions import DomainError, ImportRejected, InvalidBatchSettings
+from vouchers.exceptions import ImportRejected, InvalidBatchSettings
 from vouchers.models import Batch, Code, Issuance, Product
 from vouchers.services import batch_status
 from vouchers.services.api_keys import create_storefront_key
@@ -43,38 +43,9 @@ from vouchers.services.generation import generate_batch
 from vouchers.services.imports import import_codes
 from vouchers.services.reviews import approve_review, deny_review
 
-if TYPE_CHECKING:
-    from django.utils.functional import _StrPromise as StrPromise
-
 logger = logging.getLogger(__name__)
 
 REPORT_ROWS_SHOWN = 100
-
-
-def render_page(
-    model_admin, request: HttpRequest, template: str, *, title: str | StrPromise, media=None,
-    status: int = 200,
-    **context,
-) -> TemplateResponse:
-    """Render one of our pages inside the admin's frame (header, breadcrumbs, sidebar)."""
-    page_media = model_admin.media if media is None else model_admin.media + media
-    return TemplateResponse(
-        request,
-        template,
-        {
-            **model_admin.admin_site.each_context(request),
-            "opts": model_admin.opts,
-            "title": title,
-            "media": page_media,
-            **context,
-        },
-        status=status,
-    )
-
-
-def posted(request: HttpRequest):
-    """The submitted data of a POST (even an empty one, which must still bind the form)."""
-    return request.POST if request.method == "POST" else None
 
 
 def change_url(obj) -> str:

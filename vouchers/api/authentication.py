@@ -20,8 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from config.callers import Caller
 from partners.api.authentication import partner_caller
-from vouchers.callers import Caller
 from vouchers.models import StorefrontAPIKey
 from vouchers.services.api_keys import note_key_use
 

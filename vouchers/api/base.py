@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import versions
+from config.callers import Caller, CustomerContext
 from fraud import conf as fraud_conf
 from fraud import counters
 from fraud.services import lockouts
@@ -20,7 +21,6 @@ from vouchers.api import authentication, ratelimits
 from vouchers.api.authentication import ApiKeyAuthentication
 from vouchers.api.errors import IdempotencyKeyRequired
 from vouchers.api.idempotent import respond_once
-from vouchers.callers import Caller, CustomerContext
 from vouchers.services import idempotency, risk
 
 if TYPE_CHECKING:

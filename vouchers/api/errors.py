@@ -1,6 +1,6 @@
 """One place that turns every error into application/problem+json (RFC 9457).
 
-Every answer's code, status and title come from `vouchers.error_types`.
+Every answer's code, status and title come from `config.errors`.
 
 Domain errors keep their stable `code`; the request's transaction is rolled back
 unless the error says the service kept its work on purpose. Anything unexpected is
@@ -22,8 +22,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from vouchers.error_types import error_type
-from vouchers.exceptions import DomainError
+from config.errors import DomainError, error_type
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise as StrPromise
@@ -100,7 +99,7 @@ def problem_response(exc: DomainError) -> Response:
 
 
 def _answer(name: str, detail, *, status: int | None = None, **extra) -> Response:
-    """The problem response of the error `name` of vouchers.error_types (its code, status, title)."""
+    """The problem response of the error `name` of config.errors (its code, status, title)."""
     error = error_type(name)
     status = error.status if error.status is not None else status
     if status is None:

@@ -15,13 +15,13 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from rest_framework.response import Response
 
+from config.errors import DomainError
 from vouchers.api.errors import (
     PROBLEM,
     IdempotencyInProgress,
     IdempotencyKeyReused,
     problem_response,
 )
-from vouchers.exceptions import DomainError
 from vouchers.services import idempotency
 
 # Refusals that pass with time (rate limits, lockouts, a store that is down): never

@@ -18,6 +18,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from config.callers import Caller
 from vouchers.api.base import IsStorefront, IsStorefrontOrPartner, StorefrontApiView
 from vouchers.api.serializers import RedemptionOutput
 from vouchers.api.views import (
@@ -28,7 +29,6 @@ from vouchers.api.views import (
     documented,
     problem,
 )
-from vouchers.callers import Caller
 from vouchers.exceptions import NotFound
 from vouchers.models import Issuance, Redemption
 

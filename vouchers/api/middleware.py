@@ -19,8 +19,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, get_urlconf, is_valid_path, resolve
 from django.utils import translation
 
+from config import metrics
 from vouchers.api.errors import PROBLEM, PayloadTooLarge, problem_body
-from vouchers.ops import metrics
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise as StrPromise
@@ -78,7 +78,7 @@ class ApiProblemMiddleware:
         if refusal is not None:
             return refusal
         response = self.get_response(request)
-        metrics.observe_api_answer(request, response)
+        observe_api_answer(request, response)
         return self._as_problem(response)
 
     @staticmethod
@@ -116,3 +116,25 @@ class ApiProblemMiddleware:
             if header in response:
                 problem[header] = response[header]
         return problem
+
+
+# Answers of the storefront API that are business facts, counted by the API middleware
+# from what the client received (idempotent replays are not counted twice).
+ISSUING_PATHS = ("/api/v1/issuances/",)
+
+
+def observe_api_answer(request, response) -> None:
+    """Count issued, redeemed and out-of-stock answers of the storefront API."""
+    if request.method != "POST" or response.get("Idempotent-Replayed") == "true":
+        return
+    path, status = request.path_info, response.status_code
+    data = getattr(response, "data", None)
+    if not isinstance(data, dict) or not path.startswith("/api/v1/"):
+        return
+    if status == 409 and data.get("code") == "out_of_stock":
+        metrics.OUT_OF_STOCK.inc()
+    elif status in (200, 201) and data.get("status") == "issued" and isinstance(data.get("codes"), list):
+        if path == "/api/v1/issuances/" or path.endswith("/confirm/"):
+            metrics.CODES_ISSUED.inc(len(data["codes"]))
+    elif status == 201 and path == "/api/v1/redemptions/":
+        metrics.CODES_REDEEMED.inc()

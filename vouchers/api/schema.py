@@ -5,7 +5,7 @@ import re
 from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-from vouchers.error_types import ERROR_TYPES, STATUS_BY_CODE
+from config.errors import ERROR_TYPES, STATUS_BY_CODE
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -38,7 +38,7 @@ def document_body_limit(result, generator, request, public):
 
 
 def document_error_codes(result, generator, request, public):
-    """The schema's error texts are checked against `vouchers.error_types`, and list it.
+    """The schema's error texts are checked against `config.errors`, and list it.
 
     Every code a problem response's description names in backticks must be a code of
     the table answered with that response's status (a word in backticks that is no code
@@ -64,7 +64,7 @@ def document_error_codes(result, generator, request, public):
                         if STATUS_BY_CODE[word] not in (None, int(status)):
                             wrong.append(f"{where}: `{word}` is answered with {STATUS_BY_CODE[word]}")
                     elif word not in fields and word not in headers:
-                        wrong.append(f"{where}: `{word}` is no error code of vouchers.error_types "
+                        wrong.append(f"{where}: `{word}` is no error code of config.errors "
                                      "and no field of ProblemOutput")
     if wrong:
         raise ImproperlyConfigured("error texts of the schema do not match the errors:\n" + "\n".join(wrong))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from vouchers.admin.tenancy import MerchantScopedAdmin, is_unscoped
+from config.admin_console import MerchantScopedAdmin
+from config.tenancy import is_unscoped
 from vouchers.audit.models import AuditEntry
 
 

@@ -11,9 +11,12 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from fraud.signals import lockout_lifted
+        from vouchers.audit import receivers
         from vouchers.audit.guards import ensure_append_only_triggers
 
         # A flush (tests' TransactionTestCase) drops nothing on PostgreSQL (TRUNCATE fires no
         # row trigger) but needs the SQLite delete trigger out of the way; post_migrate runs
         # after every migrate and flush and puts the triggers back.
         post_migrate.connect(ensure_append_only_triggers, sender=self)
+        lockout_lifted.connect(receivers.lockout_lifted, dispatch_uid="audit.lockout_lifted")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from unfold.admin import StackedInline
 
-from vouchers.admin.tenancy import MerchantScopedAdmin, scope_queryset
+from config.admin_console import MerchantScopedAdmin
+from config.tenancy import scope_queryset
 from vouchers.dashboard.models import MerchantAlertSetting, ProductAlertSetting, StockAlert
 
 

@@ -7,12 +7,13 @@ a staff user of no merchant sees no figures at all.
 from __future__ import annotations
 
 import json
+from typing import cast
 
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from vouchers.admin.tenancy import is_unscoped, staff_merchant
+from config.tenancy import is_unscoped, staff_merchant
 from vouchers.dashboard.selectors import Dashboard, merchant_dashboard
 from vouchers.models import Code, Merchant
 
@@ -31,7 +32,7 @@ def dashboard_merchant(request: HttpRequest) -> tuple[Merchant | None, list[Merc
         chosen = request.GET.get("merchant", "")
         picked = next((m for m in merchants if str(m.pk) == chosen), merchants[0] if merchants else None)
         return picked, merchants
-    return staff_merchant(request), []
+    return cast(Merchant | None, staff_merchant(request)), []  # the staff row's merchant
 
 
 def state_label(state: str) -> str:

@@ -122,6 +122,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    import vouchers.ops.metrics  # noqa: F401  (registers the business counters in this process)
+    import config.metrics  # noqa: F401  (registers the business counters in this process)
 
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from config import versions
+from config.errors import DomainError
 from vouchers.audit.services import record_audit
-from vouchers.exceptions import DomainError
 from vouchers.models import Storefront, StorefrontAPIKey
 from vouchers.services.events import actor_for_user
 

@@ -15,10 +15,10 @@ from typing import NoReturn
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
+from config.callers import Caller, CustomerContext
 from fraud.models import RiskAssessment
 from partners.selectors import partner_honours_product
 from vouchers import selectors
-from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import UnknownCode
 from vouchers.models import Code
 from vouchers.services import risk

@@ -18,8 +18,8 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.errors import DomainError
 from vouchers.audit.services import record_audit
-from vouchers.exceptions import DomainError
 from vouchers.models import Batch, Code, CodeEvent, Product
 from vouchers.services import stock
 from vouchers.services.events import actor_for_user, record_event

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from vouchers.exceptions import DomainError
+from config.errors import DomainError
 from vouchers.models import Batch
 from vouchers.services.events import actor_for_user, record_event
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from config.callers import Caller, CustomerContext
 from vouchers import fastpath
-from vouchers.callers import Caller, CustomerContext
 from vouchers.fastpath import check as fast_check
 from vouchers.models import Batch, Code
 from vouchers.services import attempts

@@ -11,9 +11,9 @@ from django.db.models import BooleanField, F
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from config.callers import Caller, CustomerContext
 from partners.services import ledger
 from vouchers import fastpath, locks, selectors
-from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import OutOfStock, UnknownProduct
 from vouchers.fastpath import issue as fast_issue
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product, Storefront

@@ -8,9 +8,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.callers import Caller, CustomerContext
 from partners.services import ledger
 from vouchers import fastpath, locks
-from vouchers.callers import Caller, CustomerContext
 from vouchers.exceptions import (
     AlreadyRedeemed,
     AlreadyReversed,

@@ -6,10 +6,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.callers import Caller
+from config.errors import DomainError
 from partners.services import ledger
 from vouchers import fastpath, locks
-from vouchers.callers import Caller
-from vouchers.exceptions import DomainError, InvalidState, NotFound, ReservationExpired
+from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
 from vouchers.fastpath import cancel as fast_cancel
 from vouchers.fastpath import confirm as fast_confirm
 from vouchers.models import Batch, Code, Issuance

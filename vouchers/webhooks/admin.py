@@ -20,9 +20,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from config.admin_console import MerchantScopedAdmin, TenantModelForm, render_page
+from config.tenancy import is_unscoped, scoped_choices
 from partners.models import Partner
-from vouchers.admin.tenancy import MerchantScopedAdmin, TenantModelForm, is_unscoped, scoped_choices
-from vouchers.admin.views import render_page
 from vouchers.models import Storefront
 from vouchers.webhooks.events import EVENT_CHOICES
 from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint

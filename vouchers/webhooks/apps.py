@@ -7,3 +7,9 @@ class WebhooksConfig(AppConfig):
     name = "vouchers.webhooks"
     label = "webhooks"
     verbose_name = _("Webhooks")
+
+    def ready(self) -> None:
+        from fraud.signals import fraud_event_recorded
+        from vouchers.webhooks import receivers
+
+        fraud_event_recorded.connect(receivers.fraud_event_recorded, dispatch_uid="webhooks.fraud_alert")

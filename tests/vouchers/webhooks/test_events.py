@@ -6,9 +6,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from config.callers import Caller
 from tests.factories import StaffFactory
 from tests.vouchers.webhooks.conftest import make_shop
-from vouchers.callers import Caller
 from vouchers.models import Batch, Issuance
 from vouchers.services.redemption import redeem_code
 from vouchers.services.reservations import expire_reservation

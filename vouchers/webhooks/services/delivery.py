@@ -26,8 +26,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from config import metrics
 from vouchers.crypto import UnknownKeyId
-from vouchers.ops import metrics
 from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint
 from vouchers.webhooks.services import addresses, secrets, transport
 

@@ -10,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from vouchers.exceptions import DomainError, NotFound
+from config.errors import DomainError
+from vouchers.exceptions import NotFound
 from vouchers.webhooks.events import EVENT_TYPES, EVENT_TYPES_BY_OWNER
 from vouchers.webhooks.models import WebhookEndpoint
 from vouchers.webhooks.services import addresses, secrets

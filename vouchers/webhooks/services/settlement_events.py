@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
-from vouchers.ops import metrics
+from config import metrics
 from vouchers.webhooks.models import WebhookEvent
 from vouchers.webhooks.services.outbox import emit
 

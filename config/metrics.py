@@ -1,9 +1,12 @@
 """Business counters in Prometheus format, one place for every app to count in.
 
+In config, the bottom layer, so that fraud and partners count here without importing
+vouchers; the names keep their `vouchers_` prefix (operators alert on them).
+
 Import a counter and count where the fact becomes true (after it is committed where
 that matters):
 
-    from vouchers.ops import metrics
+    from config import metrics
     metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered").inc()
 
 The names are part of what operators alert on: keep them stable.
@@ -50,24 +53,3 @@ STATEMENT_TOTALS = Counter(
     "Sum of the absolute totals of issued partner statements, in minor units, by currency.",
     ["currency"],
 )
-
-# Answers of the storefront API that are business facts, counted by the API middleware
-# from what the client received (idempotent replays are not counted twice).
-ISSUING_PATHS = ("/api/v1/issuances/",)
-
-
-def observe_api_answer(request, response) -> None:
-    """Count issued, redeemed and out-of-stock answers of the storefront API."""
-    if request.method != "POST" or response.get("Idempotent-Replayed") == "true":
-        return
-    path, status = request.path_info, response.status_code
-    data = getattr(response, "data", None)
-    if not isinstance(data, dict) or not path.startswith("/api/v1/"):
-        return
-    if status == 409 and data.get("code") == "out_of_stock":
-        OUT_OF_STOCK.inc()
-    elif status in (200, 201) and data.get("status") == "issued" and isinstance(data.get("codes"), list):
-        if path == "/api/v1/issuances/" or path.endswith("/confirm/"):
-            CODES_ISSUED.inc(len(data["codes"]))
-    elif status == 201 and path == "/api/v1/redemptions/":
-        CODES_REDEEMED.inc()

@@ -1,7 +1,8 @@
-"""Every error the service can answer with: its stable `code`, HTTP status and title, once.
+"""Every error the service can answer with (its stable `code`, HTTP status and title, once),
+and `DomainError`, the base class of the refusals of every app.
 
-The domain errors (`vouchers.exceptions.DomainError` and its subclasses in vouchers,
-fraud and partners) take their code, status and title from this table by class name:
+The domain errors (`DomainError` and its subclasses in vouchers, fraud and partners)
+take their code, status and title from this table by class name:
 a subclass declares only its behaviour (`rollback`, extra fields) and fails at import
 if it is missing here or sets any of the three itself. The API's exception handler
 answers with these values (`vouchers.api.errors`), and the OpenAPI schema is checked
@@ -17,7 +18,7 @@ the middleware before a language is chosen and stays English.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext_lazy as _
 
@@ -117,4 +118,50 @@ def error_type(name: str) -> ErrorType:
     try:
         return ERROR_TYPES[name]
     except KeyError:
-        raise LookupError(f"{name} is not declared in vouchers.error_types.ERROR_TYPES") from None
+        raise LookupError(f"{name} is not declared in config.errors.ERROR_TYPES") from None
+
+
+# --- the base of every domain error ------------------------------------------------
+#
+# `rollback` says whether the request's transaction must be rolled back when the error
+# reaches the API boundary. It is False only where the service deliberately keeps what
+# it did before refusing (a reservation it found expired is released; a failed attempt
+# on an unknown code is recorded for lockouts and leak detection).
+
+_ERROR_FIELDS = ("code", "status", "title")
+
+
+class DomainError(Exception):
+    """A refusal. Its `code`, `status` and `title` come from ERROR_TYPES above.
+
+    A subclass is looked up there by its class name when it is defined, and may not
+    set those three itself: they are declared once, in that table.
+    """
+
+    code: str
+    status: int
+    title: str | StrPromise
+    rollback = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = [name for name in _ERROR_FIELDS if name in vars(cls)]
+        if declared:
+            raise TypeError(f"{cls.__name__} sets {', '.join(declared)}: "
+                            "declare them in config.errors")
+        _take_error_type(cls)
+
+    def __init__(self, detail: str | StrPromise = "", **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail: str | StrPromise = detail or self.title
+        self.extra = extra
+
+
+def _take_error_type(cls: type[DomainError]) -> None:
+    error = error_type(cls.__name__)
+    if error.status is None:
+        raise TypeError(f"{cls.__name__}: a domain error needs a fixed status")
+    cls.code, cls.status, cls.title = error.code, error.status, error.title
+
+
+_take_error_type(DomainError)

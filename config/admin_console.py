@@ -1,107 +1,116 @@
-"""Tenancy for the admin: a merchant's staff see and act on their own merchant's objects only.
+"""What every app's admin builds on: the console's look, its merchant scoping, its own pages.
 
-Invariant 8 of docs/invariants.md. A user with a MerchantStaff row is scoped to that merchant in
-every queryset, choice field and list filter of the admins built on
-`MerchantScopedAdmin`; a superuser sees everything; any other staff user sees
-nothing (no module, no object), whatever Django permissions they hold.
+The look (django-unfold's ModelAdmin, plain titles, labelled fields):
+- Lists are titled by what they hold ("Batches"), not "Select batch to change".
+- JSON columns (a batch's format, an issuance's context, an event's details, a fraud
+  event's context) are shown as labelled fields, never as raw JSON.
+
+The scoping (`MerchantScopedAdmin`, `ScopedInline`, `ScopedRelatedFilter`,
+`TenantModelForm`) applies the rules of `config.tenancy` to querysets, choices,
+filters, forms and permissions. The pages behind an admin's buttons render inside the
+admin's frame with `render_page`.
+
+Names no app's model: every app's admin may import it (docs/architecture.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import admin
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model
 from django.http import HttpRequest
-from unfold.admin import TabularInline
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
-from vouchers.admin.theme import ConsoleModelAdmin
-from vouchers.models import (
-    Batch,
-    Code,
-    CodeEvent,
-    Issuance,
-    Merchant,
-    MerchantStaff,
-    Product,
-    Redemption,
-    Storefront,
-    StorefrontAPIKey,
+from config.tenancy import (
+    MERCHANT_PATHS,
+    has_tenant,
+    is_unscoped,
+    scope_queryset,
+    scoped_choices,
+    staff_merchant,
 )
 
-# How each merchant-owned model reaches its merchant (one or more paths, OR-ed).
-MERCHANT_PATHS: dict[type[Model], tuple[str, ...]] = {
-    Merchant: ("pk",),
-    MerchantStaff: ("merchant",),
-    Storefront: ("merchant",),
-    StorefrontAPIKey: ("storefront__merchant",),
-    Product: ("merchant",),
-    Batch: ("product__merchant",),
-    Code: ("batch__product__merchant",),
-    Issuance: ("storefront__merchant",),
-    Redemption: ("code__batch__product__merchant",),
-    # Events of a batch or its codes name the batch; events of an issuance may name only it.
-    CodeEvent: ("batch__product__merchant", "issuance__storefront__merchant"),
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
+
+# Field names of the JSON columns, as people read them.
+LABELS: dict[str, str | StrPromise] = {
+    "length": _("length"),
+    "alphabet": _("alphabet"),
+    "prefix": _("prefix"),
+    "group": _("group size"),
+    "group_size": _("group size"),
+    "separator": _("separator"),
+    "check": _("check character"),
+    "check_char": _("check character"),
+    "customer": _("customer"),
+    "ip": _("IP address"),
+    "ip_group": _("IP network"),
+    "device_id": _("device"),
+    "email": _("e-mail"),
+    "reason": _("reason"),
+    "quantity": _("quantity"),
+    "redemption": _("redemption"),
+    "count": _("count"),
+    "valid_until": _("valid until"),
 }
 
-# What a choice list of each model needs to print its rows without a query per row.
-_CHOICE_SELECT_RELATED: dict[type[Model], tuple[str, ...]] = {
-    Batch: ("product",),
-    Storefront: ("merchant",),
-    Code: ("batch",),
-}
+
+def _label(key: str) -> str:
+    return capfirst(str(LABELS.get(key, key.replace("_", " "))))
 
 
-def is_unscoped(request: HttpRequest) -> bool:
-    """A superuser sees every merchant's objects."""
-    user = request.user
-    return bool(user.is_active and user.is_superuser)
+def _flatten(value, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        rows: list[tuple[str, str]] = []
+        for key in sorted(value):
+            label = _label(str(key)) if not prefix else f"{prefix} › {_label(str(key))}"
+            rows += _flatten(value[key], label)
+        return rows
+    if isinstance(value, list | tuple):
+        if all(not isinstance(item, Mapping | list | tuple) for item in value):
+            return [(prefix, ", ".join(str(item) for item in value) or "–")]
+        rows = []
+        for index, item in enumerate(value, start=1):
+            rows += _flatten(item, f"{prefix} {index}")
+        return rows
+    if value is None or value == "":
+        return [(prefix, "–")]
+    if isinstance(value, bool):
+        return [(prefix, str(_("yes") if value else _("no")))]
+    return [(prefix, str(value))]
 
 
-def staff_merchant(request: HttpRequest) -> Merchant | None:
-    """The merchant the logged-in staff member works for (one query, cached on the request)."""
-    if not hasattr(request, "_vouchers_staff_merchant"):
-        user = request.user
-        merchant = None
-        if user.is_authenticated and user.is_active and user.is_staff:
-            merchant = Merchant.objects.filter(staff__user=user).first()
-        request._vouchers_staff_merchant = merchant  # type: ignore[attr-defined]  # a per-request memo
-    return request._vouchers_staff_merchant  # type: ignore[attr-defined]
+def labelled(value) -> str:
+    """A JSON value as a small two-column table of labelled fields (nested keys joined by ›)."""
+    rows = _flatten(value or {})
+    if not rows:
+        return "–"
+    return format_html(
+        '<table class="labelled-fields"><tbody>{}</tbody></table>',
+        format_html_join(
+            "", '<tr><th class="pr-4 text-left font-normal text-font-subtle-light">{}</th><td>{}</td></tr>',
+            rows,
+        ),
+    )
 
 
-def has_tenant(request: HttpRequest) -> bool:
-    """Whether the user may see anything at all in the voucher admin."""
-    return is_unscoped(request) or staff_merchant(request) is not None
+class ConsoleModelAdmin(ModelAdmin):
+    """Every admin of the console: the theme's ModelAdmin, lists titled by their contents."""
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {"title": capfirst(self.opts.verbose_name_plural), **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
 
-def scope_queryset(
-    queryset: QuerySet, request: HttpRequest, *, paths: tuple[str, ...] | None = None
-) -> QuerySet:
-    """Narrow `queryset` to the objects of the requesting user's merchant.
-
-    `paths` (lookups reaching the merchant, OR-ed) default to MERCHANT_PATHS; a model
-    with neither is shown to no one but a superuser.
-    """
-    if is_unscoped(request):
-        return queryset
-    merchant = staff_merchant(request)
-    paths = paths or MERCHANT_PATHS.get(queryset.model)
-    if merchant is None or paths is None:
-        return queryset.none()
-    condition = Q()
-    for path in paths:
-        condition |= Q(**{path: merchant.pk})
-    return queryset.filter(condition)
-
-
-def scoped_choices(model: type[Model], request: HttpRequest) -> QuerySet:
-    """The rows of `model` a choice field or list filter may offer to this user."""
-    queryset = model._default_manager.all()
-    if model in _CHOICE_SELECT_RELATED:
-        queryset = queryset.select_related(*_CHOICE_SELECT_RELATED[model])
-    if model in MERCHANT_PATHS:
-        queryset = scope_queryset(queryset, request)
-    return queryset
-
+# --- merchant scoping ---------------------------------------------------------------
 
 class ScopedRelatedFilter(admin.RelatedFieldListFilter):
     """A related-object list filter offering only the user's own objects as choices.
@@ -127,7 +136,7 @@ class TenantModelForm(forms.ModelForm):
     keeping it in the validated fields turns a duplicate into a form error.
     """
 
-    bound_merchant: Merchant | None = None
+    bound_merchant: Model | None = None
     merchant_field: str | None = None
 
     def __init__(self, *args, **kwargs) -> None:
@@ -150,15 +159,15 @@ class MerchantScopedAdmin(ConsoleModelAdmin):
     - foreign-key and many-to-many choices offer own objects only;
     - `merchant_field` (the model's own merchant foreign key) is hidden from staff
       and set from their staff row, so they cannot create objects for another merchant;
-    - staff with no MerchantStaff row (and not superuser) get no permission at all.
+    - staff with no staff row (and not superuser) get no permission at all.
 
-    Models of other apps set `merchant_paths`; a model reachable by neither it nor
-    MERCHANT_PATHS shows staff nothing (fail closed).
+    An admin whose model is not registered in `config.tenancy.MERCHANT_PATHS` sets
+    `merchant_paths`; a model reachable by neither shows staff nothing (fail closed).
     """
 
     merchant_field: str | None = None
     # How this admin's model reaches its merchant, for a model MERCHANT_PATHS does not
-    # name (e.g. another app's model with a `merchant` foreign key: ("merchant",)).
+    # name (e.g. a model with a `merchant` foreign key: ("merchant",)).
     merchant_paths: tuple[str, ...] | None = None
     form: type[forms.ModelForm] = TenantModelForm
 
@@ -250,3 +259,31 @@ class ScopedInline(TabularInline):
         if "queryset" not in kwargs and db_field.related_model in MERCHANT_PATHS:
             kwargs["queryset"] = scoped_choices(db_field.related_model, request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+# --- the console's own pages ------------------------------------------------------------
+
+def render_page(
+    model_admin, request: HttpRequest, template: str, *, title: str | StrPromise, media=None,
+    status: int = 200,
+    **context,
+) -> TemplateResponse:
+    """Render one of our pages inside the admin's frame (header, breadcrumbs, sidebar)."""
+    page_media = model_admin.media if media is None else model_admin.media + media
+    return TemplateResponse(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.opts,
+            "title": title,
+            "media": page_media,
+            **context,
+        },
+        status=status,
+    )
+
+
+def posted(request: HttpRequest):
+    """The submitted data of a POST (even an empty one, which must still bind the form)."""
+    return request.POST if request.method == "POST" else None
