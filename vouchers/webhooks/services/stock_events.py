@@ -19,6 +19,7 @@ from django.utils import timezone
 from vouchers import selectors
 from vouchers.models import Batch, Code, Product, StockCounter
 from vouchers.webhooks.models import WebhookEndpoint, WebhookEvent
+from vouchers.webhooks.services import payloads
 from vouchers.webhooks.services.outbox import emit
 
 
@@ -51,10 +52,9 @@ def emit_stock_low(*, now=None) -> int:
                 emitted += emit(
                     "stock.low", owners=[("merchant", merchant_id)], merchant_id=merchant_id,
                     ordering_key=key,
-                    data=lambda product=product, count=count: {  # type: ignore[misc]  # defaults bind the loop's values
-                        "product": {"sku": product.sku, "name": product.name},
-                        "available": count, "threshold": threshold,
-                    },
+                    data=lambda product=product, count=count: payloads.stock_low_data(  # type: ignore[misc]
+                        product, available=count, threshold=threshold,  # defaults bind the loop's values
+                    ),
                 ) is not None
     return emitted
 
@@ -86,11 +86,8 @@ def emit_codes_expiring(*, now=None) -> int:
                 emitted += emit(
                     "codes.expiring", owners=[("merchant", merchant_id)], merchant_id=merchant_id,
                     ordering_key=key,
-                    data=lambda batch=batch, count=counts[batch.pk]: {  # type: ignore[misc]  # defaults bind the loop's values
-                        "batch": {"id": batch.pk, "reference": batch.reference,
-                                  "valid_until": batch.valid_until.isoformat().replace("+00:00", "Z")},
-                        "product": {"sku": batch.product.sku, "name": batch.product.name},
-                        "available": count,
-                    },
+                    data=lambda batch=batch, count=counts[batch.pk]: (  # type: ignore[misc]  # defaults bind
+                        payloads.codes_expiring_data(batch, available=count)  # the loop's values
+                    ),
                 ) is not None
     return emitted
