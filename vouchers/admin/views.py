@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from vouchers import selectors
+from vouchers.admin.confirm import ObjectConfirmView
 from vouchers.admin.forms import (
     BatchStatusForm,
     CreateAPIKeyForm,
@@ -189,28 +190,39 @@ STATUS_ACTIONS: dict[str, tuple[str, Callable[..., object]]] = {
 }
 
 
-def batch_status_view(model_admin, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+class BatchStatusPage(ObjectConfirmView):
     """Confirm (GET) and apply (POST) a pause, resume or void of one batch."""
-    if action not in STATUS_ACTIONS:
-        raise Http404("no such status change")
-    batch = model_admin.get_object(request, unquote(object_id))
-    if batch is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not model_admin.has_status_permission(request, batch):
-        raise PermissionDenied
-    title, service = STATUS_ACTIONS[action]
-    form = BatchStatusForm(posted(request), reason_required=action == "void")
-    if request.method == "POST" and form.is_valid():
-        apply_status_change(model_admin, request, batch=batch, action=action,
+
+    def __init__(self, model_admin, request: HttpRequest, *, action: str) -> None:
+        if action not in STATUS_ACTIONS:
+            raise Http404("no such status change")
+        super().__init__(model_admin, request)
+        self.action = action
+
+    def permitted(self) -> bool:
+        return self.model_admin.has_status_permission(self.request, self.obj)
+
+    def make_form(self, data):
+        return BatchStatusForm(data, reason_required=self.action == "void")
+
+    def apply(self, form) -> HttpResponse:
+        apply_status_change(self.model_admin, self.request, batch=self.obj, action=self.action,
                             reason=form.cleaned_data.get("reason", ""))
-        return HttpResponseRedirect(change_url(batch))
-    stock = selectors.stock_by_state([batch.pk])[batch.pk]
-    return render_page(
-        model_admin, request, "admin/vouchers/batch/status_confirm.html",
-        title=_("%(p0)s %(p1)s") % {
-            "p0": title, "p1": batch.pk}, form=form, batch=batch, action=action, stock=stock,
-        batch_url=change_url(batch),
-    )
+        return HttpResponseRedirect(change_url(self.obj))
+
+    def ask(self, form) -> HttpResponse:
+        batch = self.obj
+        stock = selectors.stock_by_state([batch.pk])[batch.pk]
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/batch/status_confirm.html",
+            title=_("%(p0)s %(p1)s") % {
+                "p0": STATUS_ACTIONS[self.action][0], "p1": batch.pk}, form=form, batch=batch,
+            action=self.action, stock=stock, batch_url=change_url(batch),
+        )
+
+
+def batch_status_view(model_admin, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+    return BatchStatusPage.view(model_admin, request, object_id, action=action)
 
 
 def void_inline_limit() -> int:
@@ -285,37 +297,47 @@ def _void_in_background(
 # --- storefront API keys --------------------------------------------------------------
 
 
-def create_api_key_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+class CreateApiKeyPage(ObjectConfirmView):
     """Create a storefront API key and show it exactly once, in this response only.
 
     The key is rendered straight into the response to the POST (no redirect, no
     message, no session), so it is stored nowhere and no later page can show it.
     """
-    storefront = model_admin.get_object(request, unquote(object_id))
-    if storefront is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not model_admin.has_key_permission(request, storefront):
-        raise PermissionDenied
-    form = CreateAPIKeyForm(posted(request))
-    if request.method == "POST" and form.is_valid():
+
+    def permitted(self) -> bool:
+        return self.model_admin.has_key_permission(self.request, self.obj)
+
+    def make_form(self, data):
+        return CreateAPIKeyForm(data)
+
+    def apply(self, form) -> HttpResponse | None:
+        storefront, request = self.obj, self.request
         try:
             api_key, plaintext = create_storefront_key(
                 storefront=storefront, name=form.cleaned_data["name"], created_by=request.user
             )
         except DomainError as exc:
             form.add_error("name", exc.detail)
-        else:
-            model_admin.log_change(request, storefront, f"Created API key {api_key.prefix} ({api_key.name}).")
-            return render_page(
-                model_admin, request, "admin/vouchers/storefront/api_key_created.html",
-                title=_("API key created"), storefront=storefront, api_key=api_key, plaintext_key=plaintext,
-                storefront_url=change_url(storefront),
-            )
-    return render_page(
-        model_admin, request, "admin/vouchers/storefront/api_key_form.html",
-        title=_("Create an API key for %(p0)s") % {"p0": storefront.name}, form=form, storefront=storefront,
-        storefront_url=change_url(storefront),
-    )
+            return None
+        summary = f"Created API key {api_key.prefix} ({api_key.name})."
+        self.model_admin.log_change(request, storefront, summary)
+        return render_page(
+            self.model_admin, request, "admin/vouchers/storefront/api_key_created.html",
+            title=_("API key created"), storefront=storefront, api_key=api_key, plaintext_key=plaintext,
+            storefront_url=change_url(storefront),
+        )
+
+    def ask(self, form) -> HttpResponse:
+        storefront = self.obj
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/storefront/api_key_form.html",
+            title=_("Create an API key for %(p0)s") % {"p0": storefront.name}, form=form,
+            storefront=storefront, storefront_url=change_url(storefront),
+        )
+
+
+def create_api_key_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    return CreateApiKeyPage.view(model_admin, request, object_id)
 
 
 # --- codes ----------------------------------------------------------------------------
@@ -356,37 +378,49 @@ def review_queue_url() -> str:
     return reverse("admin:vouchers_issuance_review_queue")
 
 
-def review_decision_view(model_admin, request: HttpRequest, object_id: str, decision: str) -> HttpResponse:
+class ReviewDecisionPage(ObjectConfirmView):
     """Confirm (GET) and apply (POST) a reviewer's approval or denial of one held issuance."""
-    if decision not in REVIEW_DECISIONS:
-        raise Http404("no such review decision")
-    issuance = model_admin.get_object(request, unquote(object_id))
-    if issuance is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not model_admin.has_review_permission(request, issuance):
-        raise PermissionDenied
-    form = ReviewDecisionForm(posted(request), reason_required=decision == "deny")
-    if request.method == "POST" and form.is_valid():
+
+    def __init__(self, model_admin, request: HttpRequest, *, decision: str) -> None:
+        if decision not in REVIEW_DECISIONS:
+            raise Http404("no such review decision")
+        super().__init__(model_admin, request)
+        self.decision = decision
+
+    def permitted(self) -> bool:
+        return self.model_admin.has_review_permission(self.request, self.obj)
+
+    def make_form(self, data):
+        return ReviewDecisionForm(data, reason_required=self.decision == "deny")
+
+    def apply(self, form) -> HttpResponse:
         apply_review_decision(
-            model_admin, request, issuance=issuance, decision=decision,
+            self.model_admin, self.request, issuance=self.obj, decision=self.decision,
             reason=form.cleaned_data.get("reason", ""),
         )
         return HttpResponseRedirect(review_queue_url())
-    if issuance.status != Issuance.Status.REVIEW:
-        model_admin.message_user(
-            request,
-            _("Issuance %(p0)s is %(p1)s; only an issuance in review can be decided.") % {
-                "p0": issuance.pk, "p1": issuance.status},
-            messages.WARNING,
+
+    def ask(self, form) -> HttpResponse:
+        issuance, model_admin = self.obj, self.model_admin
+        if issuance.status != Issuance.Status.REVIEW:
+            model_admin.message_user(
+                self.request,
+                _("Issuance %(p0)s is %(p1)s; only an issuance in review can be decided.") % {
+                    "p0": issuance.pk, "p1": issuance.status},
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(change_url(issuance))
+        return render_page(
+            model_admin, self.request, "admin/vouchers/issuance/review_confirm.html",
+            title=_("%(p0)s issuance %(p1)s") % {
+                "p0": REVIEW_DECISIONS[self.decision], "p1": issuance.pk}, form=form, issuance=issuance,
+            decision=self.decision, assessment=model_admin.fraud_decisions([issuance.pk]).get(issuance.pk),
+            issuance_url=change_url(issuance), queue_url=review_queue_url(),
         )
-        return HttpResponseRedirect(change_url(issuance))
-    return render_page(
-        model_admin, request, "admin/vouchers/issuance/review_confirm.html",
-        title=_("%(p0)s issuance %(p1)s") % {
-            "p0": REVIEW_DECISIONS[decision], "p1": issuance.pk}, form=form, issuance=issuance,
-        decision=decision, assessment=model_admin.fraud_decisions([issuance.pk]).get(issuance.pk),
-        issuance_url=change_url(issuance), queue_url=review_queue_url(),
-    )
+
+
+def review_decision_view(model_admin, request: HttpRequest, object_id: str, decision: str) -> HttpResponse:
+    return ReviewDecisionPage.view(model_admin, request, object_id, decision=decision)
 
 
 def reviewer_merchant_id(request: HttpRequest) -> int | None:
@@ -433,41 +467,50 @@ def apply_review_decision(
 # --- canary codes ---------------------------------------------------------------------
 
 
-@sensitive_variables("plaintexts")
-def plant_canaries_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+class PlantCanariesPage(ObjectConfirmView):
     """Plant canary codes in a batch and show their plaintexts exactly once, in this response.
 
     Like a new API key, the codes are rendered straight into the response to the POST:
     no redirect, no message, no session, no log line, so no later page can show them.
-    Error reports show this view's plaintexts as stars.
+    Error reports show the plaintexts of `apply` as stars.
     """
-    batch = model_admin.get_object(request, unquote(object_id))
-    if batch is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not model_admin.has_canary_permission(request, batch):
-        raise PermissionDenied
-    form = PlantCanariesForm(posted(request))
-    if request.method == "POST" and form.is_valid():
+
+    def permitted(self) -> bool:
+        return self.model_admin.has_canary_permission(self.request, self.obj)
+
+    def make_form(self, data):
+        return PlantCanariesForm(data)
+
+    @sensitive_variables("plaintexts")
+    def apply(self, form) -> HttpResponse | None:
+        batch, request = self.obj, self.request
         try:
             plaintexts = plant_canaries(
                 batch=batch, count=form.cleaned_data["count"], actor_user=request.user
             )
         except DomainError as exc:
             form.add_error(None, exc.detail)
-        else:
-            summary = _("Planted %(p0)s canary codes.") % {"p0": len(plaintexts)}
-            model_admin.log_change(request, batch, summary)
-            logger.info(
-                "batch %s: %s canary codes planted by %s",
-                batch.pk, len(plaintexts), actor_for_user(request.user),
-            )
-            return render_page(
-                model_admin, request, "admin/vouchers/batch/canaries_planted.html",
-                title=_("Canary codes for %(p0)s") % {"p0": batch}, batch=batch, canaries=plaintexts,
-                batch_url=change_url(batch),
-            )
-    return render_page(
-        model_admin, request, "admin/vouchers/batch/plant_canaries.html",
-        title=_("Plant canary codes in %(p0)s") % {"p0": batch}, form=form, batch=batch,
-        canary_count=model_admin.canary_count(batch), batch_url=change_url(batch),
-    )
+            return None
+        summary = _("Planted %(p0)s canary codes.") % {"p0": len(plaintexts)}
+        self.model_admin.log_change(request, batch, summary)
+        logger.info(
+            "batch %s: %s canary codes planted by %s",
+            batch.pk, len(plaintexts), actor_for_user(request.user),
+        )
+        return render_page(
+            self.model_admin, request, "admin/vouchers/batch/canaries_planted.html",
+            title=_("Canary codes for %(p0)s") % {"p0": batch}, batch=batch, canaries=plaintexts,
+            batch_url=change_url(batch),
+        )
+
+    def ask(self, form) -> HttpResponse:
+        batch = self.obj
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/batch/plant_canaries.html",
+            title=_("Plant canary codes in %(p0)s") % {"p0": batch}, form=form, batch=batch,
+            canary_count=self.model_admin.canary_count(batch), batch_url=change_url(batch),
+        )
+
+
+def plant_canaries_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    return PlantCanariesPage.view(model_admin, request, object_id)
