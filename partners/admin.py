@@ -50,6 +50,7 @@ from partners.services.agreements import (
     version_is_used,
 )
 from partners.services.keys import create_partner_key, revoke_partner_key
+from vouchers.admin.base import ReadOnlyPermissions, RecordAdmin
 from vouchers.admin.confirm import ConfirmView, ObjectConfirmView
 from vouchers.admin.tenancy import (
     MerchantScopedAdmin,
@@ -64,21 +65,6 @@ from vouchers.services.events import actor_for_user
 
 def _superuser(request) -> bool:
     return bool(request.user.is_active and request.user.is_superuser)
-
-
-class ReadOnlyRecordAdmin(MerchantScopedAdmin):
-    """Append-only records: viewed, never added, changed or deleted here."""
-
-    actions = None
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- partners and their keys -------------------------------------------------------
@@ -203,7 +189,7 @@ class CreatePartnerKeyPage(ObjectConfirmView):
 
 
 @admin.register(PartnerAPIKey)
-class PartnerAPIKeyAdmin(MerchantScopedAdmin):
+class PartnerAPIKeyAdmin(ReadOnlyPermissions, MerchantScopedAdmin):
     """Keys by prefix; created from the partner's page (shown once), revoked here."""
 
     merchant_paths = ("partner__agreements__merchant",)
@@ -215,15 +201,6 @@ class PartnerAPIKeyAdmin(MerchantScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).distinct()
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_revoke_permission(self, request) -> bool:
         return _superuser(request)
@@ -398,7 +375,7 @@ class AgreementVersionAdmin(MerchantScopedAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyRecordAdmin):
+class LedgerEntryAdmin(RecordAdmin):
     merchant_paths = ("merchant",)
     list_display = (
         "seq",
@@ -429,7 +406,7 @@ class PaymentForm(forms.Form):
 
 
 @admin.register(Statement)
-class StatementAdmin(ReadOnlyRecordAdmin):
+class StatementAdmin(RecordAdmin):
     merchant_paths = ("merchant",)
     list_display = (
         "number",
@@ -795,7 +772,7 @@ class DisputeAdmin(MerchantScopedAdmin):
 
 
 @admin.register(StatementEvent)
-class StatementEventAdmin(ReadOnlyRecordAdmin):
+class StatementEventAdmin(RecordAdmin):
     merchant_paths = ("statement__merchant",)
     list_display = ("created_at", "statement", "action", "actor")
     list_filter = ("action",)

@@ -25,10 +25,11 @@ class AnnotatedPageAdmin(MerchantScopedAdmin):
         """Attach per-row figures to `objects` (the rows of the page shown)."""
 
 
-class RecordAdmin(MerchantScopedAdmin):
-    """Records are written by services only: here they are read, never added, edited or deleted."""
+class ReadOnlyPermissions:
+    """Nothing is added, changed or deleted through this admin or inline: it is for reading.
 
-    actions: Sequence[str] | None = None
+    Put it first among the bases, so that it answers before the model admin's own checks.
+    """
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -38,6 +39,12 @@ class RecordAdmin(MerchantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class RecordAdmin(ReadOnlyPermissions, MerchantScopedAdmin):
+    """Records are written by services only: here they are read, never added, edited or deleted."""
+
+    actions: Sequence[str] | None = None
 
 
 def superuser_only(request) -> bool:

@@ -21,7 +21,7 @@ from vouchers import selectors
 from vouchers.admin import loads as admin_loads
 from vouchers.admin import reveal as admin_reveal
 from vouchers.admin import views as admin_views
-from vouchers.admin.base import AnnotatedPageAdmin, RecordAdmin
+from vouchers.admin.base import AnnotatedPageAdmin, ReadOnlyPermissions, RecordAdmin
 from vouchers.admin.confirm import SelectionConfirmView
 from vouchers.admin.forms import BatchStatusForm, ExtendValidityForm
 from vouchers.admin.tenancy import ScopedInline, ScopedRelatedFilter, TenantModelForm, has_tenant, is_unscoped
@@ -282,7 +282,7 @@ class ExtendValiditySelectedPage(SelectionConfirmView):
 # --- codes and their records ----------------------------------------------------------
 
 
-class CodeEventInline(ScopedInline):
+class CodeEventInline(ReadOnlyPermissions, ScopedInline):
     model = CodeEvent
     fk_name = "code"
     fields = ("created_at", "action", "from_state", "to_state", "actor", "issuance", "details_fields")
@@ -294,15 +294,6 @@ class CodeEventInline(ScopedInline):
     @admin.display(description="details")
     def details_fields(self, obj):
         return labelled(obj.details)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Code)

@@ -15,7 +15,7 @@ from rest_framework_api_key.models import APIKey
 from vouchers import selectors
 from vouchers.admin import keys as admin_keys
 from vouchers.admin import views as admin_views
-from vouchers.admin.base import AnnotatedPageAdmin, superuser_only
+from vouchers.admin.base import AnnotatedPageAdmin, ReadOnlyPermissions, superuser_only
 from vouchers.admin.tenancy import (
     MerchantScopedAdmin,
     ScopedInline,
@@ -93,7 +93,7 @@ class StorefrontForm(TenantModelForm):
         return cleaned
 
 
-class StorefrontAPIKeyInline(ScopedInline):
+class StorefrontAPIKeyInline(ReadOnlyPermissions, ScopedInline):
     model = StorefrontAPIKey
     fields = ("prefix", "name", "created", "last_used_at", "expiry_date", "revoked")
     readonly_fields = fields
@@ -101,15 +101,6 @@ class StorefrontAPIKeyInline(ScopedInline):
     can_delete = False
     show_change_link = True
     verbose_name_plural = "API keys (the key itself is shown only once, when created)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Storefront)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from fraud.models import RiskAssessment
 from vouchers.admin import views as admin_views
-from vouchers.admin.base import AnnotatedPageAdmin, RecordAdmin
+from vouchers.admin.base import AnnotatedPageAdmin, ReadOnlyPermissions, RecordAdmin
 from vouchers.admin.confirm import SelectionConfirmView
 from vouchers.admin.forms import ReviewDecisionForm
 from vouchers.admin.tenancy import ScopedInline, ScopedRelatedFilter, has_tenant
@@ -24,7 +24,7 @@ from vouchers.admin.theme import labelled
 from vouchers.models import Code, Issuance, Redemption
 
 
-class IssuedCodeInline(ScopedInline):
+class IssuedCodeInline(ReadOnlyPermissions, ScopedInline):
     model = Code
     fields = ("id", "code_tail", "serial", "state", "redeemed_at")
     readonly_fields = fields
@@ -35,15 +35,6 @@ class IssuedCodeInline(ScopedInline):
     @admin.display(description=_("code"))
     def code_tail(self, obj):
         return f"…{obj.last4}"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def fraud_decisions(issuance_ids) -> dict:
