@@ -76,6 +76,14 @@ def subscribed_types(owner: Owner) -> frozenset[str]:
     return result
 
 
+def subscribed_merchants(event_type: str) -> list[int]:
+    """Merchants with an enabled storefront endpoint subscribed to `event_type` (for the periodic scans)."""
+    rows = WebhookEndpoint.objects.filter(enabled=True, storefront__isnull=False).values_list(
+        "merchant_id", "events"
+    )
+    return sorted({merchant_id for merchant_id, events in rows if event_type in events})
+
+
 def emit(
     event_type: str, *, owners: Iterable[Owner], merchant_id: int | None, data: Callable[[], dict],
     ordering_key: str = "",
