@@ -2,9 +2,10 @@
 
 A page of this kind shows a form (on a GET, or again when it refuses a submission) and
 acts on a valid submission: a batch's pause, resume or void; a review decision; a new
-or revoked API key; canary codes; a revealed code; a partner's key, payment or
-statement close; and the list actions that ask for a reason first (void, extend the
-validity, deny). Each page is a subclass that says three things:
+or revoked API key; canary codes; a revealed code; generating, importing or finding
+codes; a partner's key, payment or statement close; and the list actions that ask for
+a reason first (void, extend the validity, deny). Each page is a subclass that says
+three things:
 
 - `make_form(data)`: its form, bound to the submitted data (None when nothing was submitted);
 - `apply(form)`: what a valid submission does, answered with a response (a redirect, or a

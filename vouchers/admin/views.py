@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from vouchers import selectors
-from vouchers.admin.confirm import ObjectConfirmView
+from vouchers.admin.confirm import ConfirmView, ObjectConfirmView
 from vouchers.admin.forms import (
     BatchStatusForm,
     CreateAPIKeyForm,
@@ -86,15 +86,26 @@ def change_url(obj) -> str:
 # --- loading codes --------------------------------------------------------------------
 
 
-def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+class LoadPage(ConfirmView):
+    """A page that loads codes into a new batch (generate, import): staff allowed to load only."""
+
+    def respond(self) -> HttpResponse:
+        if not self.model_admin.has_load_permission(self.request):
+            raise PermissionDenied
+        return super().respond()
+
+    def products(self):
+        return scoped_choices(Product, self.request).filter(is_active=True)
+
+
+class GenerateCodesPage(LoadPage):
     """Generate a batch of random codes for one of the merchant's products."""
-    if not model_admin.has_load_permission(request):
-        raise PermissionDenied
-    form = GenerateCodesForm(
-        posted(request), products=scoped_choices(Product, request).filter(is_active=True)
-    )
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+
+    def make_form(self, data):
+        return GenerateCodesForm(data, products=self.products())
+
+    def apply(self, form) -> HttpResponse | None:
+        model_admin, request, data = self.model_admin, self.request, form.cleaned_data
         from vouchers.admin import loads as admin_loads
 
         if background := admin_loads.start_generation_if_large(model_admin, request, data):
@@ -107,32 +118,38 @@ def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
             )
         except InvalidBatchSettings as exc:
             form.add_error(None, exc.detail)
-        else:
-            model_admin.log_addition(request, batch, f"Generated {batch.size} codes.")
-            messages.success(request, _("Generated %(p0)s codes in batch %(p1)s.") % {
-                "p0": f"{batch.size:,}", "p1": batch.pk})
-            return HttpResponseRedirect(change_url(batch))
-    return render_page(
-        model_admin, request, "admin/vouchers/batch/load_codes.html",
-        title=_("Generate codes"), form=form, media=form.media,
-    )
+            return None
+        model_admin.log_addition(request, batch, f"Generated {batch.size} codes.")
+        messages.success(request, _("Generated %(p0)s codes in batch %(p1)s.") % {
+            "p0": f"{batch.size:,}", "p1": batch.pk})
+        return HttpResponseRedirect(change_url(batch))
+
+    def ask(self, form) -> HttpResponse:
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/batch/load_codes.html",
+            title=_("Generate codes"), form=form, media=form.media,
+        )
 
 
-def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+    return GenerateCodesPage(model_admin, request).respond()
+
+
+class ImportCodesPage(LoadPage):
     """Import a supplier's file of codes as one batch; bad rows come back as a per-row report.
 
     The uploaded file is handed to the import service as a file object (a temporary file
     on disk for uploads over FILE_UPLOAD_MAX_MEMORY_SIZE), which streams it.
     """
-    if not model_admin.has_load_permission(request):
-        raise PermissionDenied
-    form = ImportCodesForm(
-        posted(request), request.FILES if request.method == "POST" else None,
-        products=scoped_choices(Product, request).filter(is_active=True),
-    )
-    rejection = None
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+
+    rejection: dict | None = None
+
+    def make_form(self, data):
+        files = self.request.FILES if data is not None else None
+        return ImportCodesForm(data, files, products=self.products())
+
+    def apply(self, form) -> HttpResponse | None:
+        model_admin, request, data = self.model_admin, self.request, form.cleaned_data
         uploaded = data["file"]
         from vouchers.admin import loads as admin_loads
 
@@ -149,20 +166,27 @@ def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
             )
         except ImportRejected as exc:
             shown = exc.report[:REPORT_ROWS_SHOWN]
-            rejection = {
+            self.rejection = {
                 "detail": exc.detail, "bad_rows": exc.bad_rows, "rows": shown,
                 "more": max(exc.bad_rows - len(shown), 0),
             }
             form.add_error(None, _("The file was rejected: %(p0)s bad rows. Nothing was stored.") % {
                 "p0": f"{exc.bad_rows:,}"})
+            return None
         except InvalidBatchSettings as exc:
             form.add_error(None, exc.detail)
-        else:
-            return _imported(model_admin, request, result)
-    return render_page(
-        model_admin, request, "admin/vouchers/batch/load_codes.html",
-        title=_("Import codes"), form=form, media=form.media, rejection=rejection, multipart=True,
-    )
+            return None
+        return _imported(model_admin, request, result)
+
+    def ask(self, form) -> HttpResponse:
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/batch/load_codes.html",
+            title=_("Import codes"), form=form, media=form.media, rejection=self.rejection, multipart=True,
+        )
+
+
+def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+    return ImportCodesPage(model_admin, request).respond()
 
 
 def _imported(model_admin, request: HttpRequest, result) -> HttpResponse:
@@ -343,19 +367,28 @@ def create_api_key_view(model_admin, request: HttpRequest, object_id: str) -> Ht
 # --- codes ----------------------------------------------------------------------------
 
 
-def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
+class FindCodePage(ConfirmView):
     """Find one of the merchant's codes by the code itself, through the blind index.
 
     The code comes by POST (never in a URL or an access log), is not logged or kept,
     and is never echoed back: a match redirects to the code's page by id, a miss
     shows an empty form. Another merchant's code is a miss, like an unknown one.
     """
-    if not model_admin.has_view_permission(request):
-        raise PermissionDenied
-    form = FindCodeForm(posted(request))
-    if request.method == "POST" and form.is_valid():
+
+    missed = False
+
+    def respond(self) -> HttpResponse:
+        if not self.model_admin.has_view_permission(self.request):
+            raise PermissionDenied
+        return super().respond()
+
+    def make_form(self, data):
+        return FindCodeForm(data)
+
+    def apply(self, form) -> HttpResponse | None:
+        request = self.request
         code = selectors.find_code(form.cleaned_data["code"], select_related=("batch",))
-        found = code is not None and model_admin.get_queryset(request).filter(pk=code.pk).exists()
+        found = code is not None and self.model_admin.get_queryset(request).filter(pk=code.pk).exists()
         logger.info(
             "code lookup by %s: %s", actor_for_user(request.user),
             f"code {code.pk}" if code is not None and found else "no match",
@@ -363,10 +396,20 @@ def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
         if found:
             return HttpResponseRedirect(change_url(code))
         messages.warning(request, _("No code of yours matches what was typed."))
-        form = FindCodeForm()
-    return render_page(
-        model_admin, request, "admin/vouchers/code/find_code.html", title=_("Find a code"), form=form,
-    )
+        self.missed = True
+        return None
+
+    def ask(self, form) -> HttpResponse:
+        if self.missed:
+            form = FindCodeForm()  # what was typed is never echoed back
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/code/find_code.html", title=_("Find a code"),
+            form=form,
+        )
+
+
+def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
+    return FindCodePage(model_admin, request).respond()
 
 
 # --- fraud reviews --------------------------------------------------------------------
