@@ -15,7 +15,7 @@ Names no app's model: every app's admin may import it (docs/architecture.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from django import forms
@@ -247,6 +247,28 @@ class MerchantScopedAdmin(ConsoleModelAdmin):
         if self.binds_merchant(request) and self.merchant_field in filters:
             filters.remove(self.merchant_field)
         return filters
+
+
+class ReadOnlyPermissions:
+    """Nothing is added, changed or deleted through this admin or inline: it is for reading.
+
+    Put it first among the bases, so that it answers before the model admin's own checks.
+    """
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RecordAdmin(ReadOnlyPermissions, MerchantScopedAdmin):
+    """Records are written by services only: here they are read, never added, edited or deleted."""
+
+    actions: Sequence[str] | None = None
 
 
 class ScopedInline(TabularInline):

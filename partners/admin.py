@@ -28,7 +28,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from config import versions
-from config.admin_console import MerchantScopedAdmin
+from config.admin_confirm import ConfirmView, ObjectConfirmView
+from config.admin_console import MerchantScopedAdmin, ReadOnlyPermissions, RecordAdmin
 from config.errors import DomainError
 from config.tenancy import has_tenant, is_unscoped, scope_queryset, staff_merchant
 from partners.csvexport import csv_rows
@@ -58,21 +59,6 @@ from vouchers.services.events import actor_for_user
 
 def _superuser(request) -> bool:
     return bool(request.user.is_active and request.user.is_superuser)
-
-
-class ReadOnlyRecordAdmin(MerchantScopedAdmin):
-    """Append-only records: viewed, never added, changed or deleted here."""
-
-    actions = None
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- partners and their keys -------------------------------------------------------
@@ -136,39 +122,68 @@ class PartnerAdmin(MerchantScopedAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def create_key_view(self, request, object_id):
-        if not _superuser(request):
+        return CreatePartnerKeyPage.view(self, request, object_id)
+
+
+def form_page_context(model_admin, request, form, *, title, submit_label, intro) -> dict:
+    """The context of admin/partners/form_page.html, the settlement pages' one-form page."""
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "form": form,
+        "title": title,
+        "submit_label": submit_label,
+        "intro": intro,
+    }
+
+
+class CreatePartnerKeyPage(ObjectConfirmView):
+    """Create a partner API key (superusers only) and show it once, in the response to the POST."""
+
+    def find(self, object_id):
+        if not _superuser(self.request):
             raise PermissionDenied
-        partner = get_object_or_404(Partner, pk=object_id)
-        back_url = reverse("admin:partners_partner_change", args=[quote(partner.pk)])
-        form = PartnerKeyForm(request.POST or None)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "form": form,
-            "title": _("New API key for %(partner)s") % {"partner": partner},
-            "submit_label": _("Create API key"),
-            "intro": _("The key is shown once, on the next page. Only its prefix and a hash are kept."),
-        }
-        if request.method == "POST" and form.is_valid():
-            api_key, plaintext = create_partner_key(partner=partner, name=form.cleaned_data["name"])
-            self.log_change(request, partner, _("Created API key %(prefix)s.") % {"prefix": api_key.prefix})
-            return TemplateResponse(
-                request,
-                "admin/partners/key_created.html",
-                {
-                    **context,
-                    "api_key": api_key,
-                    "plaintext_key": plaintext,
-                    "partner": partner,
-                    "back_url": back_url,
-                    "title": _("Partner API key created"),
-                },
-            )
-        return TemplateResponse(request, "admin/partners/form_page.html", context)
+        return get_object_or_404(Partner, pk=object_id)
+
+    def permitted(self) -> bool:
+        return True  # find() let only a superuser this far
+
+    def make_form(self, data):
+        return PartnerKeyForm(data or None)
+
+    def context(self, form) -> dict:
+        return form_page_context(
+            self.model_admin, self.request, form,
+            title=_("New API key for %(partner)s") % {"partner": self.obj},
+            submit_label=_("Create API key"),
+            intro=_("The key is shown once, on the next page. Only its prefix and a hash are kept."),
+        )
+
+    def apply(self, form) -> HttpResponse:
+        partner, request = self.obj, self.request
+        api_key, plaintext = create_partner_key(partner=partner, name=form.cleaned_data["name"])
+        self.model_admin.log_change(
+            request, partner, _("Created API key %(prefix)s.") % {"prefix": api_key.prefix}
+        )
+        return TemplateResponse(
+            request,
+            "admin/partners/key_created.html",
+            {
+                **self.context(form),
+                "api_key": api_key,
+                "plaintext_key": plaintext,
+                "partner": partner,
+                "back_url": reverse("admin:partners_partner_change", args=[quote(partner.pk)]),
+                "title": _("Partner API key created"),
+            },
+        )
+
+    def ask(self, form) -> HttpResponse:
+        return TemplateResponse(self.request, "admin/partners/form_page.html", self.context(form))
 
 
 @admin.register(PartnerAPIKey)
-class PartnerAPIKeyAdmin(MerchantScopedAdmin):
+class PartnerAPIKeyAdmin(ReadOnlyPermissions, MerchantScopedAdmin):
     """Keys by prefix; created from the partner's page (shown once), revoked here."""
 
     merchant_paths = ("partner__agreements__merchant",)
@@ -180,15 +195,6 @@ class PartnerAPIKeyAdmin(MerchantScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).distinct()
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_revoke_permission(self, request) -> bool:
         return _superuser(request)
@@ -363,7 +369,7 @@ class AgreementVersionAdmin(MerchantScopedAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyRecordAdmin):
+class LedgerEntryAdmin(RecordAdmin):
     merchant_paths = ("merchant",)
     list_display = (
         "seq",
@@ -394,7 +400,7 @@ class PaymentForm(forms.Form):
 
 
 @admin.register(Statement)
-class StatementAdmin(ReadOnlyRecordAdmin):
+class StatementAdmin(RecordAdmin):
     merchant_paths = ("merchant",)
     list_display = (
         "number",
@@ -587,61 +593,82 @@ class StatementAdmin(ReadOnlyRecordAdmin):
     def close_due_view(self, request):
         if not has_tenant(request) or not self.has_view_permission(request):
             raise PermissionDenied
-        if request.method != "POST":
-            context = {
-                **self.admin_site.each_context(request),
-                "opts": self.opts,
-                "form": forms.Form(),
-                "title": _("Close due statements"),
-                "submit_label": _("Close now"),
-                "intro": _("Closes every period of your agreements that has ended."),
-            }
-            return TemplateResponse(request, "admin/partners/form_page.html", context)
+        return CloseDueStatementsPage(self, request).respond()
+
+    def payment_view(self, request, object_id):
+        return PaymentPage.view(self, request, object_id)
+
+
+class CloseDueStatementsPage(ConfirmView):
+    """Close every ended period of the staff member's agreements (also run daily by beat)."""
+
+    def make_form(self, data):
+        return forms.Form(data)
+
+    def apply(self, form) -> HttpResponse:
+        request = self.request
         agreements = Agreement.objects.all()
         if not is_unscoped(request):
-            agreements = agreements.filter(merchant=staff_merchant(request))
+            merchant = staff_merchant(request)
+            agreements = agreements.filter(merchant_id=merchant.pk) if merchant else agreements.none()
         created = []
         for agreement_id in agreements.order_by("pk").values_list("pk", flat=True):
             created += statement_service.close_agreement(agreement_id=agreement_id, as_of=timezone.now())
         closed = _("Closed %(count)d statement(s).") % {"count": len(created)}
-        self.message_user(request, closed, messages.SUCCESS)
+        self.model_admin.message_user(request, closed, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:partners_statement_changelist"))
 
-    def payment_view(self, request, object_id):
-        statement = self._own(request, object_id)
-        if not request.user.has_perm("partners.add_ledgerentry") and not _superuser(request):
-            raise PermissionDenied
-        form = PaymentForm(request.POST or None)
-        back = reverse("admin:partners_statement_change", args=[quote(statement.pk)])
-        if request.method == "POST" and form.is_valid():
-            try:
-                amount = to_minor(form.cleaned_data["amount"], statement.currency)
-                statement_service.record_payment(
-                    statement=statement,
-                    amount_minor=amount,
-                    actor=actor_for_user(request.user),
-                    reference=form.cleaned_data["reference"],
-                )
-            except (ValueError, ArithmeticError):
-                form.add_error("amount", _("Not a %(currency)s amount.") % {"currency": statement.currency})
-            except DomainError as exc:
-                form.add_error(None, exc.detail)
-            else:
-                self.message_user(request, _("Payment recorded."), messages.SUCCESS)
-                return HttpResponseRedirect(back)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "form": form,
-            "title": _("Record a payment for statement %(number)s") % {"number": statement.number},
-            "submit_label": _("Record payment"),
-            "intro": _("Total %(total)s %(currency)s; payment status %(status)s.") % {
+    def ask(self, form) -> HttpResponse:
+        return TemplateResponse(self.request, "admin/partners/form_page.html", form_page_context(
+            self.model_admin, self.request, form,
+            title=_("Close due statements"), submit_label=_("Close now"),
+            intro=_("Closes every period of your agreements that has ended."),
+        ))
+
+
+class PaymentPage(ObjectConfirmView):
+    """Record a payment against a statement (needs "Can add ledger entry", or a superuser)."""
+
+    def find(self, object_id):
+        return self.model_admin._own(self.request, object_id)
+
+    def permitted(self) -> bool:
+        return self.request.user.has_perm("partners.add_ledgerentry") or _superuser(self.request)
+
+    def make_form(self, data):
+        return PaymentForm(data or None)
+
+    def apply(self, form) -> HttpResponse | None:
+        statement, request = self.obj, self.request
+        try:
+            amount = to_minor(form.cleaned_data["amount"], statement.currency)
+            statement_service.record_payment(
+                statement=statement,
+                amount_minor=amount,
+                actor=actor_for_user(request.user),
+                reference=form.cleaned_data["reference"],
+            )
+        except (ValueError, ArithmeticError):
+            form.add_error("amount", _("Not a %(currency)s amount.") % {"currency": statement.currency})
+            return None
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+            return None
+        self.model_admin.message_user(request, _("Payment recorded."), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:partners_statement_change", args=[quote(statement.pk)]))
+
+    def ask(self, form) -> HttpResponse:
+        statement = self.obj
+        return TemplateResponse(self.request, "admin/partners/form_page.html", form_page_context(
+            self.model_admin, self.request, form,
+            title=_("Record a payment for statement %(number)s") % {"number": statement.number},
+            submit_label=_("Record payment"),
+            intro=_("Total %(total)s %(currency)s; payment status %(status)s.") % {
                 "total": format_minor(statement.total_minor, statement.currency),
                 "currency": statement.currency,
                 "status": statement_service.payment_status(statement),
             },
-        }
-        return TemplateResponse(request, "admin/partners/form_page.html", context)
+        ))
 
 
 class DisputeResolutionForm(forms.ModelForm):
@@ -740,7 +767,7 @@ class DisputeAdmin(MerchantScopedAdmin):
 
 
 @admin.register(StatementEvent)
-class StatementEventAdmin(ReadOnlyRecordAdmin):
+class StatementEventAdmin(RecordAdmin):
     merchant_paths = ("statement__merchant",)
     list_display = ("created_at", "statement", "action", "actor")
     list_filter = ("action",)

@@ -131,3 +131,35 @@ def redis_round_trips(monkeypatch) -> RedisRoundTrips:
     monkeypatch.setattr(redis.Redis, "execute_command", command)
     monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
     return counter
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run in-process (as in the embedded default), also when REDIS_URL makes Celery use a broker."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
+def log_stream():
+    """Every log record, as production writes it (scrubbing filter, JSON lines), on the root logger."""
+    import io
+    import logging
+
+    from config.logs import CodeScrubbingFilter, JsonLogFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(CodeScrubbingFilter())
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous)

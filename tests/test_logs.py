@@ -1,29 +1,12 @@
 """Logs: code-shaped tokens are scrubbed from every record; JSON lines; one line per request."""
 
-import io
 import json
 import logging
 
 import pytest
 
-from config.logs import CodeScrubbingFilter, JsonLogFormatter, scrub
+from config.logs import scrub
 from vouchers.codeformat import CodeFormat
-
-
-@pytest.fixture
-def captured():
-    """A handler set up as in production (scrubbing filter, JSON lines) on the root logger."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(CodeScrubbingFilter())
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous)
 
 
 def lines(stream) -> list[dict]:
@@ -37,7 +20,7 @@ def generated_code(**fmt) -> str:
 
 @pytest.mark.parametrize("fmt", [{}, {"group": 4}, {"prefix": "GIFT", "group": 5, "check_char": True},
                                  {"alphabet": "0123456789", "length": 16}])
-def test_a_generated_code_is_scrubbed_from_message_args_traceback_and_extra(captured, fmt):
+def test_a_generated_code_is_scrubbed_from_message_args_traceback_and_extra(log_stream, fmt):
     code = generated_code(**fmt)
     logger = logging.getLogger("tests.logs")
     logger.warning("typed %s by mistake", code, extra={"input": f"code={code}"})
@@ -45,10 +28,10 @@ def test_a_generated_code_is_scrubbed_from_message_args_traceback_and_extra(capt
         raise ValueError(f"bad code {code}")
     except ValueError:
         logger.exception("failed on %r", code)
-    text = captured.getvalue()
+    text = log_stream.getvalue()
     assert code not in text
     assert code.replace("-", "") not in text
-    first, second = lines(captured)
+    first, second = lines(log_stream)
     assert first["message"] == "typed [redacted] by mistake"
     assert first["input"] == "code=[redacted]"
     assert second["message"] == "failed on '[redacted]'"
@@ -69,9 +52,9 @@ def test_a_space_grouped_code_is_scrubbed():
     assert scrub("customer typed ABCD 2345 EFGH 6789 at the till") == "customer typed [redacted] at the till"
 
 
-def test_one_json_line_per_request_with_id_caller_status_and_duration(captured, client, db):
+def test_one_json_line_per_request_with_id_caller_status_and_duration(log_stream, client, db):
     response = client.get("/api/v1/products/", HTTP_X_REQUEST_ID="req-abc.123")
-    request_lines = [line for line in lines(captured) if line["logger"] == "vouchers.request"]
+    request_lines = [line for line in lines(log_stream) if line["logger"] == "vouchers.request"]
     assert len(request_lines) == 1
     line = request_lines[0]
     assert response["X-Request-ID"] == "req-abc.123"
@@ -83,7 +66,7 @@ def test_one_json_line_per_request_with_id_caller_status_and_duration(captured, 
     assert line["time"]
 
 
-def test_an_offered_request_id_that_does_not_look_like_one_is_replaced(captured, client, db):
+def test_an_offered_request_id_that_does_not_look_like_one_is_replaced(log_stream, client, db):
     response = client.get("/api/v1/products/", HTTP_X_REQUEST_ID="bad id\nwith newline")
     assert len(response["X-Request-ID"]) == 32
     assert "\n" not in response["X-Request-ID"]

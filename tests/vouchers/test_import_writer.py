@@ -98,34 +98,42 @@ def test_the_batch_is_invisible_to_other_sessions_until_the_import_commits(produ
     assert (Batch.objects.count(), Code.objects.filter(batch=result.batch).count()) == (1, 25_000)
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_two_imports_of_overlapping_files_at_once_store_each_code_once(product, tmp_path):
-    # given two files sharing 8,000 codes (in opposite orders: the loads may deadlock),
-    # imported at the same moment from two sessions
-    shared, only_a, only_b = fresh_codes(8_000), fresh_codes(500), fresh_codes(500)
-    files = {
-        "a": write_lines(tmp_path / "a.txt", shared + only_a),
-        "b": write_lines(tmp_path / "b.txt", only_b + list(reversed(shared))),
-    }
+def import_at_once(product, tmp_path, a: list[str], b: list[str], **options) -> dict[str, object]:
+    """Import two files, a.txt and b.txt, from two sessions released together.
+
+    Returns each file's outcome by name ("a", "b"): its import result, or the error it raised.
+    """
+    files = {"a": write_lines(tmp_path / "a.txt", a), "b": write_lines(tmp_path / "b.txt", b)}
     barrier = threading.Barrier(2, timeout=30)
     outcomes: dict[str, object] = {}
 
     def run(name: str) -> None:
         try:
             barrier.wait()
-            outcomes[name] = import_codes(product=product, file=files[name], filename=f"{name}.txt")
-        except Exception as exc:  # recorded and asserted below
+            outcomes[name] = import_codes(
+                product=product, file=files[name], filename=f"{name}.txt", **options
+            )
+        except Exception as exc:  # recorded, asserted by the caller
             outcomes[name] = exc
         finally:
             connections.close_all()
 
     threads = [threading.Thread(target=run, args=(name,)) for name in files]
-    # when
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    return outcomes
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_overlapping_files_at_once_store_each_code_once(product, tmp_path):
+    # given two files sharing 8,000 codes (in opposite orders: the loads may deadlock),
+    # imported at the same moment from two sessions
+    shared, only_a, only_b = fresh_codes(8_000), fresh_codes(500), fresh_codes(500)
+    # when
+    outcomes = import_at_once(product, tmp_path, shared + only_a, only_b + list(reversed(shared)))
     # then: one import stored its file, the other was refused for exactly the shared codes
     rejected = [o for o in outcomes.values() if isinstance(o, ImportRejected)]
     imported = [o for o in outcomes.values() if not isinstance(o, Exception)]
@@ -147,30 +155,10 @@ def test_two_imports_of_overlapping_files_at_once_store_each_code_once(product, 
 def test_two_overlapping_imports_with_skip_invalid_both_commit_and_split_the_codes(product, tmp_path):
     # given two files sharing 8,000 codes in opposite orders, imported at once, keeping valid rows
     shared, only_a, only_b = fresh_codes(8_000), fresh_codes(300), fresh_codes(300)
-    files = {
-        "a": write_lines(tmp_path / "a.txt", shared + only_a),
-        "b": write_lines(tmp_path / "b.txt", only_b + list(reversed(shared))),
-    }
-    barrier = threading.Barrier(2, timeout=30)
-    outcomes: dict[str, object] = {}
-
-    def run(name: str) -> None:
-        try:
-            barrier.wait()
-            outcomes[name] = import_codes(
-                product=product, file=files[name], filename=f"{name}.txt", skip_invalid=True
-            )
-        except Exception as exc:  # recorded and asserted below
-            outcomes[name] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(name,)) for name in files]
     # when
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    outcomes = import_at_once(
+        product, tmp_path, shared + only_a, only_b + list(reversed(shared)), skip_invalid=True
+    )
     # then: every code stored exactly once, the skipped ones reported as already stored
     results = list(outcomes.values())
     assert not [r for r in results if isinstance(r, Exception)], outcomes

@@ -25,16 +25,6 @@ from vouchers.tasks import void_batch_task
 CHANGELIST = "admin:vouchers_batch_changelist"
 
 
-@pytest.fixture
-def eager_celery():
-    """Tasks run in-process (as in the embedded default), also when REDIS_URL makes Celery use a broker."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
-
 
 @pytest.fixture
 def inline_limit(settings):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from django.contrib.admin.views.main import ChangeList
 
 from config.admin_console import MerchantScopedAdmin
@@ -23,21 +21,6 @@ class AnnotatedPageAdmin(MerchantScopedAdmin):
 
     def annotate_page(self, request, objects: list) -> None:
         """Attach per-row figures to `objects` (the rows of the page shown)."""
-
-
-class RecordAdmin(MerchantScopedAdmin):
-    """Records are written by services only: here they are read, never added, edited or deleted."""
-
-    actions: Sequence[str] | None = None
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def superuser_only(request) -> bool:

@@ -11,19 +11,28 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
+from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 
-from config.admin_console import ScopedInline, ScopedRelatedFilter, TenantModelForm, labelled
+from config.admin_confirm import SelectionConfirmView
+from config.admin_console import (
+    ReadOnlyPermissions,
+    RecordAdmin,
+    ScopedInline,
+    ScopedRelatedFilter,
+    TenantModelForm,
+    labelled,
+)
 from config.errors import DomainError
 from config.tenancy import has_tenant, is_unscoped
 from vouchers import selectors
 from vouchers.admin import loads as admin_loads
 from vouchers.admin import reveal as admin_reveal
 from vouchers.admin import views as admin_views
-from vouchers.admin.base import AnnotatedPageAdmin, RecordAdmin
+from vouchers.admin.base import AnnotatedPageAdmin
 from vouchers.admin.forms import BatchStatusForm, ExtendValidityForm
 from vouchers.models import Batch, Code, CodeEvent
 from vouchers.services.batch_validity import extend_validity
@@ -218,49 +227,61 @@ class BatchAdmin(AnnotatedPageAdmin):
     @admin.action(description=_("Void selected batches…"), permissions=["status"])
     def void_selected(self, request, queryset):
         """Asks for confirmation and a reason first (voiding cannot be undone)."""
-        batches = list(queryset.select_related("product"))
-        confirmed = "confirm" in request.POST
-        form = BatchStatusForm(request.POST if confirmed else None, reason_required=True)
-        if confirmed and form.is_valid():
-            for batch in batches:
-                admin_views.apply_status_change(
-                    self, request, batch=batch, action="void", reason=form.cleaned_data["reason"]
-                )
-            return None
-        stock = selectors.stock_by_state(b.pk for b in batches)
-        return admin_views.render_page(
-            self, request, "admin/vouchers/batch/void_selected_confirmation.html",
-            title=_("Void batches"), form=form,
-            batches=[(b, stock[b.pk]) for b in batches],
-            action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
-        )
-
+        return VoidSelectedPage(self, request, list(queryset.select_related("product"))).respond()
 
     @admin.action(description="Extend validity of selected batches…", permissions=["status"])
     def extend_validity_selected(self, request, queryset):
         """Asks for the new end of validity and a reason; each batch records an event."""
-        batches = list(queryset.select_related("product"))
-        confirmed = "confirm" in request.POST
-        form = ExtendValidityForm(request.POST if confirmed else None)
-        if confirmed and form.is_valid():
-            for batch in batches:
-                try:
-                    previous = extend_validity(
-                        batch=batch, valid_until=form.cleaned_data["valid_until"],
-                        reason=form.cleaned_data["reason"], actor_user=request.user,
-                    )
-                except DomainError as exc:
-                    self.message_user(request, exc.detail, messages.WARNING)
-                else:
-                    self.log_change(request, batch, f"Validity extended from {previous:%Y-%m-%d %H:%M}.")
-                    self.message_user(
-                        request, f"{batch} is now valid until {batch.valid_until:%Y-%m-%d %H:%M} UTC.",
-                        messages.SUCCESS,
-                    )
-            return None
+        return ExtendValiditySelectedPage(self, request, list(queryset.select_related("product"))).respond()
+
+
+class VoidSelectedPage(SelectionConfirmView):
+    def make_form(self, data):
+        return BatchStatusForm(data, reason_required=True)
+
+    def apply(self, form) -> HttpResponse:
+        for batch in self.rows:
+            admin_views.apply_status_change(
+                self.model_admin, self.request, batch=batch, action="void", reason=form.cleaned_data["reason"]
+            )
+        return self.back_to_the_list()
+
+    def ask(self, form) -> HttpResponse:
+        stock = selectors.stock_by_state(b.pk for b in self.rows)
         return admin_views.render_page(
-            self, request, "admin/vouchers/batch/extend_validity.html",
-            title="Extend the validity of batches", form=form, batches=batches,
+            self.model_admin, self.request, "admin/vouchers/batch/void_selected_confirmation.html",
+            title=_("Void batches"), form=form,
+            batches=[(b, stock[b.pk]) for b in self.rows],
+            action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+        )
+
+
+class ExtendValiditySelectedPage(SelectionConfirmView):
+    def make_form(self, data):
+        return ExtendValidityForm(data)
+
+    def apply(self, form) -> HttpResponse:
+        model_admin, request = self.model_admin, self.request
+        for batch in self.rows:
+            try:
+                previous = extend_validity(
+                    batch=batch, valid_until=form.cleaned_data["valid_until"],
+                    reason=form.cleaned_data["reason"], actor_user=request.user,
+                )
+            except DomainError as exc:
+                model_admin.message_user(request, exc.detail, messages.WARNING)
+            else:
+                model_admin.log_change(request, batch, f"Validity extended from {previous:%Y-%m-%d %H:%M}.")
+                model_admin.message_user(
+                    request, f"{batch} is now valid until {batch.valid_until:%Y-%m-%d %H:%M} UTC.",
+                    messages.SUCCESS,
+                )
+        return self.back_to_the_list()
+
+    def ask(self, form) -> HttpResponse:
+        return admin_views.render_page(
+            self.model_admin, self.request, "admin/vouchers/batch/extend_validity.html",
+            title="Extend the validity of batches", form=form, batches=self.rows,
             action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
         )
 
@@ -268,7 +289,7 @@ class BatchAdmin(AnnotatedPageAdmin):
 # --- codes and their records ----------------------------------------------------------
 
 
-class CodeEventInline(ScopedInline):
+class CodeEventInline(ReadOnlyPermissions, ScopedInline):
     model = CodeEvent
     fk_name = "code"
     fields = ("created_at", "action", "from_state", "to_state", "actor", "issuance", "details_fields")
@@ -280,15 +301,6 @@ class CodeEventInline(ScopedInline):
     @admin.display(description="details")
     def details_fields(self, obj):
         return labelled(obj.details)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Code)

@@ -12,7 +12,13 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import APIKey
 
-from config.admin_console import MerchantScopedAdmin, ScopedInline, ScopedRelatedFilter, TenantModelForm
+from config.admin_console import (
+    MerchantScopedAdmin,
+    ReadOnlyPermissions,
+    ScopedInline,
+    ScopedRelatedFilter,
+    TenantModelForm,
+)
 from config.errors import DomainError
 from config.tenancy import has_tenant
 from vouchers import selectors
@@ -88,7 +94,7 @@ class StorefrontForm(TenantModelForm):
         return cleaned
 
 
-class StorefrontAPIKeyInline(ScopedInline):
+class StorefrontAPIKeyInline(ReadOnlyPermissions, ScopedInline):
     model = StorefrontAPIKey
     fields = ("prefix", "name", "created", "last_used_at", "expiry_date", "revoked")
     readonly_fields = fields
@@ -96,15 +102,6 @@ class StorefrontAPIKeyInline(ScopedInline):
     can_delete = False
     show_change_link = True
     verbose_name_plural = "API keys (the key itself is shown only once, when created)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Storefront)

@@ -9,20 +9,22 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
+from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from config.admin_console import ScopedInline, ScopedRelatedFilter, labelled
+from config.admin_confirm import SelectionConfirmView
+from config.admin_console import ReadOnlyPermissions, RecordAdmin, ScopedInline, ScopedRelatedFilter, labelled
 from config.tenancy import has_tenant
 from fraud.models import RiskAssessment
 from vouchers.admin import views as admin_views
-from vouchers.admin.base import AnnotatedPageAdmin, RecordAdmin
+from vouchers.admin.base import AnnotatedPageAdmin
 from vouchers.admin.forms import ReviewDecisionForm
 from vouchers.models import Code, Issuance, Redemption
 
 
-class IssuedCodeInline(ScopedInline):
+class IssuedCodeInline(ReadOnlyPermissions, ScopedInline):
     model = Code
     fields = ("id", "code_tail", "serial", "state", "redeemed_at")
     readonly_fields = fields
@@ -33,15 +35,6 @@ class IssuedCodeInline(ScopedInline):
     @admin.display(description=_("code"))
     def code_tail(self, obj):
         return f"…{obj.last4}"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def fraud_decisions(issuance_ids) -> dict:
@@ -170,17 +163,25 @@ class IssuanceAdmin(AnnotatedPageAdmin, RecordAdmin):
     def deny_selected(self, request, queryset):
         """Asks for confirmation and a reason first (a denied order cannot be approved later)."""
         issuances = list(queryset.select_related("product", "storefront"))
-        confirmed = "confirm" in request.POST
-        form = ReviewDecisionForm(request.POST if confirmed else None, reason_required=True)
-        if confirmed and form.is_valid():
-            for issuance in issuances:
-                admin_views.apply_review_decision(
-                    self, request, issuance=issuance, decision="deny", reason=form.cleaned_data["reason"]
-                )
-            return None
+        return DenySelectedPage(self, request, issuances).respond()
+
+
+class DenySelectedPage(SelectionConfirmView):
+    def make_form(self, data):
+        return ReviewDecisionForm(data, reason_required=True)
+
+    def apply(self, form) -> HttpResponse:
+        for issuance in self.rows:
+            admin_views.apply_review_decision(
+                self.model_admin, self.request, issuance=issuance, decision="deny",
+                reason=form.cleaned_data["reason"],
+            )
+        return self.back_to_the_list()
+
+    def ask(self, form) -> HttpResponse:
         return admin_views.render_page(
-            self, request, "admin/vouchers/issuance/deny_selected_confirmation.html",
-            title=_("Deny issuances held for review"), form=form, issuances=issuances,
+            self.model_admin, self.request, "admin/vouchers/issuance/deny_selected_confirmation.html",
+            title=_("Deny issuances held for review"), form=form, issuances=self.rows,
             action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
         )
 

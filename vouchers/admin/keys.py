@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
 
-from config.admin_console import posted, render_page
+from config.admin_confirm import ObjectConfirmView
+from config.admin_console import render_page
 from config.errors import DomainError
 from vouchers.admin.views import change_url
 from vouchers.services.api_keys import revoke_storefront_key
@@ -27,27 +26,35 @@ class RevokeKeyForm(forms.Form):
     )
 
 
-def revoke_key_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
-    api_key = model_admin.get_object(request, unquote(object_id))
-    if api_key is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not model_admin.has_revoke_permission(request):
-        raise PermissionDenied
-    form = RevokeKeyForm(posted(request))
-    if request.method == "POST" and form.is_valid():
+class RevokeKeyPage(ObjectConfirmView):
+    def permitted(self) -> bool:
+        return self.model_admin.has_revoke_permission(self.request)
+
+    def make_form(self, data):
+        return RevokeKeyForm(data)
+
+    def apply(self, form) -> HttpResponse | None:
+        api_key, request = self.obj, self.request
         try:
             revoke_storefront_key(
                 api_key=api_key, revoked_by=request.user, reason=form.cleaned_data["reason"]
             )
         except DomainError as exc:
             form.add_error(None, exc.detail)
-        else:
-            model_admin.log_change(request, api_key, "Revoked.")
-            messages.success(request, _("API key %(p0)s (%(p1)s) is revoked.") % {
-                "p0": api_key.prefix, "p1": api_key.name})
-            return HttpResponseRedirect(change_url(api_key))
-    return render_page(
-        model_admin, request, "admin/vouchers/storefrontapikey/revoke.html",
-        title=_("Revoke API key %(p0)s") % {
-            "p0": api_key.prefix}, form=form, api_key=api_key, key_url=change_url(api_key),
-    )
+            return None
+        self.model_admin.log_change(request, api_key, "Revoked.")
+        messages.success(request, _("API key %(p0)s (%(p1)s) is revoked.") % {
+            "p0": api_key.prefix, "p1": api_key.name})
+        return HttpResponseRedirect(change_url(api_key))
+
+    def ask(self, form) -> HttpResponse:
+        api_key = self.obj
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/storefrontapikey/revoke.html",
+            title=_("Revoke API key %(p0)s") % {
+                "p0": api_key.prefix}, form=form, api_key=api_key, key_url=change_url(api_key),
+        )
+
+
+def revoke_key_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    return RevokeKeyPage.view(model_admin, request, object_id)

@@ -12,14 +12,13 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from django_ratelimit.core import is_ratelimited
 
-from config.admin_console import posted, render_page
+from config.admin_confirm import ObjectConfirmView
+from config.admin_console import render_page
 from config.errors import DomainError
 from config.tenancy import has_tenant, is_unscoped, staff_merchant
 from vouchers.admin.views import change_url
@@ -43,44 +42,53 @@ def has_reveal_permission(request: HttpRequest) -> bool:
     return has_tenant(request) and request.user.has_perm("vouchers.reveal_code")
 
 
-@sensitive_variables("plaintext")
-def reveal_code_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
-    code = model_admin.get_object(request, unquote(object_id))
-    if code is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not has_reveal_permission(request):
-        raise PermissionDenied
-    form = RevealCodeForm(posted(request))
+class RevealCodePage(ObjectConfirmView):
     status = 200
-    if request.method == "POST" and form.is_valid():
+
+    def permitted(self) -> bool:
+        return has_reveal_permission(self.request)
+
+    def make_form(self, data):
+        return RevealCodeForm(data)
+
+    @sensitive_variables("plaintext")
+    def apply(self, form) -> HttpResponse | None:
+        request = self.request
         limited = is_ratelimited(
             request, group=RATE_GROUP, key="user", rate=reveal_rate(), method="POST", increment=True,
         )
         if limited:
             form.add_error(None, _("You have revealed too many codes recently. Try again later."))
-            status = 429
-        else:
-            merchant = None if is_unscoped(request) else staff_merchant(request)
-            try:
-                code, plaintext = reveal_code(
-                    code_id=code.pk, user=request.user,
-                    merchant_id=None if merchant is None else merchant.pk,
-                    reason=form.cleaned_data["reason"],
-                )
-            except DomainError as exc:
-                form.add_error(None, exc.detail)
-            else:
-                response = render_page(
-                    model_admin, request, "admin/vouchers/code/revealed.html",
-                    title=_("Code %(p0)s revealed") % {"p0": code.pk}, code=code, plaintext=plaintext,
-                    code_url=change_url(code),
-                )
-                response["Cache-Control"] = "no-store, private"
-                return response
-    if status == 429:
-        messages.error(request, _("Reveal refused: rate limit reached."))
-    return render_page(
-        model_admin, request, "admin/vouchers/code/reveal.html",
-        title=_("Reveal code %(p0)s") % {"p0": code.pk}, form=form, code=code, code_url=change_url(code),
-        status=status,
-    )
+            self.status = 429
+            return None
+        merchant = None if is_unscoped(request) else staff_merchant(request)
+        try:
+            code, plaintext = reveal_code(
+                code_id=self.obj.pk, user=request.user,
+                merchant_id=None if merchant is None else merchant.pk,
+                reason=form.cleaned_data["reason"],
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+            return None
+        response = render_page(
+            self.model_admin, request, "admin/vouchers/code/revealed.html",
+            title=_("Code %(p0)s revealed") % {"p0": code.pk}, code=code, plaintext=plaintext,
+            code_url=change_url(code),
+        )
+        response["Cache-Control"] = "no-store, private"
+        return response
+
+    def ask(self, form) -> HttpResponse:
+        code = self.obj
+        if self.status == 429:
+            messages.error(self.request, _("Reveal refused: rate limit reached."))
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/code/reveal.html",
+            title=_("Reveal code %(p0)s") % {"p0": code.pk}, form=form, code=code, code_url=change_url(code),
+            status=self.status,
+        )
+
+
+def reveal_code_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    return RevealCodePage.view(model_admin, request, object_id)

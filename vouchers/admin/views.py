@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -20,7 +20,8 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from config.admin_console import posted, render_page
+from config.admin_confirm import ConfirmView, ObjectConfirmView
+from config.admin_console import render_page
 from config.errors import DomainError
 from config.tenancy import is_unscoped, scoped_choices, staff_merchant
 from vouchers import selectors
@@ -56,15 +57,26 @@ def change_url(obj) -> str:
 # --- loading codes --------------------------------------------------------------------
 
 
-def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+class LoadPage(ConfirmView):
+    """A page that loads codes into a new batch (generate, import): staff allowed to load only."""
+
+    def respond(self) -> HttpResponse:
+        if not self.model_admin.has_load_permission(self.request):
+            raise PermissionDenied
+        return super().respond()
+
+    def products(self):
+        return scoped_choices(Product, self.request).filter(is_active=True)
+
+
+class GenerateCodesPage(LoadPage):
     """Generate a batch of random codes for one of the merchant's products."""
-    if not model_admin.has_load_permission(request):
-        raise PermissionDenied
-    form = GenerateCodesForm(
-        posted(request), products=scoped_choices(Product, request).filter(is_active=True)
-    )
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+
+    def make_form(self, data):
+        return GenerateCodesForm(data, products=self.products())
+
+    def apply(self, form) -> HttpResponse | None:
+        model_admin, request, data = self.model_admin, self.request, form.cleaned_data
         from vouchers.admin import loads as admin_loads
 
         if background := admin_loads.start_generation_if_large(model_admin, request, data):
@@ -77,32 +89,38 @@ def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
             )
         except InvalidBatchSettings as exc:
             form.add_error(None, exc.detail)
-        else:
-            model_admin.log_addition(request, batch, f"Generated {batch.size} codes.")
-            messages.success(request, _("Generated %(p0)s codes in batch %(p1)s.") % {
-                "p0": f"{batch.size:,}", "p1": batch.pk})
-            return HttpResponseRedirect(change_url(batch))
-    return render_page(
-        model_admin, request, "admin/vouchers/batch/load_codes.html",
-        title=_("Generate codes"), form=form, media=form.media,
-    )
+            return None
+        model_admin.log_addition(request, batch, f"Generated {batch.size} codes.")
+        messages.success(request, _("Generated %(p0)s codes in batch %(p1)s.") % {
+            "p0": f"{batch.size:,}", "p1": batch.pk})
+        return HttpResponseRedirect(change_url(batch))
+
+    def ask(self, form) -> HttpResponse:
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/batch/load_codes.html",
+            title=_("Generate codes"), form=form, media=form.media,
+        )
 
 
-def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+def generate_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+    return GenerateCodesPage(model_admin, request).respond()
+
+
+class ImportCodesPage(LoadPage):
     """Import a supplier's file of codes as one batch; bad rows come back as a per-row report.
 
     The uploaded file is handed to the import service as a file object (a temporary file
     on disk for uploads over FILE_UPLOAD_MAX_MEMORY_SIZE), which streams it.
     """
-    if not model_admin.has_load_permission(request):
-        raise PermissionDenied
-    form = ImportCodesForm(
-        posted(request), request.FILES if request.method == "POST" else None,
-        products=scoped_choices(Product, request).filter(is_active=True),
-    )
-    rejection = None
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+
+    rejection: dict | None = None
+
+    def make_form(self, data):
+        files = self.request.FILES if data is not None else None
+        return ImportCodesForm(data, files, products=self.products())
+
+    def apply(self, form) -> HttpResponse | None:
+        model_admin, request, data = self.model_admin, self.request, form.cleaned_data
         uploaded = data["file"]
         from vouchers.admin import loads as admin_loads
 
@@ -119,20 +137,27 @@ def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
             )
         except ImportRejected as exc:
             shown = exc.report[:REPORT_ROWS_SHOWN]
-            rejection = {
+            self.rejection = {
                 "detail": exc.detail, "bad_rows": exc.bad_rows, "rows": shown,
                 "more": max(exc.bad_rows - len(shown), 0),
             }
             form.add_error(None, _("The file was rejected: %(p0)s bad rows. Nothing was stored.") % {
                 "p0": f"{exc.bad_rows:,}"})
+            return None
         except InvalidBatchSettings as exc:
             form.add_error(None, exc.detail)
-        else:
-            return _imported(model_admin, request, result)
-    return render_page(
-        model_admin, request, "admin/vouchers/batch/load_codes.html",
-        title=_("Import codes"), form=form, media=form.media, rejection=rejection, multipart=True,
-    )
+            return None
+        return _imported(model_admin, request, result)
+
+    def ask(self, form) -> HttpResponse:
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/batch/load_codes.html",
+            title=_("Import codes"), form=form, media=form.media, rejection=self.rejection, multipart=True,
+        )
+
+
+def import_codes_view(model_admin, request: HttpRequest) -> HttpResponse:
+    return ImportCodesPage(model_admin, request).respond()
 
 
 def _imported(model_admin, request: HttpRequest, result) -> HttpResponse:
@@ -160,28 +185,39 @@ STATUS_ACTIONS: dict[str, tuple[str, Callable[..., object]]] = {
 }
 
 
-def batch_status_view(model_admin, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+class BatchStatusPage(ObjectConfirmView):
     """Confirm (GET) and apply (POST) a pause, resume or void of one batch."""
-    if action not in STATUS_ACTIONS:
-        raise Http404("no such status change")
-    batch = model_admin.get_object(request, unquote(object_id))
-    if batch is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not model_admin.has_status_permission(request, batch):
-        raise PermissionDenied
-    title, service = STATUS_ACTIONS[action]
-    form = BatchStatusForm(posted(request), reason_required=action == "void")
-    if request.method == "POST" and form.is_valid():
-        apply_status_change(model_admin, request, batch=batch, action=action,
+
+    def __init__(self, model_admin, request: HttpRequest, *, action: str) -> None:
+        if action not in STATUS_ACTIONS:
+            raise Http404("no such status change")
+        super().__init__(model_admin, request)
+        self.action = action
+
+    def permitted(self) -> bool:
+        return self.model_admin.has_status_permission(self.request, self.obj)
+
+    def make_form(self, data):
+        return BatchStatusForm(data, reason_required=self.action == "void")
+
+    def apply(self, form) -> HttpResponse:
+        apply_status_change(self.model_admin, self.request, batch=self.obj, action=self.action,
                             reason=form.cleaned_data.get("reason", ""))
-        return HttpResponseRedirect(change_url(batch))
-    stock = selectors.stock_by_state([batch.pk])[batch.pk]
-    return render_page(
-        model_admin, request, "admin/vouchers/batch/status_confirm.html",
-        title=_("%(p0)s %(p1)s") % {
-            "p0": title, "p1": batch.pk}, form=form, batch=batch, action=action, stock=stock,
-        batch_url=change_url(batch),
-    )
+        return HttpResponseRedirect(change_url(self.obj))
+
+    def ask(self, form) -> HttpResponse:
+        batch = self.obj
+        stock = selectors.stock_by_state([batch.pk])[batch.pk]
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/batch/status_confirm.html",
+            title=_("%(p0)s %(p1)s") % {
+                "p0": STATUS_ACTIONS[self.action][0], "p1": batch.pk}, form=form, batch=batch,
+            action=self.action, stock=stock, batch_url=change_url(batch),
+        )
+
+
+def batch_status_view(model_admin, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+    return BatchStatusPage.view(model_admin, request, object_id, action=action)
 
 
 def void_inline_limit() -> int:
@@ -256,55 +292,74 @@ def _void_in_background(
 # --- storefront API keys --------------------------------------------------------------
 
 
-def create_api_key_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+class CreateApiKeyPage(ObjectConfirmView):
     """Create a storefront API key and show it exactly once, in this response only.
 
     The key is rendered straight into the response to the POST (no redirect, no
     message, no session), so it is stored nowhere and no later page can show it.
     """
-    storefront = model_admin.get_object(request, unquote(object_id))
-    if storefront is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not model_admin.has_key_permission(request, storefront):
-        raise PermissionDenied
-    form = CreateAPIKeyForm(posted(request))
-    if request.method == "POST" and form.is_valid():
+
+    def permitted(self) -> bool:
+        return self.model_admin.has_key_permission(self.request, self.obj)
+
+    def make_form(self, data):
+        return CreateAPIKeyForm(data)
+
+    def apply(self, form) -> HttpResponse | None:
+        storefront, request = self.obj, self.request
         try:
             api_key, plaintext = create_storefront_key(
                 storefront=storefront, name=form.cleaned_data["name"], created_by=request.user
             )
         except DomainError as exc:
             form.add_error("name", exc.detail)
-        else:
-            model_admin.log_change(request, storefront, f"Created API key {api_key.prefix} ({api_key.name}).")
-            return render_page(
-                model_admin, request, "admin/vouchers/storefront/api_key_created.html",
-                title=_("API key created"), storefront=storefront, api_key=api_key, plaintext_key=plaintext,
-                storefront_url=change_url(storefront),
-            )
-    return render_page(
-        model_admin, request, "admin/vouchers/storefront/api_key_form.html",
-        title=_("Create an API key for %(p0)s") % {"p0": storefront.name}, form=form, storefront=storefront,
-        storefront_url=change_url(storefront),
-    )
+            return None
+        summary = f"Created API key {api_key.prefix} ({api_key.name})."
+        self.model_admin.log_change(request, storefront, summary)
+        return render_page(
+            self.model_admin, request, "admin/vouchers/storefront/api_key_created.html",
+            title=_("API key created"), storefront=storefront, api_key=api_key, plaintext_key=plaintext,
+            storefront_url=change_url(storefront),
+        )
+
+    def ask(self, form) -> HttpResponse:
+        storefront = self.obj
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/storefront/api_key_form.html",
+            title=_("Create an API key for %(p0)s") % {"p0": storefront.name}, form=form,
+            storefront=storefront, storefront_url=change_url(storefront),
+        )
+
+
+def create_api_key_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    return CreateApiKeyPage.view(model_admin, request, object_id)
 
 
 # --- codes ----------------------------------------------------------------------------
 
 
-def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
+class FindCodePage(ConfirmView):
     """Find one of the merchant's codes by the code itself, through the blind index.
 
     The code comes by POST (never in a URL or an access log), is not logged or kept,
     and is never echoed back: a match redirects to the code's page by id, a miss
     shows an empty form. Another merchant's code is a miss, like an unknown one.
     """
-    if not model_admin.has_view_permission(request):
-        raise PermissionDenied
-    form = FindCodeForm(posted(request))
-    if request.method == "POST" and form.is_valid():
+
+    missed = False
+
+    def respond(self) -> HttpResponse:
+        if not self.model_admin.has_view_permission(self.request):
+            raise PermissionDenied
+        return super().respond()
+
+    def make_form(self, data):
+        return FindCodeForm(data)
+
+    def apply(self, form) -> HttpResponse | None:
+        request = self.request
         code = selectors.find_code(form.cleaned_data["code"], select_related=("batch",))
-        found = code is not None and model_admin.get_queryset(request).filter(pk=code.pk).exists()
+        found = code is not None and self.model_admin.get_queryset(request).filter(pk=code.pk).exists()
         logger.info(
             "code lookup by %s: %s", actor_for_user(request.user),
             f"code {code.pk}" if code is not None and found else "no match",
@@ -312,10 +367,20 @@ def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
         if found:
             return HttpResponseRedirect(change_url(code))
         messages.warning(request, _("No code of yours matches what was typed."))
-        form = FindCodeForm()
-    return render_page(
-        model_admin, request, "admin/vouchers/code/find_code.html", title=_("Find a code"), form=form,
-    )
+        self.missed = True
+        return None
+
+    def ask(self, form) -> HttpResponse:
+        if self.missed:
+            form = FindCodeForm()  # what was typed is never echoed back
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/code/find_code.html", title=_("Find a code"),
+            form=form,
+        )
+
+
+def find_code_view(model_admin, request: HttpRequest) -> HttpResponse:
+    return FindCodePage(model_admin, request).respond()
 
 
 # --- fraud reviews --------------------------------------------------------------------
@@ -327,37 +392,49 @@ def review_queue_url() -> str:
     return reverse("admin:vouchers_issuance_review_queue")
 
 
-def review_decision_view(model_admin, request: HttpRequest, object_id: str, decision: str) -> HttpResponse:
+class ReviewDecisionPage(ObjectConfirmView):
     """Confirm (GET) and apply (POST) a reviewer's approval or denial of one held issuance."""
-    if decision not in REVIEW_DECISIONS:
-        raise Http404("no such review decision")
-    issuance = model_admin.get_object(request, unquote(object_id))
-    if issuance is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not model_admin.has_review_permission(request, issuance):
-        raise PermissionDenied
-    form = ReviewDecisionForm(posted(request), reason_required=decision == "deny")
-    if request.method == "POST" and form.is_valid():
+
+    def __init__(self, model_admin, request: HttpRequest, *, decision: str) -> None:
+        if decision not in REVIEW_DECISIONS:
+            raise Http404("no such review decision")
+        super().__init__(model_admin, request)
+        self.decision = decision
+
+    def permitted(self) -> bool:
+        return self.model_admin.has_review_permission(self.request, self.obj)
+
+    def make_form(self, data):
+        return ReviewDecisionForm(data, reason_required=self.decision == "deny")
+
+    def apply(self, form) -> HttpResponse:
         apply_review_decision(
-            model_admin, request, issuance=issuance, decision=decision,
+            self.model_admin, self.request, issuance=self.obj, decision=self.decision,
             reason=form.cleaned_data.get("reason", ""),
         )
         return HttpResponseRedirect(review_queue_url())
-    if issuance.status != Issuance.Status.REVIEW:
-        model_admin.message_user(
-            request,
-            _("Issuance %(p0)s is %(p1)s; only an issuance in review can be decided.") % {
-                "p0": issuance.pk, "p1": issuance.status},
-            messages.WARNING,
+
+    def ask(self, form) -> HttpResponse:
+        issuance, model_admin = self.obj, self.model_admin
+        if issuance.status != Issuance.Status.REVIEW:
+            model_admin.message_user(
+                self.request,
+                _("Issuance %(p0)s is %(p1)s; only an issuance in review can be decided.") % {
+                    "p0": issuance.pk, "p1": issuance.status},
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(change_url(issuance))
+        return render_page(
+            model_admin, self.request, "admin/vouchers/issuance/review_confirm.html",
+            title=_("%(p0)s issuance %(p1)s") % {
+                "p0": REVIEW_DECISIONS[self.decision], "p1": issuance.pk}, form=form, issuance=issuance,
+            decision=self.decision, assessment=model_admin.fraud_decisions([issuance.pk]).get(issuance.pk),
+            issuance_url=change_url(issuance), queue_url=review_queue_url(),
         )
-        return HttpResponseRedirect(change_url(issuance))
-    return render_page(
-        model_admin, request, "admin/vouchers/issuance/review_confirm.html",
-        title=_("%(p0)s issuance %(p1)s") % {
-            "p0": REVIEW_DECISIONS[decision], "p1": issuance.pk}, form=form, issuance=issuance,
-        decision=decision, assessment=model_admin.fraud_decisions([issuance.pk]).get(issuance.pk),
-        issuance_url=change_url(issuance), queue_url=review_queue_url(),
-    )
+
+
+def review_decision_view(model_admin, request: HttpRequest, object_id: str, decision: str) -> HttpResponse:
+    return ReviewDecisionPage.view(model_admin, request, object_id, decision=decision)
 
 
 def reviewer_merchant_id(request: HttpRequest) -> int | None:
@@ -404,41 +481,50 @@ def apply_review_decision(
 # --- canary codes ---------------------------------------------------------------------
 
 
-@sensitive_variables("plaintexts")
-def plant_canaries_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+class PlantCanariesPage(ObjectConfirmView):
     """Plant canary codes in a batch and show their plaintexts exactly once, in this response.
 
     Like a new API key, the codes are rendered straight into the response to the POST:
     no redirect, no message, no session, no log line, so no later page can show them.
-    Error reports show this view's plaintexts as stars.
+    Error reports show the plaintexts of `apply` as stars.
     """
-    batch = model_admin.get_object(request, unquote(object_id))
-    if batch is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not model_admin.has_canary_permission(request, batch):
-        raise PermissionDenied
-    form = PlantCanariesForm(posted(request))
-    if request.method == "POST" and form.is_valid():
+
+    def permitted(self) -> bool:
+        return self.model_admin.has_canary_permission(self.request, self.obj)
+
+    def make_form(self, data):
+        return PlantCanariesForm(data)
+
+    @sensitive_variables("plaintexts")
+    def apply(self, form) -> HttpResponse | None:
+        batch, request = self.obj, self.request
         try:
             plaintexts = plant_canaries(
                 batch=batch, count=form.cleaned_data["count"], actor_user=request.user
             )
         except DomainError as exc:
             form.add_error(None, exc.detail)
-        else:
-            summary = _("Planted %(p0)s canary codes.") % {"p0": len(plaintexts)}
-            model_admin.log_change(request, batch, summary)
-            logger.info(
-                "batch %s: %s canary codes planted by %s",
-                batch.pk, len(plaintexts), actor_for_user(request.user),
-            )
-            return render_page(
-                model_admin, request, "admin/vouchers/batch/canaries_planted.html",
-                title=_("Canary codes for %(p0)s") % {"p0": batch}, batch=batch, canaries=plaintexts,
-                batch_url=change_url(batch),
-            )
-    return render_page(
-        model_admin, request, "admin/vouchers/batch/plant_canaries.html",
-        title=_("Plant canary codes in %(p0)s") % {"p0": batch}, form=form, batch=batch,
-        canary_count=model_admin.canary_count(batch), batch_url=change_url(batch),
-    )
+            return None
+        summary = _("Planted %(p0)s canary codes.") % {"p0": len(plaintexts)}
+        self.model_admin.log_change(request, batch, summary)
+        logger.info(
+            "batch %s: %s canary codes planted by %s",
+            batch.pk, len(plaintexts), actor_for_user(request.user),
+        )
+        return render_page(
+            self.model_admin, request, "admin/vouchers/batch/canaries_planted.html",
+            title=_("Canary codes for %(p0)s") % {"p0": batch}, batch=batch, canaries=plaintexts,
+            batch_url=change_url(batch),
+        )
+
+    def ask(self, form) -> HttpResponse:
+        batch = self.obj
+        return render_page(
+            self.model_admin, self.request, "admin/vouchers/batch/plant_canaries.html",
+            title=_("Plant canary codes in %(p0)s") % {"p0": batch}, form=form, batch=batch,
+            canary_count=self.model_admin.canary_count(batch), batch_url=change_url(batch),
+        )
+
+
+def plant_canaries_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    return PlantCanariesPage.view(model_admin, request, object_id)

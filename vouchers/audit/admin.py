@@ -10,13 +10,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from config.admin_console import MerchantScopedAdmin
+from config.admin_console import MerchantScopedAdmin, ReadOnlyPermissions
 from config.tenancy import is_unscoped
 from vouchers.audit.models import AuditEntry
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(MerchantScopedAdmin):
+class AuditEntryAdmin(ReadOnlyPermissions, MerchantScopedAdmin):
     merchant_paths = ("merchant",)
     list_display = ("created_at", "action", "actor_display", "target_label", "reason", "merchant", "seq")
     list_filter = ("action", "merchant")
@@ -47,12 +47,3 @@ class AuditEntryAdmin(MerchantScopedAdmin):
     def get_list_filter(self, request):
         filters = list(super().get_list_filter(request))
         return filters if is_unscoped(request) else [f for f in filters if f != "merchant"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from unfold.admin import StackedInline
 
-from config.admin_console import MerchantScopedAdmin
+from config.admin_console import MerchantScopedAdmin, ReadOnlyPermissions
 from config.tenancy import scope_queryset
 from vouchers.dashboard.models import MerchantAlertSetting, ProductAlertSetting, StockAlert
 
@@ -32,7 +32,7 @@ class MerchantAlertSettingInline(ScopedStackedInline):
 
 
 @admin.register(StockAlert)
-class StockAlertAdmin(MerchantScopedAdmin):
+class StockAlertAdmin(ReadOnlyPermissions, MerchantScopedAdmin):
     merchant_paths = ("merchant",)
     list_display = (
         "raised_at", "kind", "product", "batch", "level", "threshold", "notified_at", "cleared_at",
@@ -42,12 +42,3 @@ class StockAlertAdmin(MerchantScopedAdmin):
     fields = list_display
     readonly_fields = list_display
     actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

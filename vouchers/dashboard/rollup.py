@@ -116,31 +116,29 @@ def _add(model, key_fields: tuple[str, ...], figures: Counter) -> None:
     model.objects.bulk_create(new_rows)
 
 
-@transaction.atomic
 def fold_code_events(*, now=None) -> int:
     """Fold one chunk of code events older than the lag; returns how many ids it moved past."""
-    cutoff = (now or timezone.now()) - ROLLUP_LAG
-    mark = _locked_watermark(CODE_EVENTS)
-    end = _fold_end(CodeEvent, start=mark.last_id, cutoff=cutoff)
-    if end is None:
-        return 0
-    figures = code_event_figures(CodeEvent.objects.filter(pk__gt=mark.last_id, pk__lte=end))
-    _add(DailyCodeFigure, ("day", "batch_id", "metric"), figures)
-    moved = end - mark.last_id
-    mark.last_id = end
-    mark.save(update_fields=["last_id", "updated_at"])
-    return moved
+    return _fold_chunk(CODE_EVENTS, CodeEvent, code_event_figures, DailyCodeFigure,
+                       ("day", "batch_id", "metric"), now=now)
+
+
+def fold_risk_assessments(*, now=None) -> int:
+    """Fold one chunk of risk assessments older than the lag; returns how many ids it moved past."""
+    return _fold_chunk(RISK_ASSESSMENTS, RiskAssessment, decision_figures, DailyDecisionFigure,
+                       ("day", "merchant_id", "outcome"), now=now)
 
 
 @transaction.atomic
-def fold_risk_assessments(*, now=None) -> int:
+def _fold_chunk(source: str, model, figures_of, rollup, key_fields: tuple[str, ...], *, now=None) -> int:
+    """Add the figures of `model`'s rows past `source`'s watermark (one CHUNK at most, older
+    than the lag) to the `rollup` table, and move the watermark past them, in one transaction."""
     cutoff = (now or timezone.now()) - ROLLUP_LAG
-    mark = _locked_watermark(RISK_ASSESSMENTS)
-    end = _fold_end(RiskAssessment, start=mark.last_id, cutoff=cutoff)
+    mark = _locked_watermark(source)
+    end = _fold_end(model, start=mark.last_id, cutoff=cutoff)
     if end is None:
         return 0
-    figures = decision_figures(RiskAssessment.objects.filter(pk__gt=mark.last_id, pk__lte=end))
-    _add(DailyDecisionFigure, ("day", "merchant_id", "outcome"), figures)
+    figures = figures_of(model.objects.filter(pk__gt=mark.last_id, pk__lte=end))
+    _add(rollup, key_fields, figures)
     moved = end - mark.last_id
     mark.last_id = end
     mark.save(update_fields=["last_id", "updated_at"])

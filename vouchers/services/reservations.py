@@ -30,16 +30,11 @@ def confirm_reservation(*, caller: Caller, issuance_id) -> Issuance:
     portable path below (which releases one that ran out).
     Raises NotFound, ReservationExpired, InvalidState.
     """
-    if fastpath.enabled():
-        answer = _confirm_fast(caller=caller, issuance_id=issuance_id)
-        if isinstance(answer, Issuance):
-            return answer
-        if answer is not None:
-            raise answer  # nothing was written; raised after the block closed (rollback=False)
+    answered = _answered_fast(_confirm_fast, caller=caller, issuance_id=issuance_id)
+    if answered is not None:
+        return answered
     with transaction.atomic(savepoint=False):
-        issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.own_storefront_id)
-        if issuance is None:
-            raise NotFound(_("No such issuance."))
+        issuance = _lock_own(caller, issuance_id)
         now = timezone.now()
         if issuance.status == Issuance.Status.ISSUED:
             return issuance
@@ -102,6 +97,30 @@ def _confirm_fast(*, caller: Caller, issuance_id) -> Issuance | DomainError | No
     return None
 
 
+def _answered_fast(fast, *, caller: Caller, issuance_id) -> Issuance | None:
+    """The fast path's answer (PostgreSQL), or None to ask the portable path.
+
+    A refusal it found is raised here: nothing was written, and it is raised after the
+    fast path's block closed (rollback=False).
+    """
+    if not fastpath.enabled():
+        return None
+    answer = fast(caller=caller, issuance_id=issuance_id)
+    if isinstance(answer, Issuance):
+        return answer
+    if answer is not None:
+        raise answer
+    return None
+
+
+def _lock_own(caller: Caller, issuance_id) -> Issuance:
+    """The caller's own issuance, locked; NotFound for an unknown or another storefront's one."""
+    issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.own_storefront_id)
+    if issuance is None:
+        raise NotFound(_("No such issuance."))
+    return issuance
+
+
 def _cannot(done: str, status: str) -> InvalidState:
     return InvalidState(f"An issuance in status {status} cannot be {done}.")
 
@@ -122,16 +141,11 @@ def cancel_issuance(*, caller: Caller, issuance_id) -> Issuance:
     held is explained by the portable path below.
     Raises NotFound, InvalidState (issued, expired or denied).
     """
-    if fastpath.enabled():
-        answer = _cancel_fast(caller=caller, issuance_id=issuance_id)
-        if isinstance(answer, Issuance):
-            return answer
-        if answer is not None:
-            raise answer  # nothing was written; raised after the block closed (rollback=False)
+    answered = _answered_fast(_cancel_fast, caller=caller, issuance_id=issuance_id)
+    if answered is not None:
+        return answered
     with transaction.atomic(savepoint=False):
-        issuance = locks.lock_issuance(issuance_id=issuance_id, storefront_id=caller.own_storefront_id)
-        if issuance is None:
-            raise NotFound(_("No such issuance."))
+        issuance = _lock_own(caller, issuance_id)
         if issuance.status == Issuance.Status.CANCELLED:
             return issuance
         if issuance.status not in locks.HELD_STATUSES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 
 from vouchers.audit.guards import create_triggers, drop_triggers
@@ -24,3 +25,11 @@ def other_merchant(db):
     from tests.factories import MerchantFactory
 
     return MerchantFactory()
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    """Rate limits and counters start empty (local memory, or this run's Redis db)."""
+    caches["default"].clear()
+    yield
+    caches["default"].clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import caches
 from django.urls import reverse
 
 from tests.factories import StaffFactory, StorefrontFactory, grant_app_permissions
@@ -16,13 +15,6 @@ from vouchers.services.api_keys import APIKeyAlreadyRevoked, create_storefront_k
 from vouchers.services.batch_status import InvalidBatchTransition, pause_batch, resume_batch, void_batch
 from vouchers.services.generation import generate_batch
 from vouchers.services.reviews import approve_review, deny_review
-
-
-@pytest.fixture(autouse=True)
-def clean_cache():
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
 
 
 @pytest.fixture

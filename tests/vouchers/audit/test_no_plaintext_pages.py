@@ -6,7 +6,6 @@ import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.core import mail
-from django.core.cache import caches
 from django.urls import NoReverseMatch, reverse
 
 from tests.factories import StaffFactory, grant_app_permissions
@@ -15,23 +14,8 @@ from vouchers import crypto
 from vouchers.audit.models import AuditEntry
 from vouchers.models import Code
 
-
-@pytest.fixture(autouse=True)
-def eager_tasks():
-    """Alert mails are sent by a task: run it in-process, also where a broker is configured."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
-
-
-@pytest.fixture(autouse=True)
-def clean_cache():
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
+# Alert mails are sent by a task: run it in-process, also where a broker is configured.
+pytestmark = pytest.mark.usefixtures("eager_celery")
 
 
 def every_admin_page(client) -> dict[str, str]:

@@ -7,7 +7,6 @@ import logging
 import pytest
 from django.contrib.auth.models import Permission
 from django.core import mail
-from django.core.cache import caches
 from django.urls import reverse
 
 from tests.factories import ProductFactory, StaffFactory, grant_app_permissions
@@ -17,13 +16,6 @@ from vouchers.audit.services import verify_chains
 from vouchers.codeformat import CodeFormat
 from vouchers.models import Code, CodeEvent
 from vouchers.services.generation import generate_batch
-
-
-@pytest.fixture(autouse=True)
-def clean_cache():
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
 
 
 @pytest.fixture

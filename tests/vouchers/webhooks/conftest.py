@@ -65,16 +65,6 @@ def _local_webhooks(settings):
     outbox.forget_subscriptions()
 
 
-@pytest.fixture
-def eager_celery():
-    """Tasks run in-process, also when REDIS_URL makes Celery use a broker."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
-
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():

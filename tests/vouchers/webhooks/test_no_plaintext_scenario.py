@@ -5,36 +5,19 @@ message sent, in every webhook body delivered and stored, and in every key and v
 of the cache (Redis when REDIS_URL is set, else the local-memory cache).
 """
 
-import io
 import json
-import logging
 import pickle
 
 import pytest
 from celery.app.task import Task
 from django.core.cache import cache
 
-from config.logs import CodeScrubbingFilter, JsonLogFormatter
 from tests.vouchers.webhooks.conftest import make_shop
 from vouchers.webhooks.models import WebhookEvent
 from vouchers.webhooks.services import endpoints
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def log_stream():
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(CodeScrubbingFilter())
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous)
 
 
 @pytest.fixture

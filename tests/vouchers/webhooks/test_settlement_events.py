@@ -253,3 +253,43 @@ def test_a_partner_subscribes_through_the_api_and_only_to_partner_events(january
     assert (by_storefront.status_code, by_storefront.json()["code"]) == (400, "invalid_request")
     assert WebhookEndpoint.objects.filter(partner=january.partner).count() == 1
     assert [e["id"] for e in partner.get(path).json()["results"]] == [str(endpoint.pk)]
+
+
+def test_the_settlement_payloads_are_pinned_whole(january):
+    """Both bodies exactly as sent, envelope included (docs/webhooks.md is their contract)."""
+    from partners.api.serializers import statement_row
+
+    subscribe_partner(january)
+    (statement,) = close()
+    opened = dispute(statement, lines=[1], claimed_amount_minor=-125)
+    with at(FEB_1 + timedelta(days=2)):
+        statements.resolve_dispute(dispute=opened, accept=False, reason="the line stands", actor="user:1")
+    issued, resolved = settlement_events()
+    statement.refresh_from_db()
+    opened.refresh_from_db()
+    base = f"https://vouchers.example.com/api/v1/partner/statements/{statement.pk}/"
+    links = {"statement": base, "lines": base + "lines/", "lines_csv": base + "lines.csv",
+             "document": base + "document/", "confirm": base + "confirm/", "disputes": base + "disputes/",
+             "keys": "https://vouchers.example.com/api/v1/partner/keys/"}
+
+    def as_sent(payload) -> str:
+        return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+    assert as_sent(issued.payload) == as_sent({
+        "id": str(issued.pk), "type": "statement.issued", "created_at": "2026-02-01T00:05:00Z",
+        "data": {"statement": {**statement_row(statement), "status": "issued"}, "links": links},
+    })
+    assert as_sent(resolved.payload) == as_sent({
+        "id": str(resolved.pk), "type": "dispute.resolved", "created_at": "2026-02-03T00:05:00Z",
+        "data": {
+            "dispute": {
+                "id": str(opened.pk), "statement_id": str(statement.pk), "status": "rejected",
+                "reason": "line 2 was refunded", "lines": [1], "claimed_amount": "-1.25",
+                "claimed_amount_minor": -125, "currency": "USD", "resolution_reason": "the line stands",
+                "adjustment": None, "opened_at": "2026-02-02T00:05:00.000000Z",
+                "resolved_at": "2026-02-03T00:05:00.000000Z",
+            },
+            "statement": statement_row(statement),
+            "links": links,
+        },
+    })

@@ -10,6 +10,10 @@ event types each owner subscribes to and returns before touching the database. T
 cache holds an entry for `WEBHOOK_SUBSCRIPTION_CACHE_SECONDS` (so a new endpoint in
 another process receives events at most that long after it was created) and is
 cleared in this process whenever an endpoint changes here.
+
+Every event goes through `emit`, the one builder: it decides who receives it, wraps
+its data in the envelope (`envelope`) and writes the rows. Each event's data is built
+by its function in `payloads`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -26,6 +30,7 @@ from django.utils import timezone
 
 from vouchers.webhooks.events import EVENT_TYPES
 from vouchers.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from vouchers.webhooks.services import payloads
 
 logger = logging.getLogger("webhooks.outbox")
 
@@ -71,6 +76,14 @@ def subscribed_types(owner: Owner) -> frozenset[str]:
     return result
 
 
+def subscribed_merchants(event_type: str) -> list[int]:
+    """Merchants with an enabled storefront endpoint subscribed to `event_type` (for the periodic scans)."""
+    rows = WebhookEndpoint.objects.filter(enabled=True, storefront__isnull=False).values_list(
+        "merchant_id", "events"
+    )
+    return sorted({merchant_id for merchant_id, events in rows if event_type in events})
+
+
 def emit(
     event_type: str, *, owners: Iterable[Owner], merchant_id: int | None, data: Callable[[], dict],
     ordering_key: str = "",
@@ -104,7 +117,7 @@ def emit(
             type=event_type, merchant_id=merchant_id or endpoints[0].merchant_id,
             ordering_key=ordering_key[:100],
         )
-        event.payload = {"id": str(event.id), "type": event_type, "created_at": _iso(now), "data": body}
+        event.payload = envelope(event, now, body)
         event.save(force_insert=True)
         deliveries = WebhookDelivery.objects.bulk_create([
             WebhookDelivery(
@@ -126,8 +139,9 @@ def emit(
     return event
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def envelope(event: WebhookEvent, now: datetime, data: dict) -> dict:
+    """The body every event is sent as: its id (also the `Webhook-Id`), type, time and data."""
+    return {"id": str(event.id), "type": event.type, "created_at": payloads.iso(now), "data": data}
 
 
 def _refuse_code_keys(value) -> None:
@@ -143,6 +157,7 @@ def _refuse_code_keys(value) -> None:
 
 
 # --- the events of the voucher services: one line at each call site ----------------
+# (their `data` is built in `payloads`, with every other event's)
 
 _ISSUANCE_EVENT_BY_STATUS = {
     "issued": "issuance.issued",
@@ -164,18 +179,8 @@ def issuance_changed(issuance, *, codes: Iterable = (), event_type: str | None =
     return emit(
         event_type, owners=[("storefront", issuance.storefront_id)],
         merchant_id=None, ordering_key=f"issuance:{issuance.pk}",
-        data=lambda: issuance_data(issuance, list(codes)),
+        data=lambda: payloads.issuance_data(issuance, list(codes)),
     )
-
-
-def issuance_data(issuance, codes: list) -> dict:
-    return {
-        "issuance": {
-            "id": str(issuance.pk), "status": issuance.status, "sku": issuance.product.sku,
-            "quantity": issuance.quantity, "customer": issuance.customer, "order_ref": issuance.order_ref,
-        },
-        "codes": [{"id": code.pk, "last4": code.last4} for code in sorted(codes, key=lambda c: c.pk)],
-    }
 
 
 def redemption_changed(redemption, *, event_type: str) -> WebhookEvent | None:
@@ -197,30 +202,8 @@ def redemption_changed(redemption, *, event_type: str) -> WebhookEvent | None:
         owners += [("storefront", storefront_id) for storefront_id in issuer]
     return emit(
         event_type, owners=owners, merchant_id=None, ordering_key=f"code:{redemption.code_id}",
-        data=lambda: redemption_data(redemption),
+        data=lambda: payloads.redemption_data(redemption),
     )
-
-
-def redemption_data(redemption) -> dict:
-    code = redemption.code
-    product = code.batch.product
-    return {
-        "redemption": {
-            "id": str(redemption.pk), "order_ref": redemption.order_ref, "location": redemption.location,
-            "redeemed_at": _iso(redemption.redeemed_at),
-            "reversed_at": _iso(redemption.reversed_at) if redemption.reversed_at else None,
-            "storefront_id": redemption.storefront_id, "partner_id": redemption.partner_id,
-        },
-        "code": {"id": code.pk, "last4": code.last4, "issuance_id": str(code.issuance_id)},
-        "sku": product.sku, "face_value": str(product.face_value), "currency": product.currency,
-    }
-
-
-# Fraud event context fields a storefront may receive (never a code: events hold none).
-FRAUD_ALERT_FIELDS = (
-    "batch_id", "code_id", "code_last4", "action", "reason", "scope", "storefront_id", "partner_id",
-    "customer", "reasons",
-)
 
 
 def fraud_alert(event) -> WebhookEvent | None:
@@ -232,11 +215,5 @@ def fraud_alert(event) -> WebhookEvent | None:
         return None
     return emit(
         "fraud.alert", owners=[("merchant", event.merchant_id)], merchant_id=event.merchant_id,
-        data=lambda: {
-            "fraud_event": {
-                "id": event.pk, "kind": event.kind, "severity": event.severity, "decision": event.decision,
-                "batch_id": event.batch_id,
-                "context": {k: event.context[k] for k in FRAUD_ALERT_FIELDS if k in event.context},
-            },
-        },
+        data=lambda: payloads.fraud_alert_data(event),
     )

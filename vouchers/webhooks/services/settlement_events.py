@@ -14,42 +14,17 @@ A payload names money as the partner API does (a decimal string with the currenc
 digits, and `*_minor` integers), the statement by id and `content_sha256` (what a
 confirmation pins), and absolute links (`PUBLIC_BASE_URL`) to fetch and verify it.
 Statement lines are not in it (there can be many): fetch them. Never a code.
+Both payloads are built in `payloads` (`statement_data`, `dispute_data`).
 """
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
-from django.urls import reverse
 
 from config import metrics
 from vouchers.webhooks.models import WebhookEvent
+from vouchers.webhooks.services import payloads
 from vouchers.webhooks.services.outbox import emit
-
-STATEMENT_LINKS = (
-    ("statement", "partner-api:statement"),
-    ("lines", "partner-api:statement-lines"),
-    ("lines_csv", "partner-api:statement-csv"),
-    ("document", "partner-api:statement-document"),
-    ("confirm", "partner-api:statement-confirm"),
-    ("disputes", "partner-api:statement-disputes"),
-)
-
-
-def _absolute(path: str) -> str:
-    return settings.PUBLIC_BASE_URL.rstrip("/") + path
-
-
-def statement_links(statement_id) -> dict[str, str]:
-    links = {name: _absolute(reverse(route, args=[statement_id])) for name, route in STATEMENT_LINKS}
-    links["keys"] = _absolute(reverse("partner-api:keys"))
-    return links
-
-
-def _statement(statement) -> dict:
-    from partners.api.serializers import statement_row  # the partner API's shape, exactly
-
-    return statement_row(statement)
 
 
 def statement_issued(statement) -> WebhookEvent | None:
@@ -69,7 +44,7 @@ def statement_issued(statement) -> WebhookEvent | None:
     return emit(
         "statement.issued", owners=[("partner", statement.partner_id)], merchant_id=statement.merchant_id,
         ordering_key=f"statement:{statement.pk}",
-        data=lambda: {"statement": _statement(statement), "links": statement_links(statement.pk)},
+        data=lambda: payloads.statement_data(statement),
     )
 
 
@@ -82,35 +57,5 @@ def dispute_resolved(dispute, *, statement) -> WebhookEvent | None:
     return emit(
         "dispute.resolved", owners=[("partner", statement.partner_id)], merchant_id=statement.merchant_id,
         ordering_key=f"statement:{statement.pk}",
-        data=lambda: dispute_data(dispute, statement=statement),
+        data=lambda: payloads.dispute_data(dispute, statement=statement),
     )
-
-
-def dispute_data(dispute, *, statement) -> dict:
-    from partners.canonical import iso
-    from partners.money import format_minor
-
-    currency = statement.currency
-    claimed = dispute.claimed_amount_minor
-    adjustment = None
-    links = statement_links(statement.pk)
-    if dispute.adjustment_id is not None:
-        entry = dispute.adjustment
-        adjustment = {
-            "entry_id": entry.pk, "seq": entry.seq, "amount": format_minor(entry.amount_minor, currency),
-            "amount_minor": entry.amount_minor, "currency": currency,
-        }
-        # The adjustment lands on a later statement; until then it is in the ledger feed.
-        links["ledger"] = _absolute(reverse("partner-api:ledger")) + f"?after={entry.seq - 1}"
-    return {
-        "dispute": {
-            "id": str(dispute.pk), "statement_id": str(statement.pk), "status": dispute.status,
-            "reason": dispute.reason, "lines": list(dispute.lines),
-            "claimed_amount": format_minor(claimed, currency) if claimed is not None else None,
-            "claimed_amount_minor": claimed, "currency": currency,
-            "resolution_reason": dispute.resolution_reason, "adjustment": adjustment,
-            "opened_at": iso(dispute.created_at), "resolved_at": iso(dispute.resolved_at),
-        },
-        "statement": _statement(statement),
-        "links": links,
-    }

@@ -18,15 +18,8 @@ from django.utils import timezone
 
 from vouchers import selectors
 from vouchers.models import Batch, Code, Product, StockCounter
-from vouchers.webhooks.models import WebhookEndpoint, WebhookEvent
-from vouchers.webhooks.services.outbox import emit
-
-
-def subscribed_merchants(event_type: str) -> list[int]:
-    rows = WebhookEndpoint.objects.filter(enabled=True, storefront__isnull=False).values_list(
-        "merchant_id", "events"
-    )
-    return sorted({merchant_id for merchant_id, events in rows if event_type in events})
+from vouchers.webhooks.models import WebhookEvent
+from vouchers.webhooks.services import outbox, payloads
 
 
 def emit_stock_low(*, now=None) -> int:
@@ -35,7 +28,7 @@ def emit_stock_low(*, now=None) -> int:
     threshold = settings.WEBHOOK_STOCK_LOW_THRESHOLD
     recent = now - timedelta(hours=settings.WEBHOOK_STOCK_LOW_REPEAT_HOURS)
     emitted = 0
-    for merchant_id in subscribed_merchants("stock.low"):
+    for merchant_id in outbox.subscribed_merchants("stock.low"):
         products = list(Product.objects.filter(merchant_id=merchant_id, is_active=True).order_by("pk"))
         available = selectors.available_by_product([p.pk for p in products], now=now)
         announced = set(
@@ -48,13 +41,12 @@ def emit_stock_low(*, now=None) -> int:
             if count > threshold or key in announced:
                 continue
             with transaction.atomic():
-                emitted += emit(
+                emitted += outbox.emit(
                     "stock.low", owners=[("merchant", merchant_id)], merchant_id=merchant_id,
                     ordering_key=key,
-                    data=lambda product=product, count=count: {  # type: ignore[misc]  # defaults bind the loop's values
-                        "product": {"sku": product.sku, "name": product.name},
-                        "available": count, "threshold": threshold,
-                    },
+                    data=lambda product=product, count=count: payloads.stock_low_data(  # type: ignore[misc]
+                        product, available=count, threshold=threshold,  # defaults bind the loop's values
+                    ),
                 ) is not None
     return emitted
 
@@ -64,7 +56,7 @@ def emit_codes_expiring(*, now=None) -> int:
     now = now or timezone.now()
     horizon = now + timedelta(days=settings.WEBHOOK_EXPIRING_WITHIN_DAYS)
     emitted = 0
-    for merchant_id in subscribed_merchants("codes.expiring"):
+    for merchant_id in outbox.subscribed_merchants("codes.expiring"):
         batches = list(
             Batch.objects.filter(product__merchant_id=merchant_id, status=Batch.Status.ACTIVE,
                                  valid_until__gt=now, valid_until__lte=horizon)
@@ -83,14 +75,11 @@ def emit_codes_expiring(*, now=None) -> int:
             if counts[batch.pk] <= 0 or key in announced:
                 continue
             with transaction.atomic():
-                emitted += emit(
+                emitted += outbox.emit(
                     "codes.expiring", owners=[("merchant", merchant_id)], merchant_id=merchant_id,
                     ordering_key=key,
-                    data=lambda batch=batch, count=counts[batch.pk]: {  # type: ignore[misc]  # defaults bind the loop's values
-                        "batch": {"id": batch.pk, "reference": batch.reference,
-                                  "valid_until": batch.valid_until.isoformat().replace("+00:00", "Z")},
-                        "product": {"sku": batch.product.sku, "name": batch.product.name},
-                        "available": count,
-                    },
+                    data=lambda batch=batch, count=counts[batch.pk]: (  # type: ignore[misc]  # defaults bind
+                        payloads.codes_expiring_data(batch, available=count)  # the loop's values
+                    ),
                 ) is not None
     return emitted
