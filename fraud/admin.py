@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from config.admin_console import MerchantScopedAdmin as ScopedAdminBase
-from config.admin_console import labelled
+from config.admin_console import ReadOnlyPermissions, labelled
 from config.tenancy import is_unscoped, staff_merchant
 from fraud import admin_lockouts
 from fraud.models import AllowlistEntry, BlocklistEntry, FraudEvent, FraudRule, RiskAssessment
@@ -43,15 +43,8 @@ class MerchantScopedAdmin(ScopedAdminBase):
         return filters
 
 
-class ReadOnlyAdmin(MerchantScopedAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyPermissions, MerchantScopedAdmin):
+    """Decisions and events are evidence: read here, never added, edited or deleted."""
 
 
 class BumpsVersionAdmin(MerchantScopedAdmin):

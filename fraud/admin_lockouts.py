@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import quote
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from config.admin_console import posted, render_page
+from config.admin_confirm import ObjectConfirmView
+from config.admin_console import render_page
 from config.errors import DomainError
 from config.tenancy import has_tenant
 from fraud.exceptions import LockoutReasonRequired, RiskCheckUnavailable
@@ -45,26 +45,37 @@ def lift_url(event) -> str:
     return reverse("admin:fraud_fraudevent_lift_lockout", args=[quote(event.pk)])
 
 
-def lift_lockout_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
-    event = model_admin.get_object(request, unquote(object_id))
-    if event is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    if not has_lift_permission(request):
-        raise PermissionDenied
-    event_url = reverse("admin:fraud_fraudevent_change", args=[quote(event.pk)])
-    form = LiftLockoutForm(posted(request))
-    if request.method == "POST" and form.is_valid():
+class LiftLockoutPage(ObjectConfirmView):
+    """Ask for the reason, then lift the lockout the event recorded."""
+
+    def permitted(self) -> bool:
+        return has_lift_permission(self.request)
+
+    def event_url(self) -> str:
+        return reverse("admin:fraud_fraudevent_change", args=[quote(self.obj.pk)])
+
+    def make_form(self, data):
+        return LiftLockoutForm(data)
+
+    def apply(self, form) -> HttpResponse | None:
         try:
-            scope = lift_lockout(event=event, user=request.user, reason=form.cleaned_data["reason"])
+            scope = lift_lockout(event=self.obj, user=self.request.user, reason=form.cleaned_data["reason"])
         except (DomainError, LockoutReasonRequired, RiskCheckUnavailable) as exc:
             form.add_error(None, getattr(exc, "detail", str(exc)))
-        else:
-            messages.success(request, _("The %(p0)s lockout of event %(p1)s was lifted.") % {
-                "p0": scope.name, "p1": event.pk})
-            return HttpResponseRedirect(event_url)
-    return render_page(
-        model_admin, request, "admin/fraud/fraudevent/lift_lockout.html",
-        title=_("Lift the lockout of event %(p0)s") % {
-            "p0": event.pk}, form=form, event=event, event_url=event_url,
-        remaining=active_lockout_seconds(event),
-    )
+            return None
+        messages.success(self.request, _("The %(p0)s lockout of event %(p1)s was lifted.") % {
+            "p0": scope.name, "p1": self.obj.pk})
+        return HttpResponseRedirect(self.event_url())
+
+    def ask(self, form) -> HttpResponse:
+        event = self.obj
+        return render_page(
+            self.model_admin, self.request, "admin/fraud/fraudevent/lift_lockout.html",
+            title=_("Lift the lockout of event %(p0)s") % {
+                "p0": event.pk}, form=form, event=event, event_url=self.event_url(),
+            remaining=active_lockout_seconds(event),
+        )
+
+
+def lift_lockout_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    return LiftLockoutPage.view(model_admin, request, object_id)
