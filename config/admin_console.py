@@ -271,6 +271,11 @@ class RecordAdmin(ReadOnlyPermissions, MerchantScopedAdmin):
     actions: Sequence[str] | None = None
 
 
+def superuser_only(request: HttpRequest) -> bool:
+    """The test of what only a superuser may see or do (a merchant's slug, a partner's keys)."""
+    return bool(request.user.is_active and request.user.is_superuser)
+
+
 class ScopedInline(TabularInline):
     """An inline whose rows are scoped like the parent admin (defence in depth)."""
 

@@ -29,7 +29,7 @@ from django.utils.translation import gettext_lazy
 
 from config import versions
 from config.admin_confirm import ConfirmView, ObjectConfirmView
-from config.admin_console import MerchantScopedAdmin, ReadOnlyPermissions, RecordAdmin
+from config.admin_console import MerchantScopedAdmin, ReadOnlyPermissions, RecordAdmin, superuser_only
 from config.errors import DomainError
 from config.tenancy import has_tenant, is_unscoped, scope_queryset, staff_merchant
 from partners.csvexport import csv_rows
@@ -55,11 +55,6 @@ from partners.services.agreements import (
 )
 from partners.services.keys import create_partner_key, revoke_partner_key
 from vouchers.services.events import actor_for_user
-
-
-def _superuser(request) -> bool:
-    return bool(request.user.is_active and request.user.is_superuser)
-
 
 # --- partners and their keys -------------------------------------------------------
 
@@ -92,12 +87,12 @@ class PartnerAdmin(MerchantScopedAdmin):
         return obj.active_key_count
 
     def has_change_permission(self, request, obj=None):
-        if obj is not None and not _superuser(request):
+        if obj is not None and not superuser_only(request):
             return False
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return _superuser(request)
+        return superuser_only(request)
 
     def get_urls(self):
         return [
@@ -110,7 +105,7 @@ class PartnerAdmin(MerchantScopedAdmin):
         ]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and obj.pk and _superuser(request):
+        if obj is not None and obj.pk and superuser_only(request):
             context["create_key_url"] = reverse("admin:partners_partner_create_api_key", args=[quote(obj.pk)])
             self.message_user(
                 request,
@@ -141,7 +136,7 @@ class CreatePartnerKeyPage(ObjectConfirmView):
     """Create a partner API key (superusers only) and show it once, in the response to the POST."""
 
     def find(self, object_id):
-        if not _superuser(self.request):
+        if not superuser_only(self.request):
             raise PermissionDenied
         return get_object_or_404(Partner, pk=object_id)
 
@@ -197,7 +192,7 @@ class PartnerAPIKeyAdmin(ReadOnlyPermissions, MerchantScopedAdmin):
         return super().get_queryset(request).distinct()
 
     def has_revoke_permission(self, request) -> bool:
-        return _superuser(request)
+        return superuser_only(request)
 
     @admin.action(description=gettext_lazy("Revoke selected partner API keys"), permissions=["revoke"])
     def revoke_selected(self, request, queryset):
@@ -633,7 +628,7 @@ class PaymentPage(ObjectConfirmView):
         return self.model_admin._own(self.request, object_id)
 
     def permitted(self) -> bool:
-        return self.request.user.has_perm("partners.add_ledgerentry") or _superuser(self.request)
+        return self.request.user.has_perm("partners.add_ledgerentry") or superuser_only(self.request)
 
     def make_form(self, data):
         return PaymentForm(data or None)

@@ -2,11 +2,13 @@
 
 The same check `.ci/run` runs (`lint-imports`), kept in the suite so a forbidden import
 fails the tests too; and a copy of the code with one forbidden import added shows the
-contracts catch it.
+contracts catch it. The partners contract is checked against the import graph with an
+edge added: it refuses vouchers' internals and allows vouchers' public surface.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -14,10 +16,15 @@ import sys
 import tomllib
 from pathlib import Path
 
+import grimp
+import pytest
+from importlinter import api
 from importlinter.cli import lint_imports
+from importlinter.contracts.forbidden import ForbiddenContract
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("config", "vouchers", "fraud", "partners")
+PARTNERS_RULE = "partners -> vouchers: services, selectors, webhook services and the public API surface only"
 
 
 def contracts() -> list[dict]:
@@ -62,3 +69,64 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "fraud imports nothing of vouchers" in result.stdout
     assert "fraud.services.alerts -> vouchers.models" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*PACKAGES, cache_dir=None)
+
+
+@pytest.fixture(scope="module")
+def partners_rule() -> ForbiddenContract:
+    configuration = api.read_configuration(str(ROOT / "pyproject.toml"))  # as lint-imports reads it
+    (options,) = [c for c in configuration["contracts_options"] if c["name"] == PARTNERS_RULE]
+    return ForbiddenContract(
+        name=PARTNERS_RULE, session_options=configuration["session_options"], contract_options=options
+    )
+
+
+@pytest.mark.parametrize(
+    "importer, imported",
+    [
+        ("partners.services.agreements", "vouchers.models"),  # a model: a selector or a service instead
+        ("partners.api.views", "vouchers.api.views"),  # the storefront's endpoints
+        ("partners.api.views", "vouchers.api.errors"),  # the error handler's internals
+        ("partners.services.statements", "vouchers.api.base"),  # the API surface is for partners' API only
+        ("partners.admin", "vouchers.admin.views"),  # another app's admin pages
+        ("partners.services.ledger", "vouchers.locks"),
+        ("partners.tasks", "vouchers.tasks"),
+    ],
+)
+def test_the_partners_rule_refuses_an_import_of_vouchers_internals(graph, partners_rule, importer, imported):
+    changed = copy.deepcopy(graph)
+    changed.add_import(importer=importer, imported=imported)
+    assert not partners_rule.check(changed, verbose=False).kept
+
+
+@pytest.mark.parametrize(
+    "importer, imported",
+    [
+        ("partners.services.agreements", "vouchers.selectors"),
+        ("partners.admin", "vouchers.services.issuance"),
+        ("partners.services.statements", "vouchers.webhooks.services.outbox"),
+        ("partners.api.serializers", "vouchers.api.toolkit"),
+        ("partners.api.views", "vouchers.api.base"),
+    ],
+)
+def test_the_partners_rule_allows_vouchers_public_surface(graph, partners_rule, importer, imported):
+    changed = copy.deepcopy(graph)
+    changed.add_import(importer=importer, imported=imported)
+    assert partners_rule.check(changed, verbose=False).kept
+
+
+def test_every_edge_listed_as_partners_debt_still_exists(graph, partners_rule):
+    """An exact edge in the list is debt, not a permission: once it is gone, it leaves the list."""
+    debt = [expr for expr in partners_rule.ignore_imports if not expr.has_wildcard_expression()]
+    gone = [
+        str(expr)
+        for expr in debt
+        if not graph.direct_import_exists(
+            importer=expr.importer.expression, imported=expr.imported.expression
+        )
+    ]
+    assert gone == []

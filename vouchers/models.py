@@ -14,7 +14,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
-from rest_framework_api_key.models import AbstractAPIKey
+
+from config.apikeys import TranslatedAPIKey
 
 
 class Merchant(models.Model):
@@ -83,27 +84,9 @@ class Storefront(models.Model):
         return f"{self.merchant} / {self.name}"
 
 
-class StorefrontAPIKey(AbstractAPIKey):
+class StorefrontAPIKey(TranslatedAPIKey):
     """A hashed API key acting for one storefront (only the prefix is stored in clear)."""
 
-    # The API key package's fields, declared as it declares them but with names and help
-    # texts that the project's catalogue translates (the package names most of them in English only).
-    id = models.CharField(_("id"), max_length=150, unique=True, primary_key=True, editable=False)
-    prefix = models.CharField(_("prefix"), max_length=8, unique=True, editable=False)
-    hashed_key = models.CharField(_("hashed key"), max_length=150, editable=False)
-    created = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
-    name = models.CharField(
-        _("name"), max_length=50, blank=False, default=None,
-        help_text=_("A free-form name for the API key. Need not be unique. 50 characters max."),
-    )
-    revoked = models.BooleanField(
-        _("revoked"), blank=True, default=False,
-        help_text=_("If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)"),
-    )
-    expiry_date = models.DateTimeField(
-        _("Expires"), blank=True, null=True,
-        help_text=_("Once API key expires, clients cannot use it anymore."),
-    )
     storefront = models.ForeignKey(
         Storefront, verbose_name=_("storefront"), on_delete=models.CASCADE, related_name="api_keys",
     )
@@ -112,8 +95,7 @@ class StorefrontAPIKey(AbstractAPIKey):
         help_text=_("When the key last authenticated a request (updated at most once a minute)."),
     )
 
-    class Meta:
-        ordering = ("-created",)  # as the API key package orders its keys
+    class Meta(TranslatedAPIKey.Meta):
         verbose_name = _("storefront API key")
         verbose_name_plural = _("storefront API keys")
 

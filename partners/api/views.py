@@ -10,7 +10,6 @@ from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
@@ -23,11 +22,12 @@ from partners.money import format_minor, to_minor
 from partners.services import statements as statement_service
 from partners.signing import published_keys
 from vouchers.api.base import IdempotentApiView, StorefrontApiView
-from vouchers.api.views import (
+from vouchers.api.toolkit import (
     COMMON_ERRORS,
     IDEMPOTENCY_ERRORS,
     IDEMPOTENCY_KEY,
     RETRY_AFTER,
+    BoundedTextParser,
     documented,
     problem,
     replayed,
@@ -337,26 +337,16 @@ class StatementDisputeApi(PartnerIdempotentApiView):
         return Response(dispute_row(dispute, statement.currency), status=201)
 
 
-class CsvTextParser(BaseParser):
+class CsvTextParser(BoundedTextParser):
     """A CSV body as text, read no further than API_MAX_UPLOAD_BYTES (413 beyond)."""
 
     media_type = "text/csv"
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        from django.conf import settings
-
-        from vouchers.api.errors import PayloadTooLarge
-
-        limit = int(settings.API_MAX_UPLOAD_BYTES)
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise PayloadTooLarge.for_size(size=None, limit=limit)
-        return raw.decode("utf-8-sig")
+    limit_setting = "API_MAX_UPLOAD_BYTES"
 
 
 class StatementReconcileApi(PartnerIdempotentApiView):
     parser_classes = [CsvTextParser]
-    max_body_setting = "API_MAX_UPLOAD_BYTES"  # a statement's worth of rows, not a few KB
+    max_body_setting = CsvTextParser.limit_setting  # a statement's worth of rows, not a few KB
 
     @extend_schema(
         operation_id="partner_statement_reconcile",

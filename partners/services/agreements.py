@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.db.models import Q
@@ -13,7 +14,19 @@ from django.utils.translation import gettext as _
 from config import versions
 from partners.exceptions import AgreementVersionInUse, AgreementVersionOverlap, InvalidAgreementTerms
 from partners.models import Agreement, AgreementVersion, LedgerEntry
-from vouchers.models import Product
+
+
+class CoveredProduct(Protocol):
+    """What the terms are checked against of a product a version covers (a `vouchers` Product).
+
+    The service reads these attributes of the products its callers pass and sets the
+    version's products by primary key, so it needs no import of `vouchers`' models.
+    """
+
+    pk: Any
+    sku: str
+    merchant_id: int
+    currency: str
 
 
 def validate_timezone(name: str) -> None:
@@ -29,7 +42,13 @@ def version_is_used(version: AgreementVersion) -> bool:
 
 
 def _check_terms(
-    agreement: Agreement, *, products, unit_amount_minor, rate_bps, valid_from, valid_until
+    agreement: Agreement,
+    *,
+    products: Sequence[CoveredProduct],
+    unit_amount_minor,
+    rate_bps,
+    valid_from,
+    valid_until,
 ) -> None:
     if (unit_amount_minor is None) == (rate_bps is None):
         raise InvalidAgreementTerms(_("Give either a unit amount or a rate in basis points, not both."))
@@ -96,7 +115,7 @@ def _lock_agreement(agreement_id: int) -> Agreement:
 def add_version(
     *,
     agreement: Agreement,
-    products: list[Product],
+    products: Sequence[CoveredProduct],
     basis: str,
     direction: str,
     valid_from: datetime,
@@ -128,14 +147,14 @@ def add_version(
         unit_amount_minor=unit_amount_minor,
         rate_bps=rate_bps,
     )
-    version.products.set(products)
+    version.products.set([product.pk for product in products])
     versions.bump(agreement.merchant_id, versions.AGREEMENTS)  # the ledger's cached copies
     return version
 
 
 @transaction.atomic
 def change_version(
-    *, version: AgreementVersion, products: list[Product] | None = None, **terms
+    *, version: AgreementVersion, products: Sequence[CoveredProduct] | None = None, **terms
 ) -> AgreementVersion:
     """Edit a version that has not priced anything yet.
 
@@ -155,7 +174,7 @@ def change_version(
         version=version,
     )
     version.save()
-    version.products.set(products)
+    version.products.set([product.pk for product in products])
     versions.bump(agreement.merchant_id, versions.AGREEMENTS)  # the ledger's cached copies
     return version
 

@@ -1,4 +1,4 @@
-"""The bases the model admins share: per-page figures, read-only records, superuser-only fields."""
+"""Per-page figures: an admin that attaches figures to the rows of one page with one query."""
 
 from __future__ import annotations
 
@@ -21,7 +21,3 @@ class AnnotatedPageAdmin(MerchantScopedAdmin):
 
     def annotate_page(self, request, objects: list) -> None:
         """Attach per-row figures to `objects` (the rows of the page shown)."""
-
-
-def superuser_only(request) -> bool:
-    return bool(request.user.is_active and request.user.is_superuser)

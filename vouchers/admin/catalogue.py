@@ -18,13 +18,14 @@ from config.admin_console import (
     ScopedInline,
     ScopedRelatedFilter,
     TenantModelForm,
+    superuser_only,
 )
 from config.errors import DomainError
 from config.tenancy import has_tenant
 from vouchers import selectors
 from vouchers.admin import keys as admin_keys
 from vouchers.admin import views as admin_views
-from vouchers.admin.base import AnnotatedPageAdmin, superuser_only
+from vouchers.admin.base import AnnotatedPageAdmin
 from vouchers.dashboard.admin import MerchantAlertSettingInline, ProductAlertSettingInline
 from vouchers.models import Merchant, MerchantStaff, Product, Storefront, StorefrontAPIKey
 from vouchers.services.api_keys import revoke_storefront_key, storefront_keys_changed

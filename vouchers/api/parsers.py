@@ -43,16 +43,21 @@ def json_depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
+def read_bounded(stream, limit: int) -> bytes:
+    """The body, never more than `limit` bytes of it read; PayloadTooLarge (413) if it is longer."""
+    raw = stream.read(limit + 1) if stream is not None else b""
+    if len(raw) > limit:
+        from vouchers.api.errors import PayloadTooLarge  # errors imports DRF's views, which import us
+
+        raise PayloadTooLarge.for_size(size=None, limit=limit)
+    return raw
+
+
 class BoundedJSONParser(JSONParser):
     """JSONParser that refuses bodies over API_MAX_BODY_BYTES (413) and deep nesting (400)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = int(settings.API_MAX_BODY_BYTES)
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            from vouchers.api.errors import PayloadTooLarge  # errors imports DRF's views, which import us
-
-            raise PayloadTooLarge.for_size(size=None, limit=limit)
+        raw = read_bounded(stream, int(settings.API_MAX_BODY_BYTES))
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = raw.decode(encoding)

@@ -113,23 +113,3 @@ class RedemptionOutput(serializers.Serializer):
 class ReversalOutput(serializers.Serializer):
     id = serializers.UUIDField()
     reversed_at = serializers.DateTimeField()
-
-
-class ProblemOutput(serializers.Serializer):
-    """application/problem+json (RFC 9457) with a stable machine-readable `code`."""
-
-    type = serializers.CharField()
-    title = serializers.CharField()
-    status = serializers.IntegerField()
-    code = serializers.CharField()
-    detail = serializers.CharField()
-    # A field of the problem body (DRF takes declared fields off the class, so it does not
-    # shadow Serializer.errors at run time).
-    errors = serializers.DictField(  # type: ignore[assignment]
-        required=False, help_text="Validation errors by field (400).")
-    available = serializers.IntegerField(required=False, help_text="Codes in stock (out_of_stock).")
-    reasons = serializers.ListField(child=serializers.CharField(), required=False,
-                                    help_text="Why fraud checks refused (fraud_denied).")
-    redeemed_at = serializers.DateTimeField(required=False, help_text="First redemption (already_redeemed).")
-    max_bytes = serializers.IntegerField(required=False,
-                                         help_text="Largest body accepted, in bytes (payload_too_large).")

@@ -10,18 +10,25 @@ from rest_framework.response import Response
 from vouchers import selectors
 from vouchers.api import schema  # noqa: F401  (registers the API-key scheme)
 from vouchers.api.base import IdempotentApiView, IsStorefrontOrPartner, StorefrontApiView
-from vouchers.api.errors import PROBLEM
 from vouchers.api.serializers import (
     CodeCheckInput,
     CodeStatusOutput,
     IssuanceInput,
     IssuanceOutput,
-    ProblemOutput,
     ProductOutput,
     RedemptionInput,
     RedemptionOutput,
     ReversalInput,
     ReversalOutput,
+)
+from vouchers.api.toolkit import (
+    COMMON_ERRORS,
+    IDEMPOTENCY_ERRORS,
+    IDEMPOTENCY_KEY,
+    RETRY_AFTER,
+    documented,
+    problem,
+    replayed,
 )
 from vouchers.exceptions import NotFound
 from vouchers.models import Issuance
@@ -29,54 +36,6 @@ from vouchers.services.code_check import check_code
 from vouchers.services.issuance import issue_codes
 from vouchers.services.redemption import redeem_code, reverse_redemption
 from vouchers.services.reservations import cancel_issuance, confirm_reservation
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
-    description="1-255 characters, unique per intended effect. A replay with the same body returns "
-    "the first response with `Idempotent-Replayed: true`; another body is 422; while the first "
-    "attempt runs, 409.",
-)
-
-
-def replayed(status: int) -> OpenApiParameter:
-    return OpenApiParameter(
-        "Idempotent-Replayed", str, OpenApiParameter.HEADER, response=[status], enum=["true"],
-        description="`true` when this response is the stored first response to the same key.",
-    )
-
-
-RETRY_AFTER = OpenApiParameter(
-    "Retry-After", int, OpenApiParameter.HEADER, response=[429, 503],
-    description="Seconds to wait before retrying.",
-)
-
-
-def problem(description: str, *, retry_after: bool = False) -> OpenApiResponse:
-    return OpenApiResponse(
-        response=ProblemOutput, description=description + (
-            " Header `Retry-After` gives the seconds to wait." if retry_after else ""
-        ),
-    )
-
-
-def documented(responses: dict) -> dict:
-    """The responses of an operation, errors declared as application/problem+json (as sent)."""
-    return {(code, PROBLEM) if code >= 400 else code: response for code, response in responses.items()}
-
-
-COMMON_ERRORS = {
-    400: problem("`invalid_request` (with `errors`) or `idempotency_key_required`."),
-    401: problem("`not_authenticated`: missing or wrong API key."),
-    429: problem(
-        "`rate_limited`, or `risk_unavailable` where fraud checks run and their counter store "
-        "is unreachable (they fail closed).", retry_after=True,
-    ),
-    503: problem("`service_unavailable`: rate limiting unavailable, failing closed.", retry_after=True),
-}
-IDEMPOTENCY_ERRORS = {
-    409: problem("`idempotency_in_progress`."),
-    422: problem("`idempotency_key_reused`: same key, different body."),
-}
 
 
 class ProductsPagination(PageNumberPagination):

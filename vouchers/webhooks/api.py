@@ -16,7 +16,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from vouchers.api.base import IdempotentApiView, IsStorefrontOrPartner, StorefrontApiView
-from vouchers.api.views import (
+from vouchers.api.toolkit import (
     COMMON_ERRORS,
     IDEMPOTENCY_ERRORS,
     IDEMPOTENCY_KEY,
