@@ -165,3 +165,7 @@ def _take_error_type(cls: type[DomainError]) -> None:
 
 
 _take_error_type(DomainError)
+
+
+class NotFound(DomainError):
+    """The object does not exist for this caller (another tenant's looks the same): every app's 404."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from config.errors import DomainError
-from vouchers.exceptions import NotFound
+from config.errors import DomainError, NotFound
 
 __all__ = [
     "AgreementVersionInUse",

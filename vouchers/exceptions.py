@@ -31,10 +31,6 @@ class OutOfStock(DomainError):
     """Fewer codes in stock than requested; carries `available`."""
 
 
-class NotFound(DomainError):
-    """The object does not exist for this caller (another tenant's looks the same)."""
-
-
 class InvalidState(DomainError):
     """409 `invalid_state`: not allowed in the current state."""
 

@@ -15,13 +15,13 @@ from django.core.cache import caches
 from django.urls import reverse
 from django.utils import timezone
 
+from config.errors import NotFound
 from fraud.models import RiskAssessment
 from tests.factories import StaffFactory, UserFactory, grant_app_permissions
 from tests.html import cell, links
 from tests.snapshots import world
 from tests.vouchers.api.conftest import make_shop
 from vouchers.crypto import decrypt_code
-from vouchers.exceptions import NotFound
 from vouchers.models import Code, CodeEvent, Issuance
 
 QUEUE = "admin:vouchers_issuance_review_queue"

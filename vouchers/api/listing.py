@@ -19,11 +19,11 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from config.callers import Caller
+from config.errors import NotFound
 from vouchers.api.base import IsStorefront, IsStorefrontOrPartner, StorefrontApiView
 from vouchers.api.serializers import RedemptionOutput
 from vouchers.api.toolkit import COMMON_ERRORS, RETRY_AFTER, documented, problem
 from vouchers.api.views import IssuanceCreateApi, RedemptionCreateApi
-from vouchers.exceptions import NotFound
 from vouchers.models import Issuance, Redemption
 
 

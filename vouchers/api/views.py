@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
+from config.errors import NotFound
 from vouchers import selectors
 from vouchers.api import schema  # noqa: F401  (registers the API-key scheme)
 from vouchers.api.base import IdempotentApiView, IsStorefrontOrPartner, StorefrontApiView
@@ -30,7 +31,6 @@ from vouchers.api.toolkit import (
     problem,
     replayed,
 )
-from vouchers.exceptions import NotFound
 from vouchers.models import Issuance
 from vouchers.services.code_check import check_code
 from vouchers.services.issuance import issue_codes

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.callers import Caller, CustomerContext
+from config.errors import NotFound
 from partners.services import ledger
 from vouchers import fastpath, locks
 from vouchers.exceptions import (
@@ -16,7 +17,6 @@ from vouchers.exceptions import (
     AlreadyReversed,
     CodeExpired,
     CodeVoid,
-    NotFound,
     ReversalWindowClosed,
 )
 from vouchers.fastpath import redeem as fast_redeem

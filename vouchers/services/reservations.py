@@ -7,10 +7,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.callers import Caller
-from config.errors import DomainError
+from config.errors import DomainError, NotFound
 from partners.services import ledger
 from vouchers import fastpath, locks
-from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
+from vouchers.exceptions import InvalidState, ReservationExpired
 from vouchers.fastpath import cancel as fast_cancel
 from vouchers.fastpath import confirm as fast_confirm
 from vouchers.models import Batch, Code, Issuance

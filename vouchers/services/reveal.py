@@ -17,10 +17,9 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from config.errors import DomainError
+from config.errors import DomainError, NotFound
 from vouchers import crypto
 from vouchers.audit.services import record_audit
-from vouchers.exceptions import NotFound
 from vouchers.models import Code
 from vouchers.services.events import actor_for_user, record_event
 

@@ -6,10 +6,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.errors import NotFound
 from partners.services import ledger
 from vouchers import locks
 from vouchers.audit.services import record_audit
-from vouchers.exceptions import InvalidState, NotFound, ReservationExpired
+from vouchers.exceptions import InvalidState, ReservationExpired
 from vouchers.models import Batch, Code, Issuance, Storefront
 from vouchers.services.events import actor_for_user
 from vouchers.services.issuance import move_codes

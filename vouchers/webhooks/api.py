@@ -15,6 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from config.errors import NotFound
 from vouchers.api.base import IdempotentApiView, IsStorefrontOrPartner, StorefrontApiView
 from vouchers.api.toolkit import (
     COMMON_ERRORS,
@@ -25,7 +26,6 @@ from vouchers.api.toolkit import (
     problem,
     replayed,
 )
-from vouchers.exceptions import NotFound
 from vouchers.models import Storefront
 from vouchers.webhooks.events import EVENT_CHOICES
 from vouchers.webhooks.services import endpoints

@@ -10,8 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.errors import DomainError
-from vouchers.exceptions import NotFound
+from config.errors import DomainError, NotFound
 from vouchers.webhooks.events import EVENT_TYPES, EVENT_TYPES_BY_OWNER
 from vouchers.webhooks.models import WebhookEndpoint
 from vouchers.webhooks.services import addresses, secrets
