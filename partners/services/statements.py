@@ -238,9 +238,10 @@ def line_document(row, currency: str) -> dict:
 # what line_document + _dump give (tests compare both on awkward values): keys in
 # sorted order, strings through to_json (which escapes exactly as RFC 8785: \" \\ \b
 # \f \n \r \t, other control characters as lowercase \u00xx, everything else as
-# UTF-8), integers as digits, NULL as null, times as iso(). Lines come back joined
-# with commas in chunks of line numbers, so Python handles a few hundred strings
-# instead of a dict and a json.dumps per line.
+# UTF-8) except those that never need escaping (a UUID, the kind), integers as digits,
+# NULL as null, times as iso(). The lines stream from one COPY, one row per line, and
+# Python joins them with commas in chunks instead of building a dict and a json.dumps
+# per line.
 
 
 def _json_str(expr: str) -> str:
@@ -252,7 +253,13 @@ def _json_int(expr: str) -> str:
 
 
 def _json_time(expr: str) -> str:
-    return f"""concat('"', to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '"')"""
+    # the quotes around the value are part of the format (\" is a literal quote)
+    return f"""to_char({expr} AT TIME ZONE 'UTC', '\\"YYYY-MM-DD"T"HH24:MI:SS.US"Z\\""')"""
+
+
+def _json_safe_str(expr: str) -> str:
+    """A string that never needs escaping (a UUID's text, a constrained enum value)."""
+    return f"""coalesce('"' || ({expr}) || '"', 'null')"""
 
 
 def _json_amount(digits: int) -> str:
@@ -275,10 +282,10 @@ def _line_json_sql(currency: str) -> str:
         "currency": "%(currency_json)s::text",
         "entry_hash": _json_str("e.hash"),
         "entry_id": _json_int("e.id"),
-        "kind": _json_str("e.kind"),
+        "kind": _json_safe_str("e.kind"),  # one of four words (a check constraint)
         "line_no": _json_int("l.line_no"),
         "occurred_at": _json_time("e.occurred_at"),
-        "original_statement": _json_str("l.original_statement_id::text"),
+        "original_statement": _json_safe_str("l.original_statement_id::text"),
         "recorded_at": _json_time("e.recorded_at"),
         "reverses": _json_int("e.reverses_id"),
         "seq": _json_int("e.seq"),
@@ -308,12 +315,28 @@ def _lines_copy_sql(currency: str) -> str:
     )
 
 
+def _set_local(cursor, settings: dict[str, str]) -> None:
+    """Planner settings for the rest of the transaction (SET LOCAL)."""
+    cursor.execute(
+        "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in settings),
+        [value for pair in settings.items() for value in pair],
+    )
+
+
 def document_line_chunks(statement_id: uuid.UUID, currency: str, *, chunk: int = 5000) -> Iterator[bytes]:
     """The canonical JSON of the statement's lines in order, joined with commas, as byte
     chunks of `chunk` lines."""
     if connection.vendor == "postgresql":
         params = {"statement": statement_id, "currency_json": _dump(currency).decode()}
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # The lines of a statement being closed have no statistics yet: the planner
+            # expects a few rows and sorts the built JSON (hundreds of MB, spilled to disk,
+            # none of it sent before all is sorted). The (statement, line_no) index is
+            # already in line order: read in parallel and merged in order, rows stream.
+            names = ["enable_sort", "enable_bitmapscan", "min_parallel_index_scan_size"]
+            cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names))
+            before = cursor.fetchone()
+            _set_local(cursor, dict(zip(names, ["off", "off", "0"], strict=True)))
             # COPY takes no bound parameters: the two values are quoted into its text.
             import psycopg
 
@@ -329,6 +352,7 @@ def document_line_chunks(statement_id: uuid.UUID, currency: str, *, chunk: int =
                         first = False
                 if rows:
                     yield (b"" if first else b",") + b"".join(rows)[:-1].replace(b"\n", b",")
+            _set_local(cursor, dict(zip(names, before, strict=True)))
         return
     first = True
     with connection.chunked_cursor() as cursor:
