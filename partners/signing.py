@@ -149,7 +149,8 @@ def _b64url_chunks(chunks: Iterable[bytes]) -> Iterable[bytes]:
 
 class ChunkedSigner:
     """sign_detached for a payload too large to hold: update() it once as it is produced,
-    then finish() reads it once more.
+    then finish() reads it once more (or second_pass(), update_again() per chunk and
+    signature(), when the second reading serves something else too).
 
     The same JWS as sign_detached(payload), without the payload or its base64url form
     in memory at once: the first SHA-512 pass runs while the payload is written.
