@@ -442,9 +442,7 @@ def _close_one(
     size = 0
     with tempfile.TemporaryFile() as spool:
         tail = b'],"previous_statement_sha256":%s,"statement":%s}' % (_dump(previous_sha), _dump(fields))
-        for part in chain(
-            [b'{"lines":['], document_line_chunks(statement_id, agreement.currency), [tail]
-        ):
+        for part in chain([b'{"lines":['], document_line_chunks(statement_id, agreement.currency), [tail]):
             spool.write(part)
             content.update(part)
             signer.update(part)
