@@ -11,7 +11,7 @@ streaming its CSV.
    real chain: closing does not re-verify the chain, so this does not change the cost.
 3. In a child process: `close_statements --as-of <month end>` (wall time, the peak RSS
    of that process from getrusage, and the seconds of each step as the close logs
-   them: insert lines, document, sign, store, commit), then, in another child,
+   them: insert lines, document, sign and store, commit), then, in another child,
    streaming the statement's CSV (`partners.csvexport.csv_rows` over the lines) to
    /dev/null.
 4. Prints the figures as JSON (and writes them under bench/results/, git-ignored).

@@ -149,7 +149,8 @@ def _b64url_chunks(chunks: Iterable[bytes]) -> Iterable[bytes]:
 
 class ChunkedSigner:
     """sign_detached for a payload too large to hold: update() it once as it is produced,
-    then finish() reads it once more.
+    then finish() reads it once more (or second_pass(), update_again() per chunk and
+    signature(), when the second reading serves something else too).
 
     The same JWS as sign_detached(payload), without the payload or its base64url form
     in memory at once: the first SHA-512 pass runs while the payload is written.
@@ -165,16 +166,37 @@ class ChunkedSigner:
     def update(self, chunk: bytes) -> None:
         self._nonce_hash.update(self._encoder.feed(chunk))
 
+    def second_pass(self) -> None:
+        """End the first pass; from now on update_again() takes the payload once more.
+
+        Lets the second pass run while the payload is read for something else (the close
+        streams it into the database at the same time)."""
+        self._nonce_hash.update(self._encoder.end())
+        secret, _, public = _expand(self._key)
+        self._nonce = crypto_core_ed25519_scalar_reduce(self._nonce_hash.digest())
+        self._secret = secret
+        self._big_r = crypto_scalarmult_ed25519_base_noclamp(self._nonce)
+        self._challenge_hash = hashlib.sha512(self._big_r + public + self._head)
+        self._encoder = _B64url()
+
+    def update_again(self, chunk: bytes) -> None:
+        self._challenge_hash.update(self._encoder.feed(chunk))
+
+    def signature(self) -> tuple[str, str]:
+        """(compact JWS with detached payload, kid) once the payload went through update_again()."""
+        self._challenge_hash.update(self._encoder.end())
+        challenge = crypto_core_ed25519_scalar_reduce(self._challenge_hash.digest())
+        signature = self._big_r + crypto_core_ed25519_scalar_add(
+            self._nonce, crypto_core_ed25519_scalar_mul(challenge, self._secret)
+        )
+        return f"{self.protected}..{b64url(signature)}", self.kid
+
     def finish(self, payload_again: Iterable[bytes]) -> tuple[str, str]:
         """(compact JWS with detached payload, kid); `payload_again` is the same bytes."""
-        self._nonce_hash.update(self._encoder.end())
-
-        def signing_input() -> Iterable[bytes]:
-            yield self._head
-            yield from _b64url_chunks(payload_again)
-
-        signature = _finish_signature(self._key, self._nonce_hash, signing_input())
-        return f"{self.protected}..{b64url(signature)}", self.kid
+        self.second_pass()
+        for chunk in payload_again:
+            self.update_again(chunk)
+        return self.signature()
 
 
 def sign_detached_chunks(payload: Callable[[], Iterable[bytes]]) -> tuple[str, str]:

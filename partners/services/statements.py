@@ -126,20 +126,43 @@ def close_agreement(*, agreement_id: int, as_of: datetime) -> list[Statement]:
         )
 
 
-_INSERT_LINES = """
-INSERT INTO partners_statementline (statement_id, entry_id, line_no, original_statement_id)
-SELECT %(statement)s, e.id, ROW_NUMBER() OVER (ORDER BY e.seq),
-       CASE
-         WHEN e.reverses_id IS NOT NULL THEN
-           (SELECT l2.statement_id FROM partners_statementline l2 WHERE l2.entry_id = e.reverses_id)
-         WHEN e.occurred_at < %(start)s THEN
-           (SELECT s.id FROM partners_statement s WHERE s.agreement_id = e.agreement_id
-              AND s.period_start <= e.occurred_at AND e.occurred_at < s.period_end)
-       END
-FROM partners_ledgerentry e
-WHERE e.agreement_id = %(agreement)s AND e.occurred_at < %(end)s
-  AND NOT EXISTS (SELECT 1 FROM partners_statementline l WHERE l.entry_id = e.id)
+# The entries a statement takes, with the statement an entry corrects (if any).
+_SELECT_ENTRIES = """
+  SELECT e.id, e.seq, e.amount_minor,
+         CASE
+           WHEN e.reverses_id IS NOT NULL THEN
+             (SELECT l2.statement_id FROM partners_statementline l2 WHERE l2.entry_id = e.reverses_id)
+           WHEN e.occurred_at < %(start)s THEN
+             (SELECT s.id FROM partners_statement s WHERE s.agreement_id = e.agreement_id
+                AND s.period_start <= e.occurred_at AND e.occurred_at < s.period_end)
+         END AS original_statement_id
+  FROM partners_ledgerentry e
+  WHERE e.agreement_id = %(agreement)s AND e.occurred_at < %(end)s
+    AND NOT EXISTS (SELECT 1 FROM partners_statementline l WHERE l.entry_id = e.id)
 """
+
+_INSERT_LINES = (
+    f"WITH src AS ({_SELECT_ENTRIES}) "  # noqa: S608 (constants only)
+    "INSERT INTO partners_statementline (statement_id, entry_id, line_no, original_statement_id) "
+    "SELECT %(statement)s, src.id, ROW_NUMBER() OVER (ORDER BY src.seq), src.original_statement_id FROM src"
+)
+_COUNT_LINES = (
+    "SELECT count(*), sum(e.amount_minor) FROM partners_statementline l "
+    "JOIN partners_ledgerentry e ON e.id = l.entry_id WHERE l.statement_id = %(statement)s"
+)
+
+# PostgreSQL: the lines and their count and total in one statement. The selected entries
+# are materialised once, inserted from there and summed from there (reading the new
+# lines back joined to their entries was a second pass over a million rows). The parts
+# of a WITH see one snapshot, so the look-up of a reversed entry's line sees earlier
+# statements' lines only, as in the plain INSERT.
+_INSERT_AND_COUNT_LINES = (
+    f"WITH src AS MATERIALIZED ({_SELECT_ENTRIES}), "  # noqa: S608 (constants only)
+    "inserted AS ("
+    "INSERT INTO partners_statementline (statement_id, entry_id, line_no, original_statement_id) "
+    "SELECT %(statement)s, src.id, ROW_NUMBER() OVER (ORDER BY src.seq), src.original_statement_id FROM src"
+    ") SELECT count(*), sum(src.amount_minor) FROM src"
+)
 
 _READ_LINES = """
 SELECT l.line_no, e.id, e.seq, e.kind, e.occurred_at, e.recorded_at, e.sku, e.source_type, e.source_id,
@@ -215,9 +238,10 @@ def line_document(row, currency: str) -> dict:
 # what line_document + _dump give (tests compare both on awkward values): keys in
 # sorted order, strings through to_json (which escapes exactly as RFC 8785: \" \\ \b
 # \f \n \r \t, other control characters as lowercase \u00xx, everything else as
-# UTF-8), integers as digits, NULL as null, times as iso(). Lines come back joined
-# with commas in chunks of line numbers, so Python handles a few hundred strings
-# instead of a dict and a json.dumps per line.
+# UTF-8) except those that never need escaping (a UUID, the kind), integers as digits,
+# NULL as null, times as iso(). The lines stream from one COPY, one row per line, and
+# Python joins them with commas in chunks instead of building a dict and a json.dumps
+# per line.
 
 
 def _json_str(expr: str) -> str:
@@ -229,7 +253,13 @@ def _json_int(expr: str) -> str:
 
 
 def _json_time(expr: str) -> str:
-    return f"""concat('"', to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '"')"""
+    # the quotes around the value are part of the format (\" is a literal quote)
+    return f"""to_char({expr} AT TIME ZONE 'UTC', '\\"YYYY-MM-DD"T"HH24:MI:SS.US"Z\\""')"""
+
+
+def _json_safe_str(expr: str) -> str:
+    """A string that never needs escaping (a UUID's text, a constrained enum value)."""
+    return f"""coalesce('"' || ({expr}) || '"', 'null')"""
 
 
 def _json_amount(digits: int) -> str:
@@ -252,10 +282,10 @@ def _line_json_sql(currency: str) -> str:
         "currency": "%(currency_json)s::text",
         "entry_hash": _json_str("e.hash"),
         "entry_id": _json_int("e.id"),
-        "kind": _json_str("e.kind"),
+        "kind": _json_safe_str("e.kind"),  # one of four words (a check constraint)
         "line_no": _json_int("l.line_no"),
         "occurred_at": _json_time("e.occurred_at"),
-        "original_statement": _json_str("l.original_statement_id::text"),
+        "original_statement": _json_safe_str("l.original_statement_id::text"),
         "recorded_at": _json_time("e.recorded_at"),
         "reverses": _json_int("e.reverses_id"),
         "seq": _json_int("e.seq"),
@@ -271,38 +301,63 @@ def _line_json_sql(currency: str) -> str:
     return "concat(" + ", ".join([*parts, "'}'"]) + ")"
 
 
-def _line_chunks_sql(currency: str) -> str:
+def _lines_copy_sql(currency: str) -> str:
+    # One query in line order, its rows streamed by COPY: the server builds rows ahead of
+    # the reader (and in parallel workers, which see the closing transaction's lines), and
+    # Python receives bytes without a str per line. CSV with a delimiter and a quote
+    # character that the JSON never holds raw (to_json escapes every control character)
+    # leaves each line's bytes unquoted and unescaped, one per row, ended by "\n".
     return (
-        f"SELECT string_agg({_line_json_sql(currency)}, ',' ORDER BY l.line_no) "  # noqa: S608 (constants only)
+        f"COPY (SELECT {_line_json_sql(currency)} "  # noqa: S608 (constants only)
         "FROM partners_statementline l JOIN partners_ledgerentry e ON e.id = l.entry_id "
-        "WHERE l.statement_id = %(statement)s AND l.line_no >= %(first)s AND l.line_no < %(stop)s"
+        "WHERE l.statement_id = %(statement)s ORDER BY l.line_no) "
+        "TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
     )
 
 
-def document_line_chunks(
-    statement_id: uuid.UUID, currency: str, count: int, *, chunk: int = 5000
-) -> Iterator[bytes]:
-    """The canonical JSON of lines 1..count joined with commas, as byte chunks."""
+def _set_local(cursor, settings: dict[str, str]) -> None:
+    """Planner settings for the rest of the transaction (SET LOCAL)."""
+    cursor.execute(
+        "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in settings),
+        [value for pair in settings.items() for value in pair],
+    )
+
+
+def document_line_chunks(statement_id: uuid.UUID, currency: str, *, chunk: int = 5000) -> Iterator[bytes]:
+    """The canonical JSON of the statement's lines in order, joined with commas, as byte
+    chunks of `chunk` lines."""
     if connection.vendor == "postgresql":
-        sql = _line_chunks_sql(currency)
-        with connection.cursor() as cursor:
-            for first in range(1, count + 1, chunk):
-                cursor.execute(
-                    sql,
-                    {
-                        "statement": statement_id,
-                        "first": first,
-                        "stop": first + chunk,
-                        "currency_json": _dump(currency).decode(),
-                    },
-                )
-                text = cursor.fetchone()[0]
-                yield (b"," if first > 1 else b"") + text.encode("utf-8")
+        params = {"statement": statement_id, "currency_json": _dump(currency).decode()}
+        with transaction.atomic(), connection.cursor() as cursor:
+            # The lines of a statement being closed have no statistics yet: the planner
+            # expects a few rows and sorts the built JSON (hundreds of MB, spilled to disk,
+            # none of it sent before all is sorted). The (statement, line_no) index is
+            # already in line order: read in parallel and merged in order, rows stream.
+            names = ["enable_sort", "enable_bitmapscan", "min_parallel_index_scan_size"]
+            cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names))
+            before = cursor.fetchone()
+            _set_local(cursor, dict(zip(names, ["off", "off", "0"], strict=True)))
+            # COPY takes no bound parameters: the two values are quoted into its text.
+            import psycopg
+
+            query = psycopg.ClientCursor(connection.connection).mogrify(_lines_copy_sql(currency), params)
+            with cursor.cursor.copy(query) as copy:
+                rows: list = []
+                first = True
+                for row in copy:  # one line and its "\n" per row
+                    rows.append(row)
+                    if len(rows) == chunk:
+                        yield (b"" if first else b",") + b"".join(rows)[:-1].replace(b"\n", b",")
+                        rows = []
+                        first = False
+                if rows:
+                    yield (b"" if first else b",") + b"".join(rows)[:-1].replace(b"\n", b",")
+            _set_local(cursor, dict(zip(names, before, strict=True)))
         return
     first = True
     with connection.chunked_cursor() as cursor:
         cursor.execute(_READ_LINES, [_uuid_param(statement_id)])
-        while rows := cursor.fetchmany(5000):
+        while rows := cursor.fetchmany(chunk):
             parts = [_dump(line_document(row, currency)) for row in rows]
             yield (b"" if first else b",") + b",".join(parts)
             first = False
@@ -320,6 +375,9 @@ def _file_chunks(spool) -> Iterator[bytes]:
         yield chunk
 
 
+CLOSE_WORK_MEM = "64MB"
+
+
 def _close_one(
     agreement: Agreement, previous: Statement | None, start: datetime, end: datetime, stages: dict
 ) -> Statement:
@@ -333,21 +391,21 @@ def _close_one(
         stages[name] = stages.get(name, 0.0) + now - clock
         clock = now
 
+    params = {
+        "statement": _uuid_param(statement_id),
+        "start": _dt_param(start),
+        "end": _dt_param(end),
+        "agreement": agreement.pk,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_LINES,
-            {
-                "statement": _uuid_param(statement_id),
-                "start": _dt_param(start),
-                "end": _dt_param(end),
-                "agreement": agreement.pk,
-            },
-        )
-        cursor.execute(
-            "SELECT count(*), sum(e.amount_minor) FROM partners_statementline l "
-            "JOIN partners_ledgerentry e ON e.id = l.entry_id WHERE l.statement_id = %s",
-            [_uuid_param(statement_id)],
-        )
+        if connection.vendor == "postgresql":
+            # Sorting a million entries by seq fits in memory with this, for this transaction
+            # only (the default 4 MB spills it to disk).
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [CLOSE_WORK_MEM])
+            cursor.execute(_INSERT_AND_COUNT_LINES, params)
+        else:
+            cursor.execute(_INSERT_LINES, params)
+            cursor.execute(_COUNT_LINES, params)
         count, total = cursor.fetchone()
     total = int(total or 0)
     lap("insert lines")
@@ -384,23 +442,13 @@ def _close_one(
     size = 0
     with tempfile.TemporaryFile() as spool:
         tail = b'],"previous_statement_sha256":%s,"statement":%s}' % (_dump(previous_sha), _dump(fields))
-        for part in chain(
-            [b'{"lines":['], document_line_chunks(statement_id, agreement.currency, count), [tail]
-        ):
+        for part in chain([b'{"lines":['], document_line_chunks(statement_id, agreement.currency), [tail]):
             spool.write(part)
             content.update(part)
             signer.update(part)
             size += len(part)
         spool.flush()
         lap("document")
-        if size <= SIGN_IN_MEMORY_MAX:
-            spool.seek(0)
-            document = spool.read()
-            signature, kid = sign_detached(document)
-        else:
-            document = None
-            signature, kid = signer.finish(_file_chunks(spool))
-        lap("sign")
         row = {
             "id": statement_id,
             "agreement_id": agreement.pk,
@@ -420,17 +468,25 @@ def _close_one(
             "previous_id": previous.pk if previous else None,
             "previous_sha256": previous_sha or "",
             "content_sha256": content.hexdigest(),
-            "signature": signature,
-            "kid": kid,
+            "kid": signer.kid,
         }
         if connection.vendor == "postgresql":
-            _copy_statement_row(row, spool, size)
-            statement = Statement.objects.defer("document").get(pk=statement_id)
+            # The signer's second pass reads the document as it is streamed into the row,
+            # and the signature, the row's last field, follows it.
+            signer.second_pass()
+            _copy_statement_row(row, spool, size, signer)
+            lap("sign and store")
+            return Statement.objects.defer("document").get(pk=statement_id)
+        spool.seek(0)
+        if size <= SIGN_IN_MEMORY_MAX:
+            document = spool.read()
+            signature, _ = sign_detached(document)
         else:
-            if document is None:
-                spool.seek(0)
-                document = spool.read()
-            statement = Statement.objects.create(document=document, **row)
+            signature, _ = signer.finish(_file_chunks(spool))
+            spool.seek(0)
+            document = spool.read()
+        lap("sign")
+        statement = Statement.objects.create(document=document, signature=signature, **row)
         lap("store")
         return statement
 
@@ -464,21 +520,25 @@ def _copy_field(field, value) -> bytes:
     return struct.pack("!i", len(data)) + data
 
 
-def _copy_statement_row(row: dict, spool, size: int) -> None:
+def _copy_statement_row(row: dict, spool, size: int, signer: ChunkedSigner) -> None:
+    """COPY the row: the document first, streamed from the spool through the signer's
+    second pass, then the other fields, then the signature that pass completes."""
     by_column = {f.column: f for f in Statement._meta.concrete_fields}
-    columns = [*row, "document"]
-    if set(columns) != set(by_column):
+    columns = ["document", *row, "signature"]
+    if set(columns) != set(by_column) or len(columns) != len(by_column):
         raise RuntimeError("statement columns changed; update _close_one")
     sql = "COPY partners_statement ({}) FROM STDIN (FORMAT binary)".format(
         ", ".join(connection.ops.quote_name(c) for c in columns)
     )
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         head = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!iih", 0, 0, len(columns))
-        copy.write(head + b"".join(_copy_field(by_column[c], v) for c, v in row.items()))
-        copy.write(struct.pack("!i", size))
+        copy.write(head + struct.pack("!i", size))  # the document's length, then its bytes
         for chunk in _file_chunks(spool):
             copy.write(chunk)
-        copy.write(struct.pack("!h", -1))
+            signer.update_again(chunk)
+        signature, _ = signer.signature()
+        fields = b"".join(_copy_field(by_column[c], v) for c, v in row.items())
+        copy.write(fields + _copy_field(by_column["signature"], signature) + struct.pack("!h", -1))
 
 
 DOCUMENT_CHUNK_BYTES = 16 * 1024 * 1024

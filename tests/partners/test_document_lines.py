@@ -38,7 +38,7 @@ from vouchers.models import Product
 
 AWKWARD = [
     'q"uote\\back/slash',
-    "tab\tnl\ncr\rbs\bff\f\x01\x1f\x7f",
+    "tab\tnl\ncr\rbs\bff\f\x01\x02\x1f\x7f",
     "ünï 中文 𝄞 \u2028\u2029 é",
     "",
     "=cmd|' /C calc'!A0",
@@ -126,9 +126,7 @@ def test_lines_built_in_sql_are_the_rfc8785_bytes(db, currency):
         statement = Statement.objects.get(pk=statement.pk)
         expected = _python_lines(statement)
         for chunk in (1, 2, 3, 20000):
-            built = b"".join(
-                statements.document_line_chunks(statement.pk, currency, statement.line_count, chunk=chunk)
-            )
+            built = b"".join(statements.document_line_chunks(statement.pk, currency, chunk=chunk))
             assert built == expected, (connection.vendor, chunk)
         document = bytes(statement.document)
         assert document == rfc8785.dumps(json.loads(document))
@@ -208,3 +206,36 @@ def test_lines_and_statements_are_checked_by_triggers_not_per_row_keys(db):
         Statement.objects.create(**values)
     # and every entry is still on exactly one line of the statement that was closed
     assert statement.line_count == len(entries)
+
+
+@pytest.mark.postgres
+def test_lines_built_by_parallel_workers_see_the_closing_transactions_lines(db):
+    """The lines' COPY may run in parallel workers while the close's transaction, which
+    inserted the lines, is still open: the workers must see its rows, in line order.
+
+    Here the entries are uncommitted too (the test's transaction holds everything)."""
+    merchant = MerchantFactory()
+    product = Product.objects.create(merchant=merchant, sku="PAR", name="Par", face_value=10, currency="USD")
+    agreement = make_agreement(merchant=merchant, products=[product], partner=PartnerFactory())
+    _entries(agreement, product, datetime(2026, 1, 5, tzinfo=UTC))
+    with mock.patch("django.utils.timezone.now", return_value=datetime(2026, 2, 1, 1, tzinfo=UTC)):
+        (statement,) = statements.close_statements(as_of=datetime(2026, 2, 1, tzinfo=UTC))
+    expected = _python_lines(statement)  # the test's transaction is still open: nothing is committed
+    with transaction.atomic(), connection.cursor() as cursor:
+        # make a parallel plan the cheapest even for these few rows
+        statements._set_local(
+            cursor,
+            {"parallel_setup_cost": "0", "parallel_tuple_cost": "0", "min_parallel_table_scan_size": "0"},
+        )
+        sql = statements._lines_copy_sql("USD")
+        query = sql[len("COPY (") : sql.rindex(") TO STDOUT")]
+        # what document_line_chunks sets for its query
+        statements._set_local(
+            cursor, {"enable_sort": "off", "enable_bitmapscan": "off", "min_parallel_index_scan_size": "0"}
+        )
+        cursor.execute("EXPLAIN " + query, {"statement": statement.pk, "currency_json": '"USD"'})
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "Gather" in plan, plan  # workers read lines or entries, none of them committed
+        built = b"".join(statements.document_line_chunks(statement.pk, "USD", chunk=4))
+    assert built == expected
+    assert bytes(Statement.objects.get(pk=statement.pk).document).startswith(b'{"lines":[' + expected + b"]")
