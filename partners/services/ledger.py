@@ -275,29 +275,9 @@ def _append(pending: list[PendingEntry], *, fresh: bool) -> list[LedgerEntry]:
 def _entry(
     item: PendingEntry, *, pk: int | None, seq: int, prev_hash: str, hash_: str, recorded_at: datetime
 ) -> LedgerEntry:
+    fields = {name: value for name, value in vars(item).items() if name != "extra"}
     entry = LedgerEntry(
-        pk=pk,
-        partner_id=item.partner_id,
-        merchant_id=item.merchant_id,
-        agreement_id=item.agreement_id,
-        agreement_version_id=item.agreement_version_id,
-        seq=seq,
-        kind=item.kind,
-        currency=item.currency,
-        amount_minor=item.amount_minor,
-        source_type=item.source_type,
-        source_id=item.source_id,
-        source_key=item.source_key,
-        sku=item.sku,
-        code_last4=item.code_last4,
-        reverses_id=item.reverses_id,
-        refers_to_statement_id=item.refers_to_statement_id,
-        memo=item.memo,
-        actor=item.actor,
-        occurred_at=item.occurred_at,
-        recorded_at=recorded_at,
-        prev_hash=prev_hash,
-        hash=hash_,
+        pk=pk, seq=seq, prev_hash=prev_hash, hash=hash_, recorded_at=recorded_at, **fields
     )
     if pk is not None:
         entry._state.adding, entry._state.db = False, connection.alias
@@ -313,7 +293,7 @@ _KNOWN = (
     ("agreement_version_id", "bigint"), ("kind", "text"), ("currency", "text"), ("amount_minor", "bigint"),
     ("source_type", "text"), ("source_id", "text"), ("source_key", "text"), ("sku", "text"),
     ("code_last4", "text"), ("reverses_id", "bigint"), ("refers_to_statement_id", "uuid"), ("memo", "text"),
-    ("actor", "text"), ("occurred_at", "timestamptz"), ("recorded_at", "timestamptz"),
+    ("actor", "text"), ("occurred_at", "timestamptz"), ("recorded_at", "timestamptz"),  # recorded_at last
 )
 
 
@@ -364,12 +344,8 @@ def _chain_in_database(items: list[PendingEntry], now: datetime) -> list[tuple[i
     (pk, seq, prev_hash, hash) of each entry, in the order of `items`."""
     params: list = []
     for item in items:
-        params += [
-            item.partner_id, item.merchant_id, item.agreement_id, item.agreement_version_id, item.kind,
-            item.currency, item.amount_minor, item.source_type, item.source_id, item.source_key, item.sku,
-            item.code_last4, item.reverses_id, item.refers_to_statement_id, item.memo, item.actor,
-            item.occurred_at, now, *hash_frame(item, now),
-        ]
+        params += [getattr(item, name) for name, _ in _KNOWN[:-1]]
+        params += [now, *hash_frame(item, now)]
     sql = _chain_sql(len(items))
     with prepared.cursor() as cursor:
         cursor.execute(sql, params)
