@@ -7,7 +7,10 @@ was written; the portable service then explains the refusal with one read. Confi
 and cancel bring back the issuance as it was when they changed nothing, so a final
 status is answered without a second query. SQLite
 (and any other engine) takes the portable ORM path in the service, with the same
-behaviour; `enabled()` decides.
+behaviour; `enabled()` decides. What two operations share has a module of its own:
+`held` (confirm and cancel: the statement run on the caller's issuance and its rows
+read back), `code_move` (redemption and reversal: the counters and the event of one
+code moved between issued and redeemed).
 """
 
 from __future__ import annotations
