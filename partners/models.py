@@ -240,14 +240,19 @@ class LedgerEntry(AppendOnlyModel):
         ADJUSTMENT = "adjustment", _("Adjustment")
         PAYMENT = "payment", _("Payment")
 
+    # Every insert pays for each index of this table, under the partner's chain-head
+    # lock: no index that another one already serves (partner: the unique (partner, seq);
+    # agreement: (agreement, occurred_at); source_key needs no LIKE index).
     partner = models.ForeignKey(
         Partner, verbose_name=_("partner"), on_delete=models.PROTECT, related_name="ledger_entries",
+        db_index=False,
     )
     merchant = models.ForeignKey(
         "vouchers.Merchant", verbose_name=_("merchant"), on_delete=models.PROTECT, related_name="+",
     )
     agreement = models.ForeignKey(
         Agreement, verbose_name=_("agreement"), on_delete=models.PROTECT, related_name="entries",
+        db_index=False,
     )
     agreement_version = models.ForeignKey(
         AgreementVersion, verbose_name=_("agreement version"), null=True, blank=True,
@@ -259,7 +264,7 @@ class LedgerEntry(AppendOnlyModel):
     amount_minor = models.BigIntegerField(_("amount minor"))
     source_type = models.CharField(_("source type"), max_length=32)
     source_id = models.CharField(_("source id"), max_length=80)
-    source_key = models.CharField(_("source key"), max_length=200, unique=True)
+    source_key = models.CharField(_("source key"), max_length=200)
     sku = models.CharField(_("sku"), max_length=64, blank=True)
     code_last4 = models.CharField(_("code last4"), max_length=4, blank=True)
     reverses = models.OneToOneField(
@@ -273,6 +278,7 @@ class LedgerEntry(AppendOnlyModel):
         on_delete=models.PROTECT,
         related_name="referring_entries",
         help_text=_("The statement an adjustment or payment concerns."),
+        db_index=False,  # indexed where set only (Meta.indexes): accruals and reversals have none
     )
     memo = models.CharField(_("memo"), max_length=500, blank=True)
     actor = models.CharField(_("actor"), max_length=64, blank=True)
@@ -287,12 +293,20 @@ class LedgerEntry(AppendOnlyModel):
         verbose_name_plural = _("ledger entries")
         constraints = [
             models.UniqueConstraint(fields=["partner", "seq"], name="ledgerentry_partner_seq_unique"),
+            # one source event prices once per agreement version
+            models.UniqueConstraint(fields=["source_key"], name="ledgerentry_source_key_unique"),
             models.CheckConstraint(
                 condition=Q(kind__in=["accrual", "reversal", "adjustment", "payment"]),
                 name="ledgerentry_kind",
             ),
         ]
-        indexes = [models.Index(fields=["agreement", "occurred_at"], name="ledgerentry_agreement_time_idx")]
+        indexes = [
+            models.Index(fields=["agreement", "occurred_at"], name="ledgerentry_agreement_time_idx"),
+            models.Index(
+                fields=["refers_to_statement"], name="ledgerentry_refers_to_idx",
+                condition=Q(refers_to_statement__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind} {self.amount_minor} {self.currency}"

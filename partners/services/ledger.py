@@ -19,16 +19,18 @@ services (adjustments, payments).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
 from django.db import connection
 from django.utils import timezone
 
-from config import versions
+from config import precommit, prepared, versions
 from partners.canonical import canonical, iso, sha256_hex
 from partners.models import AgreementVersion, LedgerEntry, LedgerHead
 from partners.money import price_minor
@@ -87,6 +89,45 @@ def entry_hash_payload(entry: LedgerEntry) -> dict:
 
 def entry_hash(entry: LedgerEntry) -> str:
     return sha256_hex(canonical(entry_hash_payload(entry)))
+
+
+def hash_frame(item: PendingEntry, recorded_at: datetime) -> tuple[str, str, str]:
+    """`entry_hash`'s canonical JSON around the two values only the chain head gives.
+
+    `before + prev_hash + between + str(seq) + after` is byte for byte
+    `canonical(entry_hash_payload(entry))` (the keys in RFC 8785 order; strings escaped
+    as RFC 8785 does, which is what `json.dumps(ensure_ascii=False)` does too: the same
+    escapes, lowercase hex), so the database can hash an entry once it holds the head
+    (PostgreSQL's `sha256`) and `verify_chain` recomputes the same hash.
+    """
+    text, number = _json_text, _json_int
+    statement = item.refers_to_statement_id
+    before = (
+        f'{{"agreement":{number(item.agreement_id)},"agreement_version":{number(item.agreement_version_id)},'
+        f'"amount_minor":{number(item.amount_minor)},"code_last4":{text(item.code_last4)},'
+        f'"currency":{text(item.currency)},"kind":{text(item.kind)},"memo":{text(item.memo)},'
+        f'"merchant":{number(item.merchant_id)},"occurred_at":{text(iso(item.occurred_at))},'
+        f'"partner":{number(item.partner_id)},"prev_hash":"'
+    )
+    between = (
+        f'","recorded_at":{text(iso(recorded_at))},'
+        f'"refers_to_statement":{text(str(statement)) if statement else "null"},'
+        f'"reverses":{number(item.reverses_id)},"seq":'
+    )
+    after = (
+        f',"sku":{text(item.sku)},"source_id":{text(item.source_id)},"source_key":{text(item.source_key)},'
+        f'"source_type":{text(item.source_type)}}}'
+    )
+    return before, between, after
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _json_int(value: int | None) -> str:
+    # RFC 8785 refuses integers beyond 2**53 - 1; canonical() raises the same error here
+    return "null" if value is None else canonical(value).decode() if abs(value) > 2**53 - 1 else str(value)
 
 
 # The versions covering each (product, basis) of a merchant, whatever their validity,
@@ -165,10 +206,36 @@ def append(pending: Iterable[PendingEntry], *, fresh: bool = False) -> list[Ledg
     `fresh`: every source was created in this transaction (a redemption, an issuance),
     so no other transaction can have priced it and the look-up of written keys is
     skipped (the unique `source_key` stays the backstop).
-    On PostgreSQL the heads are locked in one statement and the entries written and the
-    heads moved in one more: the head lock serialises a partner's entries, so the less
-    runs while it is held, the more covered requests a partner can take per second.
+    The head lock serialises a partner's entries, so the less runs while it is held,
+    the more covered requests a partner can take per second. On PostgreSQL a fresh
+    append of one entry per partner (a redemption) is one prepared statement that
+    locks the heads, hashes and inserts the entries and moves the heads
+    (`_chain_in_database`); any other append locks the heads in one statement and
+    writes the entries and moves the heads in one more.
     """
+    items = list(pending)
+    if fresh and _one_per_partner(items):
+        now = timezone.now()
+        return [
+            _entry(item, pk=pk, seq=seq, prev_hash=prev_hash, hash_=hash_, recorded_at=now)
+            for item, (pk, seq, prev_hash, hash_) in zip(items, _chain_in_database(items, now), strict=True)
+        ]
+    return _append(items, fresh=fresh)
+
+
+def _write_fresh(items: list[PendingEntry]) -> None:
+    """`append(items, fresh=True)` without building the entries for the caller (a deferred step)."""
+    if _one_per_partner(items):
+        _chain_in_database(items, timezone.now())
+    else:
+        _append(items, fresh=True)
+
+
+def _one_per_partner(items: list[PendingEntry]) -> bool:
+    return connection.vendor == "postgresql" and len({item.partner_id for item in items}) == len(items) > 0
+
+
+def _append(pending: list[PendingEntry], *, fresh: bool) -> list[LedgerEntry]:
     by_partner: dict[int, list[PendingEntry]] = defaultdict(list)
     for item in pending:
         by_partner[item.partner_id].append(item)
@@ -190,28 +257,7 @@ def append(pending: Iterable[PendingEntry], *, fresh: bool = False) -> list[Ledg
                 continue
             written.add(item.source_key)
             seq += 1
-            entry = LedgerEntry(
-                partner_id=partner_id,
-                merchant_id=item.merchant_id,
-                agreement_id=item.agreement_id,
-                agreement_version_id=item.agreement_version_id,
-                seq=seq,
-                kind=item.kind,
-                currency=item.currency,
-                amount_minor=item.amount_minor,
-                source_type=item.source_type,
-                source_id=item.source_id,
-                source_key=item.source_key,
-                sku=item.sku,
-                code_last4=item.code_last4,
-                reverses_id=item.reverses_id,
-                refers_to_statement_id=item.refers_to_statement_id,
-                memo=item.memo,
-                actor=item.actor,
-                occurred_at=item.occurred_at,
-                recorded_at=now,
-                prev_hash=prev,
-            )
+            entry = _entry(item, pk=None, seq=seq, prev_hash=prev, hash_="", recorded_at=now)
             entry.hash = entry_hash(entry)
             prev = entry.hash
             created.append(entry)
@@ -226,7 +272,94 @@ def append(pending: Iterable[PendingEntry], *, fresh: bool = False) -> list[Ledg
     return created
 
 
+def _entry(
+    item: PendingEntry, *, pk: int | None, seq: int, prev_hash: str, hash_: str, recorded_at: datetime
+) -> LedgerEntry:
+    fields = {name: value for name, value in vars(item).items() if name != "extra"}
+    entry = LedgerEntry(
+        pk=pk, seq=seq, prev_hash=prev_hash, hash=hash_, recorded_at=recorded_at, **fields
+    )
+    if pk is not None:
+        entry._state.adding, entry._state.db = False, connection.alias
+    return entry
+
+
 _HEAD, _ENTRY = LedgerHead._meta.db_table, LedgerEntry._meta.db_table
+
+# What Python knows of an entry before it holds the head, with each column's type, in
+# the order `_chain_in_database` sends them; then the three parts of its hash frame.
+_KNOWN = (
+    ("partner_id", "bigint"), ("merchant_id", "bigint"), ("agreement_id", "bigint"),
+    ("agreement_version_id", "bigint"), ("kind", "text"), ("currency", "text"), ("amount_minor", "bigint"),
+    ("source_type", "text"), ("source_id", "text"), ("source_key", "text"), ("sku", "text"),
+    ("code_last4", "text"), ("reverses_id", "bigint"), ("refers_to_statement_id", "uuid"), ("memo", "text"),
+    ("actor", "text"), ("occurred_at", "timestamptz"), ("recorded_at", "timestamptz"),  # recorded_at last
+)
+
+
+@cache
+def _chain_sql(rows: int) -> str:
+    """The one statement of a fresh append of `rows` entries, one per partner.
+
+    Heads are locked in partner order (FOR UPDATE in READ COMMITTED gives the head as
+    its last writer committed it); an entry's seq is its head's + 1 and its hash the
+    SHA-256 of its canonical JSON (`hash_frame`) with the head's hash and that seq in
+    place; the heads move to the new entries. If a head is missing (a partner's first
+    entry) the statement writes nothing and returns no row.
+    """
+    column = {f.attname: f.column for f in LedgerEntry._meta.concrete_fields}
+    row = "(" + ", ".join(f"%s::{kind}" for _, kind in _KNOWN) + ", %s::text, %s::text, %s::text)"
+    columns = ", ".join(column[name] for name, _ in _KNOWN)
+    seq, prev_hash, hash_ = column["seq"], column["prev_hash"], column["hash"]
+    return prepared.compact(f"""
+        WITH pending ({columns}, frame_before, frame_between, frame_after) AS (
+            VALUES {", ".join([row] * rows)}
+        ), head AS (
+            SELECT h.partner_id, h.seq, h.hash FROM {_HEAD} AS h
+             WHERE h.partner_id IN (SELECT partner_id FROM pending)
+             ORDER BY h.partner_id FOR UPDATE
+        ), entry AS (
+            SELECT p.*, head.seq + 1 AS new_seq, head.hash AS new_prev_hash,
+                   encode(sha256(convert_to(
+                       p.frame_before || head.hash || p.frame_between || (head.seq + 1)::text
+                       || p.frame_after,
+                       'UTF8')), 'hex') AS new_hash
+              FROM pending AS p JOIN head ON head.partner_id = p.partner_id
+             WHERE (SELECT count(*) FROM head) = {rows:d}
+        ), inserted AS (
+            INSERT INTO {_ENTRY} ({columns}, {seq}, {prev_hash}, {hash_})
+            SELECT {columns}, new_seq, new_prev_hash, new_hash FROM entry
+            RETURNING id, partner_id, {seq}, {prev_hash}, {hash_}
+        ), moved AS (
+            UPDATE {_HEAD} AS h SET seq = inserted.{seq}, hash = inserted.{hash_}
+              FROM inserted WHERE h.partner_id = inserted.partner_id
+            RETURNING 1
+        )
+        SELECT partner_id, id, {seq}, {prev_hash}, {hash_}, (SELECT count(*) FROM moved) FROM inserted
+    """)  # noqa: S608  (table and column names from the models; every value is a parameter)
+
+
+def _chain_in_database(items: list[PendingEntry], now: datetime) -> list[tuple[int, int, str, str]]:
+    """PostgreSQL, a fresh append of one entry per partner in one statement (`_chain_sql`):
+    (pk, seq, prev_hash, hash) of each entry, in the order of `items`."""
+    params: list = []
+    for item in items:
+        params += [getattr(item, name) for name, _ in _KNOWN[:-1]]
+        params += [now, *hash_frame(item, now)]
+    sql = _chain_sql(len(items))
+    with prepared.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+        if not rows:  # a partner's first entry: create its head, then the same statement again
+            _create_heads(sorted(item.partner_id for item in items))
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    if len(rows) != len(items) or rows[0][5] != len(items):
+        raise RuntimeError(f"ledger: {len(rows)} of {len(items)} entries written, heads moved {rows}")
+    written = {partner_id: (pk, seq, prev_hash, hash_) for partner_id, pk, seq, prev_hash, hash_, _ in rows}
+    return [written[item.partner_id] for item in items]
+
+
 _ENTRY_FIELDS = [f for f in LedgerEntry._meta.concrete_fields if not f.primary_key]
 # Table and column names from the models; every value is a parameter.
 _LOCK_HEADS_SQL = (
@@ -319,16 +452,34 @@ def record_issuance(
 
 
 def record_redemption(
-    *, redemption, product, code_last4: str, actor: str = "", fresh: bool = False
+    *, redemption, product, code_last4: str, actor: str = "", fresh: bool = False, last: bool = False
 ) -> list[LedgerEntry]:
     """Price a redemption under every covering version. Call inside the redeeming
-    transaction; `fresh` when the redemption was created in it (see `append`)."""
+    transaction; `fresh` when the redemption was created in it (see `append`).
+
+    `last` (with `fresh`): the entries are written as the transaction's last step
+    before COMMIT when the caller's request runs such steps (config/precommit.py), so
+    the partner's chain head is locked only from there to COMMIT; the entries are then
+    not returned (an empty list). Without such a step, or inside a savepoint, they are
+    written now.
+    """
     at = redemption.redeemed_at
     versions = versions_in_force(
         product_id=product.pk, merchant_id=product.merchant_id, basis="redeemed", at=at
     )
     if not versions:
         return []
+    if last and fresh:
+        items = [
+            _priced(
+                version, product=product, kind=LedgerEntry.Kind.ACCRUAL, source_type="redemption",
+                source_id=str(redemption.pk), occurred_at=at, code_last4=code_last4, actor=actor,
+            )
+            for version in versions
+        ]
+        if precommit.defer(lambda: _write_fresh(items)):
+            return []
+        return append(items, fresh=True)
     return append((
         _priced(
             version,

@@ -4,7 +4,9 @@ See docs/transactions.md. The transaction opened here is the request's only one
 (durable): the idempotency claim is its first statement, the service's work joins it
 (services open `transaction.atomic(savepoint=False)`, which here adds nothing), and
 the completed record is written before it commits. So either the effect and its
-record commit together, or neither exists.
+record commit together, or neither exists. A write a service deferred to the end
+(config/precommit.py: the settlement ledger's append, which locks a partner's chain
+head) runs after the completion, as the transaction's last statement before COMMIT.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from rest_framework.response import Response
 
+from config import precommit
 from config.errors import DomainError
 from vouchers.api.errors import (
     PROBLEM,
@@ -40,7 +43,7 @@ def respond_once(*, caller: str, key: str, fingerprint: str, perform: Callable[[
     that is not a DomainError (the transaction rolls back, the key stays free).
     """
     try:
-        with transaction.atomic(durable=True):
+        with transaction.atomic(durable=True), precommit.last_steps():
             claim = idempotency.claim(caller=caller, key=key, fingerprint=fingerprint)
             if claim.outcome != "run":
                 return _answer_claimed(claim)
@@ -51,6 +54,7 @@ def respond_once(*, caller: str, key: str, fingerprint: str, perform: Callable[[
                     raise
                 response = problem_response(exc)  # the service kept its work on purpose
             idempotency.complete(claim.run_record_id, status=response.status_code, body=response.data)
+            # the steps the service deferred (a ledger append) run here, just before COMMIT
             return response
     except DomainError as exc:
         if not exc.rollback or exc.status in TRANSIENT_STATUSES or isinstance(exc, _CLAIM_ERRORS):

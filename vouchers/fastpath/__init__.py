@@ -7,59 +7,22 @@ was written; the portable service then explains the refusal with one read. Confi
 and cancel bring back the issuance as it was when they changed nothing, so a final
 status is answered without a second query. SQLite
 (and any other engine) takes the portable ORM path in the service, with the same
-behaviour; `enabled()` decides.
+behaviour; `enabled()` decides. What two operations share has a module of its own:
+`held` (confirm and cancel: the statement run on the caller's issuance and its rows
+read back), `code_move` (redemption and reversal: the counters and the event of one
+code moved between issued and redeemed).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from django.conf import settings
 from django.db import connection
+
+# The statements are sent compacted and prepared once per connection (config/prepared.py,
+# shared with the settlement ledger's append).
+from config.prepared import compact, cursor
+
+__all__ = ["compact", "cursor", "enabled"]
 
 
 def enabled() -> bool:
     return connection.vendor == "postgresql"
-
-
-def compact(sql: str) -> str:
-    """The statement as sent: comments dropped, whitespace folded.
-
-    psycopg caches the parsing of a statement's placeholders only for statements of at
-    most 4,096 bytes; the commented source of an operation is longer, and parsing it
-    again on every request cost as much CPU as a small query. The SQL holds no string
-    literal with `--` or runs of spaces.
-    """
-    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
-    return re.sub(r"\s+", " ", " ".join(lines)).strip()
-
-
-@contextmanager
-def cursor() -> Iterator:
-    """A cursor for a fast-path statement: planned once per connection, not per request.
-
-    PostgreSQL spent more time planning these statements (0.7-0.85 ms) than running them
-    (0.3-0.4 ms). Django's cursors bind parameters on the client, so every request sends
-    new text and nothing can be prepared; this one binds them on the server, and psycopg
-    prepares each statement on its first use on a connection (`prepare_threshold` 0 on
-    the connection touches only server-binding cursors: Django's own never prepare).
-    Wrapped like any Django cursor, so query logging and execute wrappers see it.
-    `DB_PREPARE_FAST_PATHS=false` turns it off (e.g. behind a pooler that cannot keep
-    prepared statements).
-    """
-    if not settings.DB_PREPARE_FAST_PATHS:
-        with connection.cursor() as plain:
-            yield plain
-        return
-    from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]  # not in django-stubs
-
-    connection.ensure_connection()
-    raw_connection = connection.connection
-    if raw_connection.prepare_threshold != 0:
-        raw_connection.prepare_threshold = 0
-    raw = ServerBindingCursor(raw_connection)
-    wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
-    with wrapped:
-        yield wrapped

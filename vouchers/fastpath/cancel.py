@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import random
 from datetime import datetime
 from functools import cache
 
-from django.conf import settings
 from django.db import connection
 
 from vouchers import fastpath
-from vouchers.fastpath import cursor as fastpath_cursor
+from vouchers.fastpath import held
 from vouchers.locks import HELD_STATUSES
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product, StockCounter
-from vouchers.selectors import ModelRows
 
 _ISSUANCE, _CODE, _BATCH = Issuance._meta.db_table, Code._meta.db_table, Batch._meta.db_table
-_ISSUANCE_ROWS, _PRODUCT_ROWS = ModelRows(Issuance, "i"), ModelRows(Product, "p")
+_ISSUANCE_ROWS, _PRODUCT_ROWS = held.ISSUANCE_ROWS, held.PRODUCT_ROWS
 _HELD = ", ".join(f"'{status.value}'" for status in HELD_STATUSES)  # constants from the model
 
 # Table names and statuses come from the models; every value is a parameter.
@@ -101,19 +98,12 @@ def cancel(
     Must run inside the request's transaction. Raises RuntimeError if a row the
     cancellation implies is missing (the transaction then rolls back).
     """
-    params = {
-        "issuance_id": issuance_id, "storefront_id": storefront_id, "now": now, "actor": actor,
-        "shard": random.randrange(settings.VOUCHER_STOCK_SHARDS),
-    }
-    with fastpath_cursor() as cursor:
-        cursor.execute(_sql(), params)
-        rows = cursor.fetchall()
-    if not rows:
+    rows, issuance = held.run(
+        _sql(), counts=3, issuance_id=issuance_id, storefront_id=storefront_id, actor=actor, now=now
+    )
+    if issuance is None:
         return None, []
     cancelled, counted, evented = rows[0][:3]
-    n_issuance, n_product = len(_ISSUANCE_ROWS.fields), len(_PRODUCT_ROWS.fields)
-    issuance = _ISSUANCE_ROWS.instance(rows[0][3:3 + n_issuance])
-    issuance.product = _PRODUCT_ROWS.instance(rows[0][3 + n_issuance:3 + n_issuance + n_product])
     if not cancelled:
         return issuance, []
     codes = []

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import random
 from datetime import datetime
 from functools import cache
 
-from django.conf import settings
 from django.db import connection
 
 from vouchers import fastpath
-from vouchers.fastpath import cursor as fastpath_cursor
+from vouchers.fastpath import held
 from vouchers.models import Batch, Code, CodeEvent, Issuance, Product, StockCounter
-from vouchers.selectors import ModelRows
 
 _ISSUANCE, _CODE, _BATCH = Issuance._meta.db_table, Code._meta.db_table, Batch._meta.db_table
-_ISSUANCE_ROWS, _PRODUCT_ROWS = ModelRows(Issuance, "i"), ModelRows(Product, "p")
+_ISSUANCE_ROWS, _PRODUCT_ROWS = held.ISSUANCE_ROWS, held.PRODUCT_ROWS
 # The code columns the response (decrypted again from the ciphertext), the ledger and
 # the webhook need, in this order.
 _CODE_FIELDS = ("id", "batch_id", "ciphertext", "nonce", "key_id", "blind_index", "serial", "expires_at",
@@ -113,19 +110,12 @@ def confirm(*, issuance_id, storefront_id: int, actor: str, now: datetime) -> tu
     Must run inside the request's transaction. Raises RuntimeError if a row the
     confirmation implies is missing (the transaction then rolls back).
     """
-    params = {
-        "issuance_id": issuance_id, "storefront_id": storefront_id, "now": now, "actor": actor,
-        "shard": random.randrange(settings.VOUCHER_STOCK_SHARDS),
-    }
-    with fastpath_cursor() as cursor:
-        cursor.execute(_sql(), params)
-        rows = cursor.fetchall()
-    if not rows:
+    rows, issuance = held.run(
+        _sql(), counts=4, issuance_id=issuance_id, storefront_id=storefront_id, actor=actor, now=now
+    )
+    if issuance is None:
         return None, False
     confirmed, moved, counted, evented = rows[0][:4]
-    n_issuance, n_product = len(_ISSUANCE_ROWS.fields), len(_PRODUCT_ROWS.fields)
-    issuance = _ISSUANCE_ROWS.instance(rows[0][4:4 + n_issuance])
-    issuance.product = _PRODUCT_ROWS.instance(rows[0][4 + n_issuance:4 + n_issuance + n_product])
     if issuance.status != Issuance.Status.ISSUED:
         return issuance, False
     batches = len({row[-10] for row in rows if row[-11] is not None})  # m.batch_id of each code

@@ -14,8 +14,9 @@ from django.db import connection
 from fraud.models import RiskAssessment
 from vouchers import fastpath
 from vouchers.fastpath import assessment as deferred
+from vouchers.fastpath import code_move
 from vouchers.fastpath import cursor as fastpath_cursor
-from vouchers.models import Batch, Code, CodeEvent, Redemption, StockCounter
+from vouchers.models import Batch, Code, Redemption
 
 # Table names and columns come from the models; every value is a parameter.
 REDEEM_SQL = f"""
@@ -52,23 +53,8 @@ WITH code AS (
     INSERT INTO {RiskAssessment._meta.db_table} ({deferred.COLUMNS}, redemption_id)
     SELECT {{deferred_values}}, redemption.id FROM redemption WHERE %(assessment_new)s
     RETURNING id
-), counters AS (
-    -- Invariant 2 (counts by state add up): one shard of the batch, issued -1 and
-    -- redeemed +1 in one UPDATE (rows in (batch, state, shard) index order, as the ORM path).
-    UPDATE {StockCounter._meta.db_table} AS s
-       SET count = s.count + CASE s.state WHEN 'issued' THEN -1 ELSE 1 END
-      FROM code
-     WHERE s.batch_id = code.batch_id AND s.shard = %(shard)s AND s.state IN ('issued', 'redeemed')
-    RETURNING s.id
-), event AS (
-    -- Invariant 4: the state change's append-only event, in the same transaction.
-    INSERT INTO {CodeEvent._meta.db_table}
-           (batch_id, code_id, issuance_id, action, from_state, to_state, actor, details, created_at)
-    SELECT code.batch_id, code.id, code.issuance_id, 'redeemed', 'issued', 'redeemed', %(actor)s,
-           %(details)s::jsonb, %(now)s
-      FROM code
-    RETURNING id
-)
+), {code_move.counters_cte(from_state="issued", to_state="redeemed")}
+, {code_move.event_cte(action="redeemed", from_state="issued", to_state="redeemed")}
 SELECT (SELECT id FROM redemption), (SELECT count(*) FROM assessment),
        (SELECT count(*) FROM counters), (SELECT count(*) FROM event), (SELECT id FROM assessment_new)
 """  # noqa: S608

@@ -11,8 +11,9 @@ from django.conf import settings
 from django.db import connection
 
 from vouchers import fastpath
+from vouchers.fastpath import code_move
 from vouchers.fastpath import cursor as fastpath_cursor
-from vouchers.models import Batch, Code, CodeEvent, Merchant, Product, Redemption, StockCounter
+from vouchers.models import Batch, Code, Merchant, Product, Redemption
 
 # Table names come from the models; every value is a parameter.
 REVERSE_SQL = f"""
@@ -48,23 +49,8 @@ WITH target AS (
       FROM target, code
      WHERE r.id = target.id
     RETURNING r.id, r.code_id, r.storefront_id, r.partner_id, r.order_ref, r.location, r.redeemed_at
-), counters AS (
-    -- Invariant 2 (counts by state add up): one shard of the batch, redeemed -1 and
-    -- issued +1 in one UPDATE (rows in (batch, state, shard) index order, as every writer).
-    UPDATE {StockCounter._meta.db_table} AS s
-       SET count = s.count + CASE s.state WHEN 'redeemed' THEN -1 ELSE 1 END
-      FROM code
-     WHERE s.batch_id = code.batch_id AND s.shard = %(shard)s AND s.state IN ('issued', 'redeemed')
-    RETURNING s.id
-), event AS (
-    -- Invariant 4: the state change's append-only event, in the same transaction.
-    INSERT INTO {CodeEvent._meta.db_table}
-           (batch_id, code_id, issuance_id, action, from_state, to_state, actor, details, created_at)
-    SELECT code.batch_id, code.id, code.issuance_id, 'redemption_reversed', 'redeemed', 'issued',
-           %(actor)s, %(details)s::jsonb, %(now)s
-      FROM code
-    RETURNING id
-)
+), {code_move.counters_cte(from_state="redeemed", to_state="issued")}
+, {code_move.event_cte(action="redemption_reversed", from_state="redeemed", to_state="issued")}
 SELECT reversed.id, reversed.code_id, reversed.storefront_id, reversed.partner_id, reversed.order_ref,
        reversed.location, reversed.redeemed_at, (SELECT count(*) FROM counters), (SELECT count(*) FROM event)
   FROM reversed

@@ -98,9 +98,11 @@ def _redeem_fast(*, caller: Caller, row: Code, decision, order_ref: str, locatio
     # HOOK (docs/transactions.md): after the effect, inside the transaction, with
     # redemption.pk, row.pk, row.batch.product_id, row.issuance_id and `now`. A recorder
     # that must live in the statement itself joins REDEEM_SQL as one more CTE.
-    # settlement: price the redemption (partners.services.ledger)
+    # settlement: price the redemption (partners.services.ledger), as the transaction's
+    # last step when the request runs one: the partner's chain head is then locked only
+    # from that statement to COMMIT
     ledger.record_redemption(redemption=redemption, product=row.batch.product, code_last4=row.last4,
-                             actor=caller.identity, fresh=True)
+                             actor=caller.identity, fresh=True, last=True)
     webhooks.redemption_changed(redemption, event_type="code.redeemed")
     return redemption
 

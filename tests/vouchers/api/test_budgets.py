@@ -15,6 +15,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from partners.models import LedgerEntry, LedgerHead
+from partners.services import ledger
+from tests.partners.conftest import make_agreement
 from tests.snapshots import world
 from tests.vouchers.api.conftest import make_shop
 from vouchers.models import IdempotencyRecord
@@ -85,6 +88,11 @@ SQL = {
     "reverse_again": 9,
     # the storefront sells a restricted list?, page count, the page, stock of the page
     "products": 4,
+    # a redemption of a product a partner agreement covers: the same, plus the ledger's
+    # one statement (the chain head locked, the entry hashed and inserted, the head
+    # moved), sent last, after the completion (was 2 statements, right after the
+    # redemption statement)
+    "redeem_covered": 6 + 1,
 }
 
 
@@ -171,6 +179,28 @@ def test_reversal_budget(warm, redis_round_trips):
     assert world() == before
 
 
+def test_covered_redemption_budget(db, redis_round_trips):
+    # given a shop whose product a partner agreement covers, its caches warm
+    shop = make_shop(codes=10)
+    agreement = make_agreement(merchant=shop.storefront.merchant, products=[shop.product])
+    codes = [c["code"] for c in shop.client.issue(shop.product.sku, quantity=4).json()["codes"]]
+    shop.client.check(codes[0])
+    shop.client.redeem(codes[3])
+    # when a code is redeemed
+    redis_round_trips.count = 0
+    with CaptureQueriesContext(connection) as queries:
+        response = shop.client.redeem(codes[1])
+    # then one statement more than an uncovered redemption, the ledger's, sent after the
+    # idempotency completion, just before COMMIT: the chain head is locked only from
+    # there to COMMIT
+    assert (response.status_code, len(queries), redis_round_trips.count) == (201, SQL["redeem_covered"], 1)
+    sent = [q["sql"] for q in queries]
+    assert IdempotencyRecord._meta.db_table in sent[-3] and sent[-1] == "COMMIT"
+    assert LedgerHead.objects.get(pk=agreement.partner_id).seq == 2
+    entry = LedgerEntry.objects.get(source_id=response.json()["id"])
+    assert (entry.seq, entry.amount_minor) == (2, 125)
+    assert ledger.verify_chain(partner_id=agreement.partner_id) is None
+
 
 def test_the_fast_path_statements_fit_psycopgs_parse_cache():
     """psycopg parses a statement's placeholders once only up to 4,096 bytes and 50
@@ -181,6 +211,9 @@ def test_the_fast_path_statements_fit_psycopgs_parse_cache():
                       check._sql()):
         assert len(statement.encode()) <= 4096
         assert len(set(re.findall(r"%\((\w+)\)s", statement))) <= 50
+    # the ledger's append of one entry (a redemption one partner is paid for)
+    assert len(ledger._chain_sql(1).encode()) <= 4096
+    assert ledger._chain_sql(1).count("%s") <= 50
 
 
 def _prepared_fast_paths() -> list[str]:
