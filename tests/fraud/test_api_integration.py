@@ -97,7 +97,7 @@ def test_review_denial_returns_codes_to_stock(shop):
 
 
 def test_reviewer_of_another_merchant_cannot_decide(shop):
-    from vouchers.exceptions import NotFound
+    from config.errors import NotFound
 
     issuance_id = review_issuance(shop)
     outsider = StaffFactory()
