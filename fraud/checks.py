@@ -24,3 +24,31 @@ def counter_cache_fails_loudly(app_configs, **kwargs) -> list[checks.CheckMessag
             id="fraud.E002",
         )]
     return []
+
+
+@checks.register()
+def facts_have_listeners(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """fraud announces its facts as signals (fraud/signals.py); one nobody receives is lost.
+
+    Without a receiver a severe event would write no `fraud.alert` webhook, silently (a
+    lift refuses by itself, see `lift_lockout`; this says so before the first request).
+    """
+    from fraud.models import FraudEvent
+    from fraud.signals import fraud_event_recorded, lockout_lifted
+
+    missing = [
+        (name, hint)
+        for name, signal, hint in (
+            ("fraud_event_recorded", fraud_event_recorded, "the webhook outbox (vouchers.webhooks)"),
+            ("lockout_lifted", lockout_lifted, "the audit log (vouchers.audit)"),
+        )
+        if not signal.has_listeners(FraudEvent)
+    ]
+    return [
+        checks.Error(
+            f"Nothing receives fraud's {name} signal: what it announces would not be recorded.",
+            hint=f"Install the app that records it: {hint}.",
+            id="fraud.E003",
+        )
+        for name, hint in missing
+    ]
